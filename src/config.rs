@@ -1,0 +1,209 @@
+//! Typed configuration from flags, `WISP_*` environment variables and a TOML file
+//! (`--config`), in that order of precedence, validated once at start.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::rtc::RtcSettings;
+use crate::signal::CandidateFilter;
+
+/// Command-line flags; every one can also come from the environment or the TOML file
+/// (same names, kebab-case keys).
+#[derive(Debug, Default, Clone, clap::Parser, Deserialize)]
+#[command(
+    name = "wisp",
+    version,
+    about = "WHIP/WHEP broadcast and conference server"
+)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Args {
+    /// TOML file with any of these settings (flags and environment win).
+    #[arg(long, env = "WISP_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "WISP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on every WHIP/WHEP request.
+    #[arg(long, env = "WISP_TOKEN")]
+    pub token: Option<String>,
+    /// UDP port range for ICE, one port per session, as LO-HI [default: 50000-50199].
+    #[arg(long, env = "WISP_ICE_PORTS")]
+    pub ice_ports: Option<String>,
+    /// Address announced in host candidates; repeatable [default: 127.0.0.1].
+    #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Option<Vec<IpAddr>>,
+    /// Bind ICE sockets here and announce --public-ip instead (1:1 NAT).
+    #[arg(long, env = "WISP_ICE_BIND")]
+    pub ice_bind: Option<IpAddr>,
+    /// Remote networks ICE may talk to, as CIDRs [default: any, minus link-local, multicast,
+    /// unspecified and cloud metadata addresses, which are always refused].
+    #[arg(long, env = "WISP_ALLOW_REMOTE", value_delimiter = ',')]
+    pub allow_remote: Option<Vec<String>>,
+    /// Value of Access-Control-Allow-Origin [default: *].
+    #[arg(long, env = "WISP_CORS_ORIGIN")]
+    pub cors_origin: Option<String>,
+    /// Most concurrent sessions before POSTs get 503 [default: 500].
+    #[arg(long, env = "WISP_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub ice_ports: (u16, u16),
+    pub public_ips: Vec<IpAddr>,
+    pub ice_bind: Option<IpAddr>,
+    pub allow_remote: Vec<IpNet>,
+    pub cors_origin: String,
+    pub max_sessions: usize,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("port range '{s}' is not LO-HI"))?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port '{lo}'"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("bad port '{hi}'"))?;
+    if lo == 0 || hi < lo {
+        return Err(format!("port range '{s}' must be 1..=65535 with LO <= HI"));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_nets(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("'{s}' is not a CIDR"))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Merges flags/env over the TOML file over defaults, and validates.
+    pub fn from_args(cli: Args) -> Result<Config, String> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str::<Args>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => Args::default(),
+        };
+        let ports = cli.ice_ports.or(file.ice_ports);
+        let allow = cli.allow_remote.or(file.allow_remote).unwrap_or_default();
+        let token = cli.token.or(file.token).filter(|t| !t.is_empty());
+        let public_ips = cli
+            .public_ip
+            .or(file.public_ip)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        Ok(Config {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            token,
+            ice_ports: match ports {
+                Some(p) => parse_range(&p)?,
+                None => (50000, 50199),
+            },
+            public_ips,
+            ice_bind: cli.ice_bind.or(file.ice_bind),
+            allow_remote: parse_nets(&allow)?,
+            cors_origin: cli
+                .cors_origin
+                .or(file.cors_origin)
+                .unwrap_or_else(|| "*".into()),
+            max_sessions: cli.max_sessions.or(file.max_sessions).unwrap_or(500).max(1),
+        })
+    }
+
+    pub fn rtc_settings(&self) -> RtcSettings {
+        RtcSettings {
+            public_ips: self.public_ips.clone(),
+            bind_ip: self.ice_bind,
+            ports: self.ice_ports,
+            filter: CandidateFilter::new(self.allow_remote.clone()),
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_and_flags() {
+        let c = Config::from_args(Args::parse_from(["wisp"])).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.ice_ports, (50000, 50199));
+        assert_eq!(c.public_ips, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        let c = Config::from_args(Args::parse_from([
+            "wisp",
+            "--ice-ports",
+            "40000-40010",
+            "--public-ip",
+            "198.18.0.1",
+            "--public-ip",
+            "::1",
+            "--allow-remote",
+            "198.18.0.0/24,127.0.0.1",
+            "--token",
+            "t",
+        ]))
+        .unwrap();
+        assert_eq!(c.ice_ports, (40000, 40010));
+        assert_eq!(c.public_ips.len(), 2);
+        assert_eq!(c.allow_remote.len(), 2);
+        assert_eq!(c.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::from_args(Args::parse_from(["wisp", "--ice-ports", "9-1"])).is_err());
+        assert!(Config::from_args(Args::parse_from(["wisp", "--allow-remote", "nope"])).is_err());
+    }
+
+    #[test]
+    fn toml_file_under_flags() {
+        let dir = std::env::temp_dir().join(format!("wisp-cfg-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "listen = \"127.0.0.1:9999\"\nice-ports = \"41000-41001\"\n",
+        )
+        .unwrap();
+        let c = Config::from_args(Args::parse_from([
+            "wisp",
+            "--config",
+            dir.to_str().unwrap(),
+            "--ice-ports",
+            "42000-42001",
+        ]))
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.ice_ports, (42000, 42001));
+        std::fs::write(&dir, "bogus = 1\n").unwrap();
+        assert!(
+            Config::from_args(Args::parse_from([
+                "wisp",
+                "--config",
+                dir.to_str().unwrap()
+            ]))
+            .is_err()
+        );
+        let _ = std::fs::remove_file(&dir);
+    }
+}

@@ -1,0 +1,317 @@
+//! The WHIP/WHEP request handlers: validate the request, call `sfu`, shape the response.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::error::{Error, Result};
+use crate::http::App;
+use crate::http::headers::{self, Body, SDP, SDPFRAG};
+use crate::http::paths::{self, Route};
+use crate::sfu::{Patched, RoomId, SessionId};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+const ENDPOINT_METHODS: &str = "POST, OPTIONS, GET, HEAD";
+const SESSION_METHODS: &str = "PATCH, DELETE, OPTIONS, GET";
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let mut resp = match dispatch(&app, req).await {
+        Ok(r) => r,
+        Err(e) => headers::error(&e),
+    };
+    headers::cors(&mut resp, &app.config.cors_origin);
+    resp
+}
+
+fn is_preflight(req: &Request<Incoming>) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+fn check_auth(app: &App, h: &HeaderMap) -> Result<()> {
+    let Some(token) = &app.config.token else {
+        return Ok(());
+    };
+    let given = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .ok_or(Error::Unauthorized)?;
+    // Compare without an early exit on the first differing byte.
+    let ok = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if ok { Ok(()) } else { Err(Error::Unauthorized) }
+}
+
+fn content_type_is(h: &HeaderMap, want: &'static str) -> Result<()> {
+    let ok = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(want)
+        })
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType { expected: want })
+    }
+}
+
+async fn body_text(req: Request<Incoming>) -> Result<String> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > MAX_BODY
+    {
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Error::PayloadTooLarge { limit: MAX_BODY }
+            } else {
+                Error::BadRequest("The request body could not be read.".into())
+            }
+        })?
+        .to_bytes();
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::BadRequest("The request body is not UTF-8 text.".into()))
+}
+
+fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+    let q = req.uri().query()?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn preflight(methods: &'static str) -> Response<Body> {
+    let mut r = headers::empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(headers::ALLOW_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    if methods == ENDPOINT_METHODS {
+        h.insert("accept-post", HeaderValue::from_static(SDP));
+    } else {
+        h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    }
+    r
+}
+
+async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let route = paths::route(req.uri().path());
+    let preflight_req = is_preflight(&req);
+    match route {
+        Route::Page => {
+            return match *req.method() {
+                Method::GET | Method::HEAD => Ok(headers::with_body(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    crate::http::page(&app.config),
+                )),
+                _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+            };
+        }
+        Route::NotFound => return Err(Error::NotFound),
+        Route::BadName(msg) => return Err(Error::BadRequest(msg)),
+        _ => {}
+    }
+    let is_endpoint = !matches!(route, Route::Session(_));
+    if preflight_req {
+        // CORS preflight: no auth, no ICE servers (RFC 9725 §4.6).
+        return Ok(preflight(if is_endpoint {
+            ENDPOINT_METHODS
+        } else {
+            SESSION_METHODS
+        }));
+    }
+    check_auth(app, req.headers())?;
+    match route {
+        Route::Whip(room) => endpoint(app, req, room, None, true).await,
+        Route::Whep(room, participant) => endpoint(app, req, room, participant, false).await,
+        Route::Session(id) => session(app, req, id).await,
+        _ => Err(Error::NotFound),
+    }
+}
+
+async fn endpoint(
+    app: &App,
+    req: Request<Incoming>,
+    room: RoomId,
+    participant: Option<crate::sfu::ParticipantId>,
+    whip: bool,
+) -> Result<Response<Body>> {
+    match *req.method() {
+        Method::OPTIONS => {
+            let mut r = headers::empty(StatusCode::NO_CONTENT);
+            r.headers_mut()
+                .insert("accept-post", HeaderValue::from_static(SDP));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ENDPOINT_METHODS));
+            Ok(r)
+        }
+        Method::GET => Ok(headers::empty(StatusCode::NO_CONTENT)),
+        Method::HEAD => {
+            let mut r = headers::empty(StatusCode::OK);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+            Ok(r)
+        }
+        Method::POST => {
+            content_type_is(req.headers(), SDP)?;
+            let name = query_param(&req, "name");
+            let exclude = query_param(&req, "self")
+                .map(|s| crate::sfu::ParticipantId::parse(&s))
+                .transpose()?;
+            let offer = body_text(req).await?;
+            let created = if whip {
+                app.sfu.publish(&room, name, &offer).await?
+            } else {
+                app.sfu.play(&room, participant, exclude, &offer).await?
+            };
+            let mut r = headers::with_body(StatusCode::CREATED, SDP, created.answer);
+            let h = r.headers_mut();
+            let location = paths::session(&created.session);
+            h.insert(
+                header::LOCATION,
+                HeaderValue::from_str(&location).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            h.insert(
+                header::ETAG,
+                HeaderValue::from_str(&created.etag).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+            if let Some(p) = created.participant
+                && let Ok(v) = HeaderValue::from_str(p.as_str())
+            {
+                h.insert("x-wisp-participant", v);
+            }
+            Ok(r)
+        }
+        _ => Err(Error::MethodNotAllowed {
+            allow: ENDPOINT_METHODS,
+        }),
+    }
+}
+
+async fn session(app: &App, req: Request<Incoming>, id: SessionId) -> Result<Response<Body>> {
+    match *req.method() {
+        Method::PATCH => {
+            app.sfu.session(id).ok_or(Error::NotFound)?;
+            content_type_is(req.headers(), SDPFRAG)?;
+            let if_match = req
+                .headers()
+                .get(header::IF_MATCH)
+                .map(|v| v.to_str().map(str::to_string))
+                .transpose()
+                .map_err(|_| Error::PreconditionFailed)?;
+            let body = body_text(req).await?;
+            match app.sfu.patch(id, if_match.as_deref(), &body).await? {
+                Patched::Trickled => Ok(headers::empty(StatusCode::NO_CONTENT)),
+                Patched::Restarted { etag, sdpfrag } => {
+                    let mut r = headers::with_body(StatusCode::OK, SDPFRAG, sdpfrag);
+                    r.headers_mut().insert(
+                        header::ETAG,
+                        HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?,
+                    );
+                    Ok(r)
+                }
+            }
+        }
+        Method::DELETE => {
+            app.sfu.remove(id).await?;
+            Ok(headers::empty(StatusCode::OK))
+        }
+        Method::GET | Method::HEAD => {
+            app.sfu.session(id).ok_or(Error::NotFound)?;
+            Ok(headers::empty(StatusCode::NO_CONTENT))
+        }
+        Method::OPTIONS => {
+            app.sfu.session(id).ok_or(Error::NotFound)?;
+            let mut r = headers::empty(StatusCode::NO_CONTENT);
+            r.headers_mut()
+                .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(SESSION_METHODS));
+            Ok(r)
+        }
+        _ => Err(Error::MethodNotAllowed {
+            allow: SESSION_METHODS,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_names() {
+        assert_eq!(percent_decode("Ada%20L"), "Ada L");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("end%2"), "end%2");
+        assert_eq!(percent_decode("%"), "%");
+    }
+}

@@ -1,0 +1,89 @@
+//! Route paths, in one place: the server, the tests and the conformance suite all build URLs
+//! with these.
+
+use crate::sfu::{ParticipantId, RoomId, SessionId};
+
+pub const WHIP: &str = "/whip/";
+pub const WHEP: &str = "/whep/";
+pub const SESSION: &str = "/session/";
+
+pub fn whip(room: &str) -> String {
+    format!("{WHIP}{room}")
+}
+
+pub fn whep(room: &str) -> String {
+    format!("{WHEP}{room}")
+}
+
+pub fn whep_participant(room: &str, participant: &str) -> String {
+    format!("{WHEP}{room}/{participant}")
+}
+
+pub fn session(id: &SessionId) -> String {
+    format!("{SESSION}{id}")
+}
+
+/// What a request path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Page,
+    Whip(RoomId),
+    Whep(RoomId, Option<ParticipantId>),
+    Session(SessionId),
+    /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
+    BadName(String),
+    NotFound,
+}
+
+pub fn route(path: &str) -> Route {
+    if path == "/" || path == "/index.html" {
+        return Route::Page;
+    }
+    if let Some(rest) = path.strip_prefix(WHIP) {
+        return match RoomId::parse(rest) {
+            Ok(r) => Route::Whip(r),
+            Err(e) => Route::BadName(e.to_string()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix(WHEP) {
+        let (room, participant) = match rest.split_once('/') {
+            Some((r, p)) => (r, Some(p)),
+            None => (rest, None),
+        };
+        let room = match RoomId::parse(room) {
+            Ok(r) => r,
+            Err(e) => return Route::BadName(e.to_string()),
+        };
+        return match participant.map(ParticipantId::parse).transpose() {
+            Ok(p) => Route::Whep(room, p),
+            Err(e) => Route::BadName(e.to_string()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix(SESSION) {
+        return SessionId::parse(rest)
+            .map(Route::Session)
+            .unwrap_or(Route::NotFound);
+    }
+    Route::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/"), Route::Page);
+        assert!(matches!(route("/whip/room1"), Route::Whip(_)));
+        assert!(matches!(route("/whep/room1"), Route::Whep(_, None)));
+        assert!(matches!(
+            route("/whep/room1/abc123"),
+            Route::Whep(_, Some(_))
+        ));
+        assert!(matches!(route("/whip/a/b"), Route::BadName(_)));
+        assert_eq!(route("/session/nope"), Route::NotFound);
+        assert_eq!(route("/nothing"), Route::NotFound);
+        let id = SessionId::new();
+        assert_eq!(route(&session(&id)), Route::Session(id));
+    }
+}

@@ -1,0 +1,142 @@
+//! One publisher track's fan-out to the slots that currently show it.
+//!
+//! The subscriber list is an immutable snapshot behind an [`ArcSwap`]: membership changes
+//! (signalling) publish a new `Vec`, the packet path only loads the current one. No lock is
+//! shared between the publisher's reader task and any viewer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::media::SourceId;
+use crate::media::keyframe::is_keyframe;
+use crate::media::sink::{Item, SlotSink};
+use crate::rtc::RtpPacket;
+use crate::signal::{CodecSpec, MediaKind};
+
+/// Keyframe requests to one publisher track are sent at most this often (aggregated over all
+/// viewers that asked).
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counters, readable without locks (for tests, logs and later metrics).
+#[derive(Debug, Default)]
+pub struct FanoutStats {
+    pub packets_in: AtomicU64,
+    pub keyframes_in: AtomicU64,
+    pub keyframe_requests_sent: AtomicU64,
+}
+
+pub struct TrackFanout {
+    pub id: SourceId,
+    pub kind: MediaKind,
+    pub codec: CodecSpec,
+    /// Lower-case codec name, precomputed for keyframe detection.
+    codec_name: String,
+    sinks: ArcSwap<Vec<Arc<SlotSink>>>,
+    /// Sends a PLI to the publisher; provided by `rtc/`.
+    request_upstream: Box<dyn Fn() + Send + Sync>,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last upstream keyframe request, plus one (0 = never).
+    last_request_ms: AtomicU64,
+    pub stats: FanoutStats,
+}
+
+impl TrackFanout {
+    pub fn new(
+        kind: MediaKind,
+        codec: CodecSpec,
+        request_upstream: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<TrackFanout> {
+        Arc::new(TrackFanout {
+            id: SourceId::next(),
+            kind,
+            codec_name: codec.name(),
+            codec,
+            sinks: ArcSwap::from_pointee(Vec::new()),
+            request_upstream,
+            epoch: Instant::now(),
+            last_request_ms: AtomicU64::new(0),
+            stats: FanoutStats::default(),
+        })
+    }
+
+    /// The packet path: one `Arc` for the packet, then a non-blocking offer to each sink.
+    pub fn forward(&self, pkt: RtpPacket) {
+        if pkt.payload.is_empty() {
+            return; // padding-only probes carry nothing to forward
+        }
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let keyframe = self.kind == MediaKind::Video && is_keyframe(&self.codec_name, &pkt.payload);
+        if keyframe {
+            self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
+        }
+        let sinks = self.sinks.load();
+        if sinks.is_empty() {
+            return;
+        }
+        let pkt = Arc::new(pkt);
+        for sink in sinks.iter() {
+            if !sink.offer(Item {
+                src: self.id,
+                keyframe,
+                pkt: pkt.clone(),
+            }) {
+                self.request_keyframe();
+            }
+        }
+    }
+
+    /// Asks the publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].
+    pub fn request_keyframe(&self) {
+        if self.kind != MediaKind::Video {
+            return;
+        }
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let last = self.last_request_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < KEYFRAME_REQUEST_INTERVAL.as_millis() as u64 {
+            return;
+        }
+        if self
+            .last_request_ms
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.stats
+                .keyframe_requests_sent
+                .fetch_add(1, Ordering::Relaxed);
+            (self.request_upstream)();
+        }
+    }
+
+    /// Adds a sink to the snapshot (signalling path).
+    pub fn attach(&self, sink: &Arc<SlotSink>) {
+        self.sinks.rcu(|cur| {
+            let mut next = Vec::with_capacity(cur.len() + 1);
+            next.extend(cur.iter().filter(|s| !Arc::ptr_eq(s, sink)).cloned());
+            next.push(sink.clone());
+            next
+        });
+    }
+
+    /// Removes a sink from the snapshot (signalling path).
+    pub fn detach(&self, sink: &Arc<SlotSink>) {
+        self.sinks.rcu(|cur| {
+            cur.iter()
+                .filter(|s| !Arc::ptr_eq(s, sink))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// Removes every sink, e.g. when the publisher leaves.
+    pub fn detach_all(&self) -> Vec<Arc<SlotSink>> {
+        let old = self.sinks.swap(Arc::new(Vec::new()));
+        old.iter().cloned().collect()
+    }
+
+    pub fn sink_count(&self) -> usize {
+        self.sinks.load().len()
+    }
+}

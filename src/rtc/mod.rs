@@ -1,0 +1,100 @@
+//! The adapter to webrtc-rs: the only module that builds peer connections or touches the
+//! library's types. It turns a validated offer into a running peer connection and an answer,
+//! exposes incoming tracks as [`RtpSink`] callbacks and outgoing tracks as [`OutTrack`]s, and
+//! applies the server's network settings (ports, announced addresses, remote-candidate filter,
+//! the one DTLS certificate).
+
+mod feedback;
+mod peer;
+pub mod ports;
+mod track;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ::rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+
+pub use ::rtc::rtp::header::Header as RtpHeader;
+pub use ::rtc::rtp::packet::Packet as RtpPacket;
+pub use peer::{IceRestart, PeerObserver, RtcPeer};
+pub use ports::{PortLease, PortPool};
+pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
+
+use crate::error::{Error, Result};
+use crate::signal::CandidateFilter;
+
+/// Connection state of a peer, as sessions care about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    New,
+    Connected,
+    /// Consent or connectivity lost for now; ICE may still recover.
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// Network and security settings shared by every peer connection.
+#[derive(Clone)]
+pub struct RtcSettings {
+    /// Addresses announced in host candidates (NAT 1:1 when `bind_ip` is set).
+    pub public_ips: Vec<IpAddr>,
+    /// Bind here and announce `public_ips` instead (servers behind 1:1 NAT).
+    pub bind_ip: Option<IpAddr>,
+    pub ports: (u16, u16),
+    pub filter: CandidateFilter,
+    /// ICE disconnected/failed timeouts (consent freshness, RFC 7675).
+    pub ice_disconnected_timeout: Duration,
+    pub ice_failed_timeout: Duration,
+}
+
+/// Builds peer connections with the server's settings.
+pub struct RtcEngine {
+    pub settings: RtcSettings,
+    pub ports: PortPool,
+    /// One certificate for every session: generating a key per session is wasted CPU.
+    certificate: RTCCertificate,
+    fingerprint: String,
+}
+
+impl RtcEngine {
+    pub fn new(settings: RtcSettings) -> Result<RtcEngine> {
+        let provider = ::rtc::crypto::default_provider()
+            .map_err(|e| Error::Internal(format!("crypto provider: {e}")))?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            ::rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            CertificateParams::new(vec!["wisp".to_owned()])
+                .map_err(|e| Error::Internal(format!("certificate params: {e}")))?,
+        )
+        .map_err(|e| Error::Internal(format!("certificate: {e}")))?;
+        let fingerprint = certificate
+            .get_fingerprints(provider.crypto())
+            .ok()
+            .and_then(|f| f.first().map(|f| format!("{} {}", f.algorithm, f.value)))
+            .unwrap_or_default();
+        Ok(RtcEngine {
+            ports: PortPool::new(settings.ports.0, settings.ports.1),
+            settings,
+            certificate,
+            fingerprint,
+        })
+    }
+
+    /// The DTLS fingerprint every session presents.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(crate) fn certificate(&self) -> RTCCertificate {
+        self.certificate.clone()
+    }
+
+    /// A free port, or 503 when the range is exhausted.
+    pub(crate) fn lease_port(&self) -> Result<PortLease> {
+        self.ports.lease().ok_or(Error::Unavailable {
+            what: "ICE ports",
+            retry_after: Duration::from_secs(5),
+        })
+    }
+}

@@ -1,0 +1,549 @@
+//! Building, driving and closing one peer connection per WHIP/WHEP session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::rtc::interceptor::Slot;
+use ::rtc::media_stream::MediaStreamTrack;
+use ::rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::watch;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+use crate::error::{Error, Result};
+use crate::rtc::feedback::KeyframeRequestTap;
+use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
+use crate::rtc::{PeerState, PortLease, RtcEngine};
+use crate::signal::{CodecSpec, Fragment, MediaKind, OfferSummary};
+
+/// How long an answer may wait for local candidates to be gathered.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Port collisions with other programs tolerated before giving up on one request.
+const BIND_ATTEMPTS: usize = 8;
+
+/// What a session learns from its peer connection.
+pub trait PeerObserver: Send + Sync + 'static {
+    fn on_state(&self, state: PeerState);
+    /// A publisher's track arrived: where should its packets go? `None` ignores the track.
+    fn on_track(&self, info: InTrackInfo, keyframes: KeyframeRequester)
+    -> Option<Arc<dyn RtpSink>>;
+}
+
+struct Handler {
+    observer: Arc<dyn PeerObserver>,
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<PeerState>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let mapped = match state {
+            RTCPeerConnectionState::Connected => PeerState::Connected,
+            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+            RTCPeerConnectionState::Failed => PeerState::Failed,
+            RTCPeerConnectionState::Closed => PeerState::Closed,
+            _ => return,
+        };
+        self.state.send_replace(mapped);
+        self.observer.on_state(mapped);
+    }
+
+    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
+        let Some((info, requester)) = track::describe(&remote).await else {
+            tracing::debug!("ignoring a track without SSRC or codec");
+            return;
+        };
+        if let Some(sink) = self.observer.on_track(info, requester) {
+            tokio::spawn(track::read_loop(remote, sink));
+        }
+    }
+}
+
+/// One running peer connection and the port it holds.
+pub struct RtcPeer {
+    pc: Arc<dyn PeerConnection>,
+    /// Held for the connection's lifetime; freed when the peer is dropped.
+    _lease: PortLease,
+    state: watch::Receiver<PeerState>,
+    gathered: watch::Receiver<bool>,
+    /// Mids of the negotiated m-lines, for trickle candidates.
+    mids: Vec<String>,
+    filter: crate::signal::CandidateFilter,
+    /// Serialises ICE restarts (and trickles during them) on this connection.
+    ice_lock: tokio::sync::Mutex<()>,
+    /// The candidates of the first answer (the sockets outlive ICE restarts).
+    answer_candidates: std::sync::Mutex<Vec<String>>,
+}
+
+fn kind_of(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+fn default_codec(kind: MediaKind) -> CodecSpec {
+    match kind {
+        MediaKind::Audio => CodecSpec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: "minptime=10;useinbandfec=1".into(),
+        },
+        MediaKind::Video => CodecSpec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        },
+    }
+}
+
+fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
+    move |e| Error::Unprocessable(format!("{context}: {e}"))
+}
+
+impl RtcEngine {
+    async fn build(
+        &self,
+        observer: Arc<dyn PeerObserver>,
+        for_play: bool,
+    ) -> Result<(
+        Arc<dyn PeerConnection>,
+        PortLease,
+        watch::Receiver<PeerState>,
+        watch::Receiver<bool>,
+    )> {
+        let s = &self.settings;
+        let mut last_err = None;
+        for _ in 0..BIND_ATTEMPTS {
+            let lease = self.lease_port()?;
+            let mut media = MediaEngine::default();
+            media
+                .register_default_codecs()
+                .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
+            let mut registry = register_default_interceptors(Registry::new(), &mut media)
+                .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
+            if for_play {
+                registry = registry.with(Slot::from(14_000), KeyframeRequestTap::default());
+            }
+            let mut se = SettingEngineBuilder::new()
+                .with_include_loopback_candidate(s.public_ips.iter().any(|ip| ip.is_loopback()))
+                .with_ice_timeouts(
+                    Some(s.ice_disconnected_timeout),
+                    Some(s.ice_failed_timeout),
+                    Some(Duration::from_secs(2)),
+                );
+            let binds: Vec<SocketAddr> = match s.bind_ip {
+                Some(ip) => {
+                    se = se.with_nat_1to1_ips(
+                        s.public_ips.iter().map(|ip| ip.to_string()).collect(),
+                        RTCIceCandidateType::Host,
+                    );
+                    vec![SocketAddr::new(ip, lease.port)]
+                }
+                None => s
+                    .public_ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, lease.port))
+                    .collect(),
+            };
+            let config = RTCConfigurationBuilder::new()
+                .with_certificates(vec![self.certificate()])
+                .build();
+            let (gathered_tx, gathered_rx) = watch::channel(false);
+            let (state_tx, state_rx) = watch::channel(PeerState::New);
+            let handler = Arc::new(Handler {
+                observer: observer.clone(),
+                gathered: gathered_tx,
+                state: state_tx,
+            });
+            match PeerConnectionBuilder::new()
+                .with_configuration(config)
+                .with_media_engine(media)
+                .with_interceptor_registry(registry)
+                .with_setting_engine(se.build())
+                .with_handler(handler)
+                .with_udp_addrs(binds)
+                .build()
+                .await
+            {
+                Ok(pc) => return Ok((Arc::new(pc), lease, state_rx, gathered_rx)),
+                Err(e) => {
+                    tracing::debug!(port = lease.port, "peer connection did not bind: {e}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(Error::Internal(format!(
+            "no port could be bound: {}",
+            last_err.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// Answers a WHIP offer: a receive-only peer connection.
+    pub async fn publish(
+        &self,
+        offer: &str,
+        summary: &OfferSummary,
+        observer: Arc<dyn PeerObserver>,
+    ) -> Result<(RtcPeer, String)> {
+        let (pc, lease, state, gathered) = self.build(observer, false).await?;
+        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let result = async {
+            for m in &summary.media {
+                peer.pc
+                    .add_transceiver_from_kind(
+                        kind_of(m.kind),
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Recvonly,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(lib_error("transceiver"))?;
+            }
+            peer.negotiate(offer).await
+        }
+        .await;
+        match result {
+            Ok(answer) => Ok((peer, answer)),
+            Err(e) => {
+                peer.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Answers a WHEP offer: one send-only track per offered m-line, preferring `prefs[i]`
+    /// (the publisher's codec, when known) for m-line `i`.
+    pub async fn play(
+        &self,
+        offer: &str,
+        summary: &OfferSummary,
+        prefs: &[Option<CodecSpec>],
+        observer: Arc<dyn PeerObserver>,
+    ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
+        let (pc, lease, state, gathered) = self.build(observer, true).await?;
+        let peer = RtcPeer::new(pc, lease, state.clone(), gathered, summary, &self.settings);
+        let result = async {
+            let mut pending = Vec::new();
+            for (i, m) in summary.media.iter().enumerate() {
+                let codec = prefs
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| default_codec(m.kind));
+                let ssrc = rand::random::<u32>();
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                    format!("wisp-{}", &id[..8]),
+                    id,
+                    format!("slot-{i}"),
+                    kind_of(m.kind),
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        codec: RTCRtpCodec {
+                            mime_type: codec.mime_type.clone(),
+                            clock_rate: codec.clock_rate,
+                            channels: codec.channels,
+                            sdp_fmtp_line: codec.fmtp.clone(),
+                            rtcp_feedback: vec![],
+                        },
+                        ..Default::default()
+                    }],
+                )));
+                let transceiver = peer
+                    .pc
+                    .add_transceiver_from_track(
+                        local.clone() as Arc<dyn TrackLocal>,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Sendonly,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(lib_error("track"))?;
+                pending.push((m, ssrc, local, transceiver));
+            }
+            let answer = peer.negotiate(offer).await?;
+            let mut tracks = Vec::new();
+            for (m, ssrc, local, transceiver) in pending {
+                let mid = transceiver
+                    .mid()
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| m.mid.clone());
+                let mut negotiated = Vec::new();
+                if let Ok(Some(sender)) = transceiver.sender().await
+                    && let Ok(params) = sender.get_parameters().await
+                {
+                    for c in params.rtp_parameters.codecs {
+                        negotiated.push((
+                            c.payload_type,
+                            CodecSpec {
+                                mime_type: c.rtp_codec.mime_type,
+                                clock_rate: c.rtp_codec.clock_rate,
+                                channels: c.rtp_codec.channels,
+                                fmtp: c.rtp_codec.sdp_fmtp_line,
+                            },
+                        ));
+                    }
+                }
+                let out = OutTrack {
+                    kind: m.kind,
+                    mid,
+                    ssrc,
+                    track: local,
+                    negotiated: Default::default(),
+                    state: state.clone(),
+                };
+                let _ = out.negotiated.set(negotiated);
+                tracks.push(Arc::new(out));
+            }
+            Ok((answer, tracks))
+        }
+        .await;
+        match result {
+            Ok((answer, tracks)) => Ok((peer, tracks, answer)),
+            Err(e) => {
+                peer.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl RtcPeer {
+    fn new(
+        pc: Arc<dyn PeerConnection>,
+        lease: PortLease,
+        state: watch::Receiver<PeerState>,
+        gathered: watch::Receiver<bool>,
+        summary: &OfferSummary,
+        settings: &crate::rtc::RtcSettings,
+    ) -> RtcPeer {
+        RtcPeer {
+            pc,
+            _lease: lease,
+            state,
+            gathered,
+            mids: summary.mids.clone(),
+            filter: settings.filter.clone(),
+            ice_lock: tokio::sync::Mutex::new(()),
+            answer_candidates: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Applies a remote offer (candidates filtered), answers it and waits for gathering so the
+    /// answer carries every server candidate.
+    async fn negotiate(&self, offer: &str) -> Result<String> {
+        let filtered = self.filter.filter_sdp(offer);
+        let desc = RTCSessionDescription::offer(filtered)
+            .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(lib_error("remote description"))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(lib_error("answer"))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(lib_error("local description"))?;
+        let mut gathered = self.gathered.clone();
+        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
+        let sdp = self
+            .pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| Error::Internal("no local description after answering".into()))?;
+        if let Ok(r) = IceRestart::from_sdp(&sdp) {
+            *self
+                .answer_candidates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = r.candidates;
+        }
+        Ok(sdp)
+    }
+
+    pub fn state(&self) -> PeerState {
+        *self.state.borrow()
+    }
+
+    /// A receiver of state changes.
+    pub fn watch_state(&self) -> watch::Receiver<PeerState> {
+        self.state.clone()
+    }
+
+    /// Adds trickled candidates; unusable ones are dropped silently.
+    pub async fn add_candidates(&self, frag: &Fragment) -> Result<()> {
+        let _g = self.ice_lock.lock().await;
+        for section in &frag.sections {
+            let mid = section
+                .mid
+                .as_ref()
+                .filter(|m| self.mids.contains(m))
+                .or_else(|| self.mids.first())
+                .cloned();
+            for cand in &section.candidates {
+                let usable = crate::signal::Candidate::parse(cand)
+                    .map(|c| self.filter.usable(&c))
+                    .unwrap_or(false);
+                if !usable {
+                    continue;
+                }
+                let init = RTCIceCandidateInit {
+                    candidate: format!("candidate:{cand}"),
+                    sdp_mid: mid.clone(),
+                    ..Default::default()
+                };
+                if let Err(e) = self.pc.add_ice_candidate(init).await {
+                    tracing::debug!("remote candidate not added: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restarts ICE with the client's new credentials. Returns the server's new ufrag, pwd and
+    /// candidate lines. On failure the previous ICE session stays in place.
+    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
+        let _g = self.ice_lock.lock().await;
+        let remote =
+            self.pc.remote_description().await.ok_or_else(|| {
+                Error::RestartFailed("the session has no remote description".into())
+            })?;
+        let mut sdp = String::with_capacity(remote.sdp.len());
+        for line in remote.sdp.split_inclusive('\n') {
+            let t = line.trim_end();
+            if t.starts_with("a=ice-ufrag:") {
+                sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+            } else if t.starts_with("a=ice-pwd:") {
+                sdp.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            } else if t.starts_with("a=candidate:") || t.starts_with("a=end-of-candidates") {
+                continue; // candidates of the old generation
+            } else {
+                sdp.push_str(line);
+            }
+        }
+        let desc =
+            RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| Error::RestartFailed(e.to_string()))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| Error::RestartFailed(e.to_string()))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(|e| Error::RestartFailed(e.to_string()))?;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| Error::RestartFailed("no local description".into()))?;
+        let mut restart = IceRestart::from_sdp(&local.sdp)?;
+        if restart.candidates.is_empty() {
+            // The sockets are kept across the restart, so the first answer's candidates stand.
+            let first = self
+                .answer_candidates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            restart.candidates = first.clone();
+        }
+        Ok(restart)
+    }
+
+    pub async fn close(&self) {
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("close: {e}");
+        }
+    }
+}
+
+/// The server's side of an ICE restart, to be sent back as an sdpfrag.
+#[derive(Debug, Clone)]
+pub struct IceRestart {
+    pub ufrag: String,
+    pub pwd: String,
+    /// (mid, candidate attribute values) of the first bundled m-line.
+    pub mid: String,
+    pub candidates: Vec<String>,
+}
+
+impl IceRestart {
+    fn from_sdp(sdp: &str) -> Result<IceRestart> {
+        let mut ufrag = None;
+        let mut pwd = None;
+        let mut mid = None;
+        let mut candidates = Vec::new();
+        for line in sdp.lines() {
+            let line = line.trim_end();
+            if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag.get_or_insert_with(|| v.to_string());
+            } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
+                pwd.get_or_insert_with(|| v.to_string());
+            } else if let Some(v) = line.strip_prefix("a=mid:") {
+                mid.get_or_insert_with(|| v.to_string());
+            } else if let Some(v) = line.strip_prefix("a=candidate:")
+                && !candidates.iter().any(|c: &String| c == v)
+            {
+                candidates.push(v.to_string());
+            }
+        }
+        match (ufrag, pwd) {
+            (Some(ufrag), Some(pwd)) => Ok(IceRestart {
+                ufrag,
+                pwd,
+                mid: mid.unwrap_or_else(|| "0".into()),
+                candidates,
+            }),
+            _ => Err(Error::RestartFailed(
+                "the new answer has no ICE credentials".into(),
+            )),
+        }
+    }
+
+    /// The sdpfrag body for a 200 response to a restart PATCH (RFC 8840 §9).
+    pub fn to_sdpfrag(&self) -> String {
+        let mut s = format!(
+            "a=ice-options:trickle\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{}\r\n",
+            self.ufrag, self.pwd, self.mid
+        );
+        for c in &self.candidates {
+            s.push_str(&format!("a=candidate:{c}\r\n"));
+        }
+        s.push_str("a=end-of-candidates\r\n");
+        s
+    }
+}

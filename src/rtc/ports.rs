@@ -1,0 +1,87 @@
+//! The pool of UDP ports sessions draw from (`--ice-ports LO-HI`): one port per session,
+//! returned when the lease drops.
+
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+struct Inner {
+    lo: u16,
+    used: Vec<bool>,
+    /// Round-robin cursor, so a just-freed port is not reused at once (late packets).
+    next: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// A port held by one session; freed on drop.
+#[derive(Debug)]
+pub struct PortLease {
+    pub port: u16,
+    pool: PortPool,
+}
+
+impl PortPool {
+    pub fn new(lo: u16, hi: u16) -> PortPool {
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+        PortPool {
+            inner: Arc::new(Mutex::new(Inner {
+                lo,
+                used: vec![false; (hi - lo) as usize + 1],
+                next: 0,
+            })),
+        }
+    }
+
+    /// Takes the next free port, or `None` when all are in use.
+    pub fn lease(&self) -> Option<PortLease> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g.used.len();
+        for i in 0..n {
+            let idx = (g.next + i) % n;
+            if !g.used[idx] {
+                g.used[idx] = true;
+                g.next = (idx + 1) % n;
+                return Some(PortLease {
+                    port: g.lo + idx as u16,
+                    pool: self.clone(),
+                });
+            }
+        }
+        None
+    }
+
+    pub fn in_use(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.used.iter().filter(|u| **u).count()
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        let mut g = self.pool.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = (self.port - g.lo) as usize;
+        if let Some(u) = g.used.get_mut(idx) {
+            *u = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_until_exhausted_and_frees_on_drop() {
+        let pool = PortPool::new(5000, 5001);
+        let a = pool.lease().unwrap();
+        let b = pool.lease().unwrap();
+        assert_ne!(a.port, b.port);
+        assert!(pool.lease().is_none());
+        drop(a);
+        assert_eq!(pool.lease().map(|l| l.port), Some(5000));
+        assert_eq!(pool.in_use(), 1);
+    }
+}

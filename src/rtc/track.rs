@@ -1,0 +1,151 @@
+//! Incoming and outgoing tracks, as the rest of wisp sees them.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::rtc::{PeerState, RtpPacket};
+use crate::signal::{CodecSpec, MediaKind};
+
+/// What the media layer is told about a publisher's track when it arrives.
+pub struct InTrackInfo {
+    pub kind: MediaKind,
+    pub codec: CodecSpec,
+    pub ssrc: u32,
+    pub rid: Option<String>,
+}
+
+/// Receives a publisher track's packets, on its reader task.
+pub trait RtpSink: Send + Sync {
+    fn on_rtp(&self, pkt: RtpPacket);
+    /// The track ended (publisher gone or track removed).
+    fn on_end(&self) {}
+}
+
+/// A handle that sends keyframe requests (PLI) to a publisher track.
+#[derive(Clone)]
+pub struct KeyframeRequester {
+    remote: Arc<dyn TrackRemote>,
+    ssrc: u32,
+}
+
+impl KeyframeRequester {
+    pub fn request(&self) {
+        let remote = self.remote.clone();
+        let ssrc = self.ssrc;
+        tokio::spawn(async move {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!("PLI not sent: {e}");
+            }
+        });
+    }
+}
+
+pub(crate) async fn describe(
+    remote: &Arc<dyn TrackRemote>,
+) -> Option<(InTrackInfo, KeyframeRequester)> {
+    let ssrc = *remote.ssrcs().await.first()?;
+    let codec = remote.codec(ssrc).await?;
+    let kind = match remote.kind().await {
+        ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => MediaKind::Audio,
+        ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
+        _ => return None,
+    };
+    let rid = remote
+        .rid(ssrc)
+        .await
+        .map(|r| r.to_string())
+        .filter(|r| !r.is_empty());
+    Some((
+        InTrackInfo {
+            kind,
+            codec: CodecSpec {
+                mime_type: codec.mime_type.clone(),
+                clock_rate: codec.clock_rate,
+                channels: codec.channels,
+                fmtp: codec.sdp_fmtp_line.clone(),
+            },
+            ssrc,
+            rid,
+        },
+        KeyframeRequester {
+            remote: remote.clone(),
+            ssrc,
+        },
+    ))
+}
+
+/// The reader task of one incoming track: every packet goes to the sink, in order.
+pub(crate) async fn read_loop(remote: Arc<dyn TrackRemote>, sink: Arc<dyn RtpSink>) {
+    while let Some(evt) = remote.poll().await {
+        match evt {
+            TrackRemoteEvent::OnRtpPacket(pkt) => sink.on_rtp(pkt),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    sink.on_end();
+}
+
+/// One outgoing track of a viewer session (one answered m-line).
+pub struct OutTrack {
+    pub kind: MediaKind,
+    pub mid: String,
+    pub ssrc: u32,
+    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    /// Payload types and codecs negotiated on this m-line, set once after the answer.
+    pub(crate) negotiated: OnceLock<Vec<(u8, CodecSpec)>>,
+    /// The owning peer connection's state, to know when the track is bound.
+    pub(crate) state: tokio::sync::watch::Receiver<PeerState>,
+}
+
+impl OutTrack {
+    /// The payload type under which the viewer accepts a stream encoded as `codec`.
+    pub fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
+        self.negotiated
+            .get()?
+            .iter()
+            .find(|(_, c)| codec.compatible_with(c))
+            .map(|(pt, _)| *pt)
+    }
+
+    /// The codecs the viewer accepts on this m-line.
+    pub fn negotiated(&self) -> &[(u8, CodecSpec)] {
+        self.negotiated.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Hands one packet to the library; false if it was refused (not yet connected, closed).
+    pub async fn write(&self, pkt: RtpPacket) -> bool {
+        self.track.write_rtp(pkt).await.is_ok()
+    }
+
+    /// Waits for the viewer's next keyframe request; false once the track is gone.
+    pub async fn next_keyframe_request(&self) -> bool {
+        // The library binds the track once the transport is up; `poll` returns None at once
+        // while unbound, so wait for the connection first.
+        let mut state = self.state.clone();
+        if state
+            .wait_for(|s| *s != PeerState::New)
+            .await
+            .map(|s| *s != PeerState::Connected)
+            .unwrap_or(true)
+        {
+            return false;
+        }
+        loop {
+            match self.track.poll().await {
+                Some(TrackLocalEvent::OnRtcpPacket(_)) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Rooms, sessions and participants: the signalling state of the server. No HTTP types here;
+//! `http/` calls these operations and maps their errors.
+
+pub mod ids;
+pub mod room;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::media::{SlotSink, TrackFanout};
+use crate::rtc::{
+    InTrackInfo, KeyframeRequester, PeerObserver, PeerState, RtcEngine, RtcPeer, RtpPacket, RtpSink,
+};
+use crate::signal::{self, Fragment, MediaKind, Role};
+pub use ids::{ParticipantId, RoomId, SessionId};
+pub use room::{Participant, Room, Viewer, ViewerState};
+
+/// Which side a session is on.
+pub enum SessionKind {
+    Publisher(Arc<Participant>),
+    Viewer(Arc<Viewer>),
+}
+
+/// One WHIP or WHEP session.
+pub struct Session {
+    pub id: SessionId,
+    pub room: Arc<Room>,
+    pub kind: SessionKind,
+    pub peer: RtcPeer,
+    /// The current strong entity-tag (quoted); it changes with every ICE restart.
+    etag: Mutex<String>,
+}
+
+impl Session {
+    pub fn etag(&self) -> String {
+        self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn new_etag() -> String {
+    format!("\"{}\"", uuid::Uuid::new_v4().as_simple())
+}
+
+/// The result of a successful POST.
+pub struct Created {
+    pub session: SessionId,
+    pub participant: Option<ParticipantId>,
+    pub answer: String,
+    pub etag: String,
+}
+
+/// The result of a successful PATCH.
+pub enum Patched {
+    /// Candidates applied: 204.
+    Trickled,
+    /// ICE restarted: 200 with this sdpfrag and the new ETag.
+    Restarted { etag: String, sdpfrag: String },
+}
+
+/// Limits applied to signalling.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sessions: usize,
+}
+
+/// The server's signalling state.
+pub struct Sfu {
+    rtc: RtcEngine,
+    limits: Limits,
+    rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
+    sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
+    /// Sessions being set up (counted against the limit before their peer exists).
+    pending: std::sync::atomic::AtomicUsize,
+    me: Weak<Sfu>,
+}
+
+/// Counts a session being built against the limit, until dropped.
+struct Reservation<'a>(&'a Sfu);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Sfu {
+    pub fn new(rtc: RtcEngine, limits: Limits) -> Arc<Sfu> {
+        Arc::new_cyclic(|me| Sfu {
+            rtc,
+            limits,
+            rooms: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            pending: Default::default(),
+            me: me.clone(),
+        })
+    }
+
+    pub fn rtc(&self) -> &RtcEngine {
+        &self.rtc
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.sessions().get(&id).cloned()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    pub fn room(&self, id: &RoomId) -> Option<Arc<Room>> {
+        self.rooms().get(id).cloned()
+    }
+
+    fn room_or_create(&self, id: &RoomId) -> Arc<Room> {
+        self.rooms()
+            .entry(id.clone())
+            .or_insert_with(|| Room::new(id.clone()))
+            .clone()
+    }
+
+    fn reserve(&self) -> Result<Reservation<'_>> {
+        let pending = self
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let r = Reservation(self);
+        if self.session_count() + pending >= self.limits.max_sessions {
+            return Err(Error::Unavailable {
+                what: "session slots",
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        Ok(r)
+    }
+
+    /// WHIP: a new publisher in `room_id`.
+    pub async fn publish(
+        &self,
+        room_id: &RoomId,
+        name: Option<String>,
+        offer: &str,
+    ) -> Result<Created> {
+        let summary = signal::offer::parse_offer(offer, Role::Publish)?;
+        let _slot = self.reserve()?;
+        let id = SessionId::new();
+        let name = name
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "guest".into());
+        let room = self.room_or_create(room_id);
+        let participant = Participant::new(name, id);
+        let observer = Arc::new(PublisherObserver {
+            sfu: self.me.clone(),
+            session: id,
+            room: Arc::downgrade(&room),
+            participant: participant.clone(),
+        });
+        let (peer, answer) = match self.rtc.publish(offer, &summary, observer).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_room_if_empty(&room);
+                return Err(e);
+            }
+        };
+        let etag = new_etag();
+        let session = Arc::new(Session {
+            id,
+            room: room.clone(),
+            kind: SessionKind::Publisher(participant.clone()),
+            peer,
+            etag: Mutex::new(etag.clone()),
+        });
+        self.sessions().insert(id, session);
+        room.add_publisher(participant.clone());
+        tracing::info!(room = %room_id, session = %id, participant = %participant.id, "publisher joined");
+        Ok(Created {
+            session: id,
+            participant: Some(participant.id.clone()),
+            answer,
+            etag,
+        })
+    }
+
+    /// WHEP: a new viewer of `room_id`, following the room or one participant.
+    pub async fn play(
+        &self,
+        room_id: &RoomId,
+        target: Option<ParticipantId>,
+        exclude: Option<ParticipantId>,
+        offer: &str,
+    ) -> Result<Created> {
+        let summary = signal::offer::parse_offer(offer, Role::Play)?;
+        let room = match &target {
+            // A named participant must exist; a room viewer may wait for publishers.
+            Some(p) => {
+                let room = self.room(room_id).ok_or(Error::NotFound)?;
+                room.participant(p).ok_or(Error::NotFound)?;
+                room
+            }
+            None => self.room_or_create(room_id),
+        };
+        let _slot = self.reserve()?;
+        let id = SessionId::new();
+        // Prefer the codec of whoever each slot will show first, so the viewer's track is bound
+        // with the publisher's codec.
+        let shown: Vec<Arc<Participant>> = match &target {
+            Some(p) => room.participant(p).into_iter().collect(),
+            None => room
+                .publishers()
+                .into_iter()
+                .filter(|p| Some(&p.id) != exclude.as_ref())
+                .collect(),
+        };
+        let mut index = [0usize; 2];
+        let prefs: Vec<_> = summary
+            .media
+            .iter()
+            .map(|m| {
+                let k = (m.kind == MediaKind::Video) as usize;
+                let p = shown.get(index[k]);
+                index[k] += 1;
+                p.and_then(|p| p.tracks().into_iter().find(|t| t.kind == m.kind))
+                    .map(|t| t.codec.clone())
+            })
+            .collect();
+        let observer = Arc::new(ViewerObserver {
+            sfu: self.me.clone(),
+            session: id,
+        });
+        let (peer, tracks, answer) = match self.rtc.play(offer, &summary, &prefs, observer).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_room_if_empty(&room);
+                return Err(e);
+            }
+        };
+        let slots: Vec<Arc<SlotSink>> = tracks.into_iter().map(SlotSink::spawn).collect();
+        let (state, _) = watch::channel(ViewerState::Waiting);
+        let viewer = Arc::new(Viewer {
+            session: id,
+            target,
+            exclude,
+            slots,
+            state,
+        });
+        let etag = new_etag();
+        let session = Arc::new(Session {
+            id,
+            room: room.clone(),
+            kind: SessionKind::Viewer(viewer.clone()),
+            peer,
+            etag: Mutex::new(etag.clone()),
+        });
+        self.sessions().insert(id, session);
+        room.add_viewer(viewer);
+        tracing::info!(room = %room_id, session = %id, "viewer joined");
+        Ok(Created {
+            session: id,
+            participant: None,
+            answer,
+            etag,
+        })
+    }
+
+    /// PATCH: trickle candidates or an ICE restart.
+    pub async fn patch(
+        &self,
+        id: SessionId,
+        if_match: Option<&str>,
+        body: &str,
+    ) -> Result<Patched> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        let if_match = if_match.ok_or(Error::PreconditionRequired)?.trim();
+        let frag = Fragment::parse(body)?;
+        let current = session.etag();
+        if if_match != "*" && !if_match.split(',').any(|t| t.trim() == current) {
+            return Err(Error::PreconditionFailed);
+        }
+        if let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) {
+            let restart = session.peer.restart_ice(ufrag, pwd).await?;
+            session.peer.add_candidates(&frag).await?;
+            let etag = new_etag();
+            *session.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag.clone();
+            tracing::info!(room = %session.room.id, session = %id, "ICE restarted");
+            return Ok(Patched::Restarted {
+                etag,
+                sdpfrag: restart.to_sdpfrag(),
+            });
+        }
+        session.peer.add_candidates(&frag).await?;
+        Ok(Patched::Trickled)
+    }
+
+    /// DELETE (and every other way a session ends): frees everything at once.
+    pub async fn remove(&self, id: SessionId) -> Result<()> {
+        let session = self.sessions().remove(&id).ok_or(Error::NotFound)?;
+        match &session.kind {
+            SessionKind::Publisher(p) => {
+                session.room.remove_publisher(id);
+                tracing::info!(room = %session.room.id, session = %id, participant = %p.id, "publisher left");
+            }
+            SessionKind::Viewer(_) => {
+                session.room.remove_viewer(id);
+                tracing::info!(room = %session.room.id, session = %id, "viewer left");
+            }
+        }
+        self.drop_room_if_empty(&session.room);
+        session.peer.close().await;
+        Ok(())
+    }
+
+    fn drop_room_if_empty(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms();
+        if room.is_empty() && rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.id);
+        }
+    }
+
+    /// Ends every session (graceful shutdown).
+    pub async fn shutdown(&self) {
+        let ids: Vec<SessionId> = self.sessions().keys().copied().collect();
+        for id in ids {
+            let _ = self.remove(id).await;
+        }
+    }
+
+    /// A peer failed or closed on its own: end the session as if DELETEd.
+    fn end_later(sfu: &Weak<Sfu>, id: SessionId, why: PeerState) {
+        if let Some(sfu) = sfu.upgrade() {
+            tokio::spawn(async move {
+                if sfu.remove(id).await.is_ok() {
+                    tracing::info!(session = %id, ?why, "session ended by its transport");
+                }
+            });
+        }
+    }
+}
+
+struct PublisherObserver {
+    sfu: Weak<Sfu>,
+    session: SessionId,
+    room: Weak<Room>,
+    participant: Arc<Participant>,
+}
+
+/// Feeds a publisher track's packets to its fan-out; removes the track when it ends.
+struct TrackFeed {
+    fanout: Arc<TrackFanout>,
+    room: Weak<Room>,
+    participant: Arc<Participant>,
+}
+
+impl RtpSink for TrackFeed {
+    fn on_rtp(&self, pkt: RtpPacket) {
+        self.fanout.forward(pkt);
+    }
+
+    fn on_end(&self) {
+        if let Some(room) = self.room.upgrade() {
+            room.remove_track(&self.participant, &self.fanout);
+        }
+    }
+}
+
+impl PeerObserver for PublisherObserver {
+    fn on_state(&self, state: PeerState) {
+        if matches!(state, PeerState::Failed | PeerState::Closed) {
+            Sfu::end_later(&self.sfu, self.session, state);
+        }
+    }
+
+    fn on_track(
+        &self,
+        info: InTrackInfo,
+        keyframes: KeyframeRequester,
+    ) -> Option<Arc<dyn RtpSink>> {
+        let room = self.room.upgrade()?;
+        tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, "track arrived");
+        let fanout = TrackFanout::new(info.kind, info.codec, Box::new(move || keyframes.request()));
+        room.add_track(&self.participant, fanout.clone());
+        Some(Arc::new(TrackFeed {
+            fanout,
+            room: self.room.clone(),
+            participant: self.participant.clone(),
+        }))
+    }
+}
+
+struct ViewerObserver {
+    sfu: Weak<Sfu>,
+    session: SessionId,
+}
+
+impl PeerObserver for ViewerObserver {
+    fn on_state(&self, state: PeerState) {
+        if matches!(state, PeerState::Failed | PeerState::Closed) {
+            Sfu::end_later(&self.sfu, self.session, state);
+        }
+    }
+
+    fn on_track(&self, _: InTrackInfo, _: KeyframeRequester) -> Option<Arc<dyn RtpSink>> {
+        None
+    }
+}

@@ -1,0 +1,243 @@
+//! A room: its publishers (participants) and viewers, and the assignment of viewer slots to
+//! publisher tracks. Membership changes take the room's lock and re-point slots; the packet
+//! path never takes it (fan-outs hold their own lock-free snapshots).
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::media::{SlotSink, TrackFanout};
+use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
+use crate::signal::MediaKind;
+
+/// A publisher in a room.
+pub struct Participant {
+    pub id: ParticipantId,
+    pub name: String,
+    pub session: SessionId,
+    pub joined_at: SystemTime,
+    /// Incoming tracks as they arrive (at most one audio and one video today).
+    tracks: Mutex<Vec<Arc<TrackFanout>>>,
+}
+
+impl Participant {
+    pub fn new(name: String, session: SessionId) -> Arc<Participant> {
+        Arc::new(Participant {
+            id: ParticipantId::new(),
+            name,
+            session,
+            joined_at: SystemTime::now(),
+            tracks: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn tracks(&self) -> Vec<Arc<TrackFanout>> {
+        self.tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn track(&self, kind: MediaKind) -> Option<Arc<TrackFanout>> {
+        self.tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|t| t.kind == kind)
+            .cloned()
+    }
+}
+
+/// What a viewer session is showing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerState {
+    /// No publisher to show yet (or the last one left).
+    Waiting,
+    /// Slot 0 shows this participant.
+    Watching(ParticipantId),
+}
+
+/// A WHEP session's slots in a room.
+pub struct Viewer {
+    pub session: SessionId,
+    /// A by-participant viewer; `None` follows the room.
+    pub target: Option<ParticipantId>,
+    /// The viewer's own participant id, never shown to itself.
+    pub exclude: Option<ParticipantId>,
+    pub slots: Vec<Arc<SlotSink>>,
+    pub state: watch::Sender<ViewerState>,
+}
+
+#[derive(Default)]
+struct Members {
+    publishers: Vec<Arc<Participant>>,
+    viewers: Vec<Arc<Viewer>>,
+}
+
+pub struct Room {
+    pub id: RoomId,
+    members: Mutex<Members>,
+}
+
+impl Room {
+    pub fn new(id: RoomId) -> Arc<Room> {
+        Arc::new(Room {
+            id,
+            members: Mutex::new(Members::default()),
+        })
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn publishers(&self) -> Vec<Arc<Participant>> {
+        self.members().publishers.clone()
+    }
+
+    pub fn participant(&self, id: &ParticipantId) -> Option<Arc<Participant>> {
+        self.members()
+            .publishers
+            .iter()
+            .find(|p| &p.id == id)
+            .cloned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let m = self.members();
+        m.publishers.is_empty() && m.viewers.is_empty()
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.members().viewers.len()
+    }
+
+    pub fn add_publisher(&self, p: Arc<Participant>) {
+        self.members().publishers.push(p);
+        self.reconcile();
+    }
+
+    pub fn add_viewer(&self, v: Arc<Viewer>) {
+        self.members().viewers.push(v);
+        self.reconcile();
+    }
+
+    /// A publisher's track arrived.
+    pub fn add_track(&self, p: &Participant, track: Arc<TrackFanout>) {
+        p.tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(track);
+        self.reconcile();
+    }
+
+    /// A publisher's track ended.
+    pub fn remove_track(&self, p: &Participant, track: &Arc<TrackFanout>) {
+        p.tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|t| !Arc::ptr_eq(t, track));
+        for sink in track.detach_all() {
+            sink.set_source(None);
+        }
+        self.reconcile();
+    }
+
+    pub fn remove_publisher(&self, session: SessionId) {
+        let removed = {
+            let mut m = self.members();
+            let (gone, keep): (Vec<_>, Vec<_>) =
+                m.publishers.drain(..).partition(|p| p.session == session);
+            m.publishers = keep;
+            gone
+        };
+        for p in removed {
+            for t in p.tracks() {
+                for sink in t.detach_all() {
+                    sink.set_source(None);
+                }
+            }
+        }
+        self.reconcile();
+    }
+
+    pub fn remove_viewer(&self, session: SessionId) {
+        let removed = {
+            let mut m = self.members();
+            let (gone, keep): (Vec<_>, Vec<_>) =
+                m.viewers.drain(..).partition(|v| v.session == session);
+            m.viewers = keep;
+            gone
+        };
+        for v in removed {
+            for slot in &v.slots {
+                if let Some(src) = slot.source() {
+                    src.detach(slot);
+                }
+                slot.set_source(None);
+            }
+        }
+    }
+
+    /// Re-points every viewer slot at the track it should show now. Slot `j` of a kind shows
+    /// the `j`-th publisher (in join order, the viewer's own participant excluded); a
+    /// by-participant viewer shows its target in its first slot of each kind.
+    pub fn reconcile(&self) {
+        let m = self.members();
+        for v in &m.viewers {
+            let shown: Vec<Arc<Participant>> = match &v.target {
+                Some(id) => m
+                    .publishers
+                    .iter()
+                    .filter(|p| &p.id == id)
+                    .cloned()
+                    .collect(),
+                None => m
+                    .publishers
+                    .iter()
+                    .filter(|p| Some(&p.id) != v.exclude.as_ref())
+                    .cloned()
+                    .collect(),
+            };
+            let mut index = [0usize; 2];
+            for slot in &v.slots {
+                let k = match slot.kind {
+                    MediaKind::Audio => 0,
+                    MediaKind::Video => 1,
+                };
+                let want = shown.get(index[k]).and_then(|p| p.track(slot.kind));
+                index[k] += 1;
+                let have = slot.source();
+                let same = match (&have, &want) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if same {
+                    continue;
+                }
+                if let Some(old) = have {
+                    old.detach(slot);
+                }
+                slot.set_source(want.clone());
+                if let Some(new) = want {
+                    new.attach(slot);
+                    new.request_keyframe();
+                }
+            }
+            let state = match shown.first() {
+                Some(p) => ViewerState::Watching(p.id.clone()),
+                None => ViewerState::Waiting,
+            };
+            v.state.send_if_modified(|s| {
+                if *s != state {
+                    *s = state;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+}

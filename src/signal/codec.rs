@@ -1,0 +1,183 @@
+//! Codec identity and compatibility, decided by each codec's own rules rather than by
+//! string equality: H.264 by RFC 6184 §8.2.2 (profile and packetization-mode must match, the
+//! level may differ), VP9 and AV1 by profile, everything else by MIME type, clock rate and
+//! channel count.
+
+use std::collections::HashMap;
+
+/// A codec as negotiated on one side: enough to decide whether another side can take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecSpec {
+    /// e.g. `video/VP8`; compared case-insensitively.
+    pub mime_type: String,
+    pub clock_rate: u32,
+    pub channels: u16,
+    /// The `a=fmtp` parameter string, possibly empty.
+    pub fmtp: String,
+}
+
+/// H.264 profiles that matter for decoder compatibility (RFC 6184, ITU-T H.264 Annex A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H264Profile {
+    ConstrainedBaseline,
+    Baseline,
+    Main,
+    Extended,
+    ConstrainedHigh,
+    High,
+    High10,
+    High422,
+    High444,
+}
+
+/// Parses the profile part of a `profile-level-id` (six hex digits).
+pub fn h264_profile(profile_level_id: &str) -> Option<H264Profile> {
+    if profile_level_id.len() != 6 || !profile_level_id.is_ascii() {
+        return None;
+    }
+    let idc = u8::from_str_radix(&profile_level_id[0..2], 16).ok()?;
+    let iop = u8::from_str_radix(&profile_level_id[2..4], 16).ok()?;
+    u8::from_str_radix(&profile_level_id[4..6], 16).ok()?;
+    use H264Profile::*;
+    let set0 = iop & 0x80 != 0;
+    let set1 = iop & 0x40 != 0;
+    let set3 = iop & 0x10 != 0;
+    Some(match idc {
+        0x42 if set1 => ConstrainedBaseline,
+        0x42 => Baseline,
+        0x4D if set0 => ConstrainedBaseline,
+        0x4D => Main,
+        0x58 if set0 && set1 => ConstrainedBaseline,
+        0x58 if set0 => Baseline,
+        0x58 => Extended,
+        0x64 if iop & 0x0C == 0x0C => ConstrainedHigh,
+        0x64 => High,
+        0x6E if !set3 => High10,
+        0x7A if !set3 => High422,
+        0xF4 if !set3 => High444,
+        _ => return None,
+    })
+}
+
+/// Splits an fmtp string into lower-cased keys and their values.
+pub fn fmtp_params(fmtp: &str) -> HashMap<String, String> {
+    fmtp.split(';')
+        .filter_map(|kv| {
+            let kv = kv.trim();
+            if kv.is_empty() {
+                return None;
+            }
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+impl CodecSpec {
+    /// Lower-cased MIME subtype (`vp8`, `h264`, `opus`...).
+    pub fn name(&self) -> String {
+        self.mime_type
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+
+    /// Whether a stream encoded as `self` can be sent on a payload type negotiated as `other`.
+    pub fn compatible_with(&self, other: &CodecSpec) -> bool {
+        if !self.mime_type.eq_ignore_ascii_case(&other.mime_type)
+            || self.clock_rate != other.clock_rate
+        {
+            return false;
+        }
+        let name = self.name();
+        if name == "opus" {
+            return true; // channel count is always 2 in SDP for Opus
+        }
+        if self.channels != other.channels && self.channels > 1 && other.channels > 1 {
+            return false;
+        }
+        let a = fmtp_params(&self.fmtp);
+        let b = fmtp_params(&other.fmtp);
+        let param = |m: &HashMap<String, String>, k: &str, default: &str| {
+            m.get(k).cloned().unwrap_or_else(|| default.to_string())
+        };
+        match name.as_str() {
+            "h264" => {
+                param(&a, "packetization-mode", "0") == param(&b, "packetization-mode", "0")
+                    && h264_profile(&param(&a, "profile-level-id", "42001f"))
+                        == h264_profile(&param(&b, "profile-level-id", "42001f"))
+            }
+            "vp9" | "av1" => param(&a, "profile-id", "0") == param(&b, "profile-id", "0"),
+            "rtx" => param(&a, "apt", "") == param(&b, "apt", ""),
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h264(fmtp: &str) -> CodecSpec {
+        CodecSpec {
+            mime_type: "video/H264".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: fmtp.into(),
+        }
+    }
+
+    #[test]
+    fn profiles() {
+        use H264Profile::*;
+        assert_eq!(h264_profile("42e01f"), Some(ConstrainedBaseline));
+        assert_eq!(h264_profile("42001f"), Some(Baseline));
+        assert_eq!(h264_profile("4d001f"), Some(Main));
+        assert_eq!(h264_profile("640032"), Some(High));
+        assert_eq!(h264_profile("640c1f"), Some(ConstrainedHigh));
+        assert_eq!(h264_profile("f4001f"), Some(High444));
+        assert_eq!(h264_profile("zz001f"), None);
+        assert_eq!(h264_profile("42e0"), None);
+        assert_eq!(h264_profile("é2e01f"), None);
+    }
+
+    #[test]
+    fn h264_matches_by_profile_and_mode_not_string() {
+        let cb_level31 = h264("packetization-mode=1;profile-level-id=42e01f");
+        let cb_level52 = h264("profile-level-id=42E034; packetization-mode=1");
+        let cb_via_main = h264("packetization-mode=1;profile-level-id=4de01f");
+        let cb_mode0 = h264("packetization-mode=0;profile-level-id=42e01f");
+        let high = h264("packetization-mode=1;profile-level-id=640032");
+        assert!(cb_level31.compatible_with(&cb_level52));
+        assert!(cb_level31.compatible_with(&cb_via_main));
+        assert!(!cb_level31.compatible_with(&cb_mode0));
+        assert!(!cb_level31.compatible_with(&high));
+    }
+
+    #[test]
+    fn other_codecs() {
+        let vp8 = CodecSpec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        };
+        let vp8b = CodecSpec {
+            mime_type: "video/vp8".into(),
+            ..vp8.clone()
+        };
+        assert!(vp8.compatible_with(&vp8b));
+        let vp9p0 = CodecSpec {
+            mime_type: "video/VP9".into(),
+            fmtp: "profile-id=0".into(),
+            ..vp8.clone()
+        };
+        let vp9p2 = CodecSpec {
+            fmtp: "profile-id=2".into(),
+            ..vp9p0.clone()
+        };
+        assert!(!vp9p0.compatible_with(&vp9p2));
+        assert!(!vp8.compatible_with(&vp9p0));
+    }
+}

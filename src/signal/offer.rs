@@ -1,0 +1,226 @@
+//! Validation of WHIP and WHEP offers before any peer connection is built.
+//!
+//! The rules: the SDP must parse and carry ICE credentials and a DTLS fingerprint; a WHIP
+//! offer's live m-lines must send (`sendonly`/`sendrecv`), a WHEP offer's must receive
+//! (`recvonly`/`sendrecv`); a WHIP publisher sends at most one audio and one video track
+//! (simulcast layers share one m-line); an m-line with port 0 is disabled unless it is
+//! `a=bundle-only`.
+
+use std::io::Cursor;
+
+use rtc::sdp::SessionDescription;
+
+use crate::error::{Error, Result};
+
+/// Which side of the protocol an offer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A WHIP publisher: the server receives.
+    Publish,
+    /// A WHEP viewer: the server sends.
+    Play,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+/// One live audio/video m-line of an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    pub mid: String,
+    pub kind: MediaKind,
+    pub direction: Direction,
+}
+
+/// What the server needs to know about an accepted offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferSummary {
+    /// Live audio/video sections, in m-line order.
+    pub media: Vec<MediaSection>,
+    /// Every mid in the offer (including disabled and data sections), for trickle matching.
+    pub mids: Vec<String>,
+}
+
+impl OfferSummary {
+    pub fn count(&self, kind: MediaKind) -> usize {
+        self.media.iter().filter(|m| m.kind == kind).count()
+    }
+}
+
+/// Most slots one WHEP session may ask for, per kind.
+pub const MAX_PLAY_SLOTS: usize = 16;
+
+fn direction_of(attrs: &[rtc::sdp::description::common::Attribute]) -> Option<Direction> {
+    attrs.iter().find_map(|a| match a.key.as_str() {
+        "sendrecv" => Some(Direction::SendRecv),
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
+    })
+}
+
+/// Parses and validates an offer for `role`.
+pub fn parse_offer(sdp: &str, role: Role) -> Result<OfferSummary> {
+    if !sdp.trim_start().starts_with("v=") {
+        return Err(Error::BadSdp("it does not start with a v= line".into()));
+    }
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
+    if parsed.media_descriptions.is_empty() {
+        return Err(Error::Unprocessable("it has no m-lines".into()));
+    }
+    let session_dir = direction_of(&parsed.attributes).unwrap_or(Direction::SendRecv);
+    let session_ufrag = parsed.attribute("ice-ufrag").is_some();
+    let session_fp = parsed.attribute("fingerprint").is_some();
+
+    let mut summary = OfferSummary {
+        media: vec![],
+        mids: vec![],
+    };
+    for (index, m) in parsed.media_descriptions.iter().enumerate() {
+        let mid = m
+            .attribute("mid")
+            .flatten()
+            .map(str::to_string)
+            .ok_or_else(|| Error::BadSdp(format!("m-line {index} has no a=mid")))?;
+        summary.mids.push(mid.clone());
+        let kind = match m.media_name.media.as_str() {
+            "audio" => MediaKind::Audio,
+            "video" => MediaKind::Video,
+            _ => continue, // data channels and other media are left unanswered
+        };
+        let bundle_only = m.has_attribute("bundle-only");
+        if m.media_name.port.value == 0 && !bundle_only {
+            continue; // disabled m-line
+        }
+        if !session_ufrag && m.attribute("ice-ufrag").is_none() && !bundle_only {
+            return Err(Error::BadSdp(format!("m-line {index} has no a=ice-ufrag")));
+        }
+        if !session_fp && m.attribute("fingerprint").is_none() && !bundle_only {
+            return Err(Error::BadSdp(format!(
+                "m-line {index} has no a=fingerprint"
+            )));
+        }
+        if m.codecs().is_empty() && m.media_name.formats.is_empty() {
+            return Err(Error::BadSdp(format!("m-line {index} lists no formats")));
+        }
+        let direction = direction_of(&m.attributes).unwrap_or(session_dir);
+        let usable = match role {
+            Role::Publish => matches!(direction, Direction::SendOnly | Direction::SendRecv),
+            Role::Play => matches!(direction, Direction::RecvOnly | Direction::SendRecv),
+        };
+        if !usable {
+            let want = match role {
+                Role::Publish => "sendonly",
+                Role::Play => "recvonly",
+            };
+            return Err(Error::Unprocessable(format!(
+                "m-line {index} is {direction:?} but this endpoint needs {want} media"
+            )));
+        }
+        summary.media.push(MediaSection {
+            mid,
+            kind,
+            direction,
+        });
+    }
+    if summary.media.is_empty() {
+        return Err(Error::Unprocessable(
+            "it has no usable audio or video m-line".into(),
+        ));
+    }
+    let max = match role {
+        Role::Publish => 1,
+        Role::Play => MAX_PLAY_SLOTS,
+    };
+    for kind in [MediaKind::Audio, MediaKind::Video] {
+        if summary.count(kind) > max {
+            return Err(Error::Unprocessable(format!(
+                "it has {} {kind:?} m-lines and this endpoint takes at most {max}",
+                summary.count(kind)
+            )));
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal browser-like offer with the given directions for an audio and a video line.
+    pub fn offer(audio_dir: &str, video_dir: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+a=fingerprint:sha-256 AA:BB\r\na=ice-ufrag:abcd\r\na=ice-pwd:aaaaaaaaaaaaaaaaaaaaaaaa\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na={audio_dir}\r\na=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na={video_dir}\r\na=rtcp-mux\r\n\
+a=rtpmap:96 VP8/90000\r\n"
+        )
+    }
+
+    #[test]
+    fn accepts_a_publisher_offer() {
+        let s = parse_offer(&offer("sendonly", "sendonly"), Role::Publish).unwrap();
+        assert_eq!(s.media.len(), 2);
+        assert_eq!(s.mids, vec!["0", "1"]);
+    }
+
+    #[test]
+    fn direction_rules() {
+        let e = parse_offer(&offer("recvonly", "recvonly"), Role::Publish).unwrap_err();
+        assert_eq!(e.status(), 422);
+        let e = parse_offer(&offer("inactive", "sendonly"), Role::Publish).unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert!(parse_offer(&offer("recvonly", "sendrecv"), Role::Play).is_ok());
+        assert_eq!(
+            parse_offer(&offer("sendonly", "sendonly"), Role::Play)
+                .unwrap_err()
+                .status(),
+            422
+        );
+    }
+
+    #[test]
+    fn too_many_tracks_for_whip() {
+        let mut sdp = offer("sendonly", "sendonly");
+        sdp = sdp.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
+        sdp.push_str("m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n");
+        assert_eq!(parse_offer(&sdp, Role::Publish).unwrap_err().status(), 422);
+    }
+
+    #[test]
+    fn bundle_only_port_zero_is_live() {
+        let sdp = offer("sendonly", "sendonly").replace(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=bundle-only\r\n",
+        );
+        assert_eq!(parse_offer(&sdp, Role::Publish).unwrap().media.len(), 2);
+    }
+
+    #[test]
+    fn malformed_is_400() {
+        for bad in ["", "hello", "v=0\r\nm=audio\r\n", "v=0\r\no=x\r\n"] {
+            let e = parse_offer(bad, Role::Publish).unwrap_err();
+            assert!(matches!(e.status(), 400 | 422), "{bad:?} -> {e}");
+        }
+        let no_mid = offer("sendonly", "sendonly").replace("a=mid:1\r\n", "");
+        assert_eq!(
+            parse_offer(&no_mid, Role::Publish).unwrap_err().status(),
+            400
+        );
+    }
+}

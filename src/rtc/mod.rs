@@ -4,7 +4,7 @@
 //! applies the server's network settings (ports, announced addresses, remote-candidate filter,
 //! the one DTLS certificate).
 
-mod feedback;
+pub mod feedback;
 mod peer;
 pub mod ports;
 mod track;

@@ -1,0 +1,205 @@
+//! End-to-end media through wisp with webrtc-rs peers on loopback.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use wisp::http::paths;
+use wisp::sfu::{SessionId, SessionKind, ViewerState};
+
+/// Most packets a publisher loop sends before the test gives up (bounds every loop).
+const MAX_PACKETS: u16 = 3000;
+
+fn viewer_state(
+    server: &wisp::Server,
+    location: &str,
+) -> tokio::sync::watch::Receiver<ViewerState> {
+    let id = SessionId::parse(location.trim_start_matches(paths::SESSION)).unwrap();
+    let s = server.sfu.session(id).expect("viewer session exists");
+    match &s.kind {
+        SessionKind::Viewer(v) => v.state.subscribe(),
+        _ => panic!("not a viewer"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_two_viewers_receive_identical_payloads() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r1").await;
+    let mut room_viewer = Viewer::join(&server, &paths::whep("r1")).await;
+    let mut named_viewer = Viewer::join(
+        &server,
+        &paths::whep_participant("r1", &publisher.participant),
+    )
+    .await;
+
+    // Pace media until both viewers have 40 video and 20 audio packets. A keyframe every
+    // 10 frames lets a viewer start without waiting for a PLI round trip.
+    let mut got: Vec<HashMap<RtpCodecKind, Vec<rtc::rtp::packet::Packet>>> =
+        vec![HashMap::new(), HashMap::new()];
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+    let mut n: u16 = 0;
+    let enough = |g: &HashMap<RtpCodecKind, Vec<_>>| {
+        g.get(&RtpCodecKind::Video).map_or(0, Vec::len) >= 40
+            && g.get(&RtpCodecKind::Audio).map_or(0, Vec::len) >= 20
+    };
+    while !(enough(&got[0]) && enough(&got[1])) {
+        assert!(n < MAX_PACKETS, "viewers did not receive enough media");
+        ticker.tick().await;
+        publisher.send_video(n, n % 10 == 0).await;
+        publisher.send_audio(n).await;
+        n += 1;
+        for (i, v) in [&mut room_viewer, &mut named_viewer]
+            .into_iter()
+            .enumerate()
+        {
+            while let Ok((kind, p)) = v.packets.try_recv() {
+                got[i].entry(kind).or_default().push(p);
+            }
+        }
+    }
+
+    for g in &got {
+        let video = &g[&RtpCodecKind::Video];
+        // The first packet a viewer sees is a keyframe.
+        assert_eq!(
+            video[0].payload[1] & 0x01,
+            0,
+            "first video packet is a keyframe"
+        );
+        let ssrc = video[0].header.ssrc;
+        assert_ne!(ssrc, publisher.video_ssrc, "SSRC is rewritten per viewer");
+        for w in video.windows(2) {
+            assert_eq!(w[1].header.ssrc, ssrc);
+            assert_eq!(
+                w[1].header.sequence_number,
+                w[0].header.sequence_number.wrapping_add(1),
+                "no gaps the publisher did not make"
+            );
+        }
+        for p in video {
+            // Payload byte-identical to what frame n carried; seq/ts mapped consistently.
+            let n = u16::from_be_bytes([p.payload[2], p.payload[3]]);
+            assert_eq!(p.payload, video_payload(n, p.payload[1] & 1 == 0));
+            assert_eq!(
+                p.header.sequence_number.wrapping_sub(n),
+                video[0]
+                    .header
+                    .sequence_number
+                    .wrapping_sub(u16::from_be_bytes([
+                        video[0].payload[2],
+                        video[0].payload[3]
+                    ]))
+            );
+            assert_eq!(
+                p.header.timestamp.wrapping_sub(n as u32 * 3000),
+                video[0].header.timestamp.wrapping_sub(
+                    u16::from_be_bytes([video[0].payload[2], video[0].payload[3]]) as u32 * 3000
+                )
+            );
+        }
+        let audio = &g[&RtpCodecKind::Audio];
+        for w in audio.windows(2) {
+            assert_eq!(w[1].header.ssrc, audio[0].header.ssrc);
+            assert_eq!(
+                w[1].header.sequence_number,
+                w[0].header.sequence_number.wrapping_add(1)
+            );
+        }
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_viewer_triggers_a_keyframe_request_to_the_publisher() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r2").await;
+    // The server learns the track from its first packet: one keyframe, then deltas only.
+    publisher.send_video(0, true).await;
+    let mut viewer = Viewer::join(&server, &paths::whep("r2")).await;
+    let pli = tokio::spawn({
+        let video = publisher.video.clone();
+        async move {
+            loop {
+                match webrtc::media_stream::track_local::TrackLocal::poll(video.as_ref()).await {
+                    Some(webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(_)) => {
+                        return true;
+                    }
+                    Some(_) => continue,
+                    None => return false,
+                }
+            }
+        }
+    });
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+    let mut n = 1u16;
+    while !pli.is_finished() {
+        assert!(n < MAX_PACKETS, "no keyframe request reached the publisher");
+        ticker.tick().await;
+        publisher.send_video(n, false).await;
+        n += 1;
+    }
+    assert!(pli.await.unwrap(), "publisher saw a PLI/FIR");
+    // Delta frames were gated; the keyframe sent in answer is the first thing the viewer sees.
+    publisher.send_video(n, true).await;
+    let first = loop {
+        let (kind, p) = within("first video packet", viewer.packets.recv())
+            .await
+            .unwrap();
+        if kind == RtpCodecKind::Video {
+            break p;
+        }
+    };
+    assert_eq!(u16::from_be_bytes([first.payload[2], first.payload[3]]), n);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_publisher_leaves_viewers_waiting_for_the_next() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r3").await;
+    publisher.send_video(0, true).await;
+    let viewer = Viewer::join(&server, &paths::whep("r3")).await;
+    let mut state = viewer_state(&server, &viewer.session);
+    within(
+        "viewer watching",
+        state.wait_for(|s| matches!(s, ViewerState::Watching(_))),
+    )
+    .await
+    .unwrap();
+
+    let r = http()
+        .delete(url(&server, &publisher.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    within(
+        "viewer waiting",
+        state.wait_for(|s| *s == ViewerState::Waiting),
+    )
+    .await
+    .unwrap();
+    let r = http()
+        .delete(url(&server, &publisher.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The viewer session stays and picks up the next publisher.
+    let next = Publisher::join(&server, "r3").await;
+    next.send_video(0, true).await;
+    within(
+        "viewer watching the next publisher",
+        state.wait_for(|s| {
+            *s == ViewerState::Watching(wisp::sfu::ParticipantId::parse(&next.participant).unwrap())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(server.sfu.session_count(), 2);
+    server.shutdown().await.unwrap();
+}

@@ -141,7 +141,7 @@ fn preflight(methods: &'static str) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(methods),
+        HeaderValue::from_static(headers::ALLOW_METHODS),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

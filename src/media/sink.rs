@@ -113,7 +113,13 @@ async fn writer(sink: std::sync::Weak<SlotSink>, out: Arc<OutTrack>, mut rx: mps
         };
         let Some(pt) = pt else {
             if !warned {
-                tracing::warn!(mid = %sink.mid, codec = %src.codec.mime_type, "viewer did not negotiate the publisher's codec; dropping");
+                tracing::warn!(
+                    mid = %sink.mid,
+                    codec = %src.codec.mime_type,
+                    fmtp = %src.codec.fmtp,
+                    viewer = ?out.negotiated().iter().map(|(pt, c)| format!("{pt} {} {}", c.mime_type, c.fmtp)).collect::<Vec<_>>(),
+                    "the viewer did not negotiate the publisher's codec; dropping its packets"
+                );
                 warned = true;
             }
             continue;

@@ -145,6 +145,9 @@ impl RtcEngine {
                 registry = registry.with(Slot::from(14_000), KeyframeRequestTap::default());
             }
             let mut se = SettingEngineBuilder::new()
+                // A server neither resolves nor announces mDNS names; it also keeps the driver
+                // from opening a multicast socket per session.
+                .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
                 .with_include_loopback_candidate(s.public_ips.iter().any(|ip| ip.is_loopback()))
                 .with_ice_timeouts(
                     Some(s.ice_disconnected_timeout),

@@ -114,6 +114,12 @@ impl OutTrack {
             .get()?
             .iter()
             .find(|(_, c)| codec.compatible_with(c))
+            .or_else(|| {
+                self.negotiated
+                    .get()?
+                    .iter()
+                    .find(|(_, c)| codec.can_feed(c))
+            })
             .map(|(pt, _)| *pt)
     }
 

@@ -115,6 +115,47 @@ impl CodecSpec {
     }
 }
 
+impl CodecSpec {
+    /// Whether a stream encoded as `self` can be forwarded to a receiver that negotiated
+    /// `receiver`: looser than [`CodecSpec::compatible_with`] where the receiver's decoder is a
+    /// superset (an H.264 Constrained Baseline stream decodes on any profile's decoder, Main on
+    /// High; packetization-mode 1 receivers also take single NAL unit mode 0).
+    pub fn can_feed(&self, receiver: &CodecSpec) -> bool {
+        if self.compatible_with(receiver) {
+            return true;
+        }
+        if self.name() != "h264" || !self.mime_type.eq_ignore_ascii_case(&receiver.mime_type) {
+            return false;
+        }
+        let a = fmtp_params(&self.fmtp);
+        let b = fmtp_params(&receiver.fmtp);
+        let mode = |m: &HashMap<String, String>| {
+            m.get("packetization-mode")
+                .cloned()
+                .unwrap_or_else(|| "0".into())
+        };
+        let (ma, mb) = (mode(&a), mode(&b));
+        if ma != mb && !(ma == "0" && mb == "1") {
+            return false;
+        }
+        let profile = |m: &HashMap<String, String>| {
+            h264_profile(
+                m.get("profile-level-id")
+                    .map(String::as_str)
+                    .unwrap_or("42001f"),
+            )
+        };
+        use H264Profile::*;
+        match (profile(&a), profile(&b)) {
+            (Some(x), Some(y)) if x == y => true,
+            (Some(ConstrainedBaseline), Some(_)) => true,
+            (Some(Main), Some(High | High10 | High422 | High444)) => true,
+            (Some(ConstrainedHigh), Some(High | High10 | High422 | High444)) => true,
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +194,20 @@ mod tests {
         assert!(cb_level31.compatible_with(&cb_via_main));
         assert!(!cb_level31.compatible_with(&cb_mode0));
         assert!(!cb_level31.compatible_with(&high));
+    }
+
+    #[test]
+    fn forwarding_to_a_superset_decoder() {
+        let cb = h264("packetization-mode=1;profile-level-id=42c015");
+        let high = h264("packetization-mode=1;profile-level-id=640028");
+        let main = h264("packetization-mode=1;profile-level-id=4d001f");
+        assert!(cb.can_feed(&high));
+        assert!(main.can_feed(&high));
+        assert!(!high.can_feed(&cb));
+        assert!(!high.can_feed(&main));
+        let cb_mode0 = h264("packetization-mode=0;profile-level-id=42e01f");
+        assert!(cb_mode0.can_feed(&cb));
+        assert!(!cb.can_feed(&cb_mode0));
     }
 
     #[test]

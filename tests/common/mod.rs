@@ -108,6 +108,7 @@ impl Peer {
             .with_setting_engine(
                 SettingEngineBuilder::new()
                     .with_include_loopback_candidate(true)
+                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
                     .build(),
             )
             .with_handler(Arc::new(Handler {

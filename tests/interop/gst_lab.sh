@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Real-client interop in the lab (shared/DESIGN.md): GStreamer whipsink publishes a test
+# pattern through wisp and whepsrc decodes it, inside a private network namespace with no
+# route out. Cases: VP8+Opus; H264 from x264 + Opus to a viewer that accepts only High
+# profile; H264 Constrained Baseline + Opus.
+#
+# usage: tests/interop/gst_lab.sh <path to wisp binary> <GST_PLUGIN_PATH>
+set -euo pipefail
+WISP=$(realpath "$1")
+export GST_PLUGIN_PATH=$(realpath "$2")
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+if [ "${WISP_IN_LAB:-}" != 1 ]; then
+  exec unshare -n env WISP_IN_LAB=1 bash "$0" "$@"
+fi
+
+ip link set lo up
+ip link add lab0 type veth peer name lab1
+ip addr add 198.18.0.1/24 dev lab0
+ip addr add 198.18.0.2/24 dev lab1
+ip link set lab0 up
+ip link set lab1 up
+
+LOG=$(mktemp -d)
+"$WISP" --listen 127.0.0.1:18080 --public-ip 198.18.0.1 --allow-remote 198.18.0.0/24 \
+  --ice-ports 40000-40100 >"$LOG/wisp.log" 2>&1 &
+WISP_PID=$!
+cleanup() { kill -INT "$WISP_PID" 2>/dev/null || true; wait "$WISP_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+# Wait for the server's listening line (bounded).
+for _ in $(seq 1 100); do
+  grep -q "wisp is running" "$LOG/wisp.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "wisp is running" "$LOG/wisp.log" || { cat "$LOG/wisp.log"; exit 1; }
+
+AUDIO='audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! whip.sink_1'
+fail=0
+run_case() {
+  if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $1 "* ]]; then return; fi
+  local name=$1 video=$2 caps=$3
+  local room="lab-$name"
+  echo "== $name"
+  gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+    ! $video ! whip.sink_0 $AUDIO \
+    whipsink name=whip whip-endpoint=http://127.0.0.1:18080/whip/$room >"$LOG/pub-$name.log" 2>&1 &
+  local pub=$!
+  local args=(--frames 30 --timeout 60)
+  [ -n "$caps" ] && args+=(--video-caps "$caps")
+  if /usr/bin/python3 "$HERE/whep_play.py" "http://127.0.0.1:18080/whep/$room" "${args[@]}"; then
+    echo "ok   $name: whepsrc decoded frames published by whipsink"
+  else
+    echo "FAIL $name"; fail=1
+    tail -20 "$LOG/pub-$name.log"
+  fi
+  kill -INT "$pub" 2>/dev/null || true
+  wait "$pub" 2>/dev/null || true
+}
+
+run_case vp8 "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000" ""
+# GStreamer 1.22's webrtcbin makes x264enc fall back to Constrained Baseline under whipsink even
+# when High is asked for; the case still checks that a viewer accepting only High gets it.
+run_case h264-to-high-viewer "x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=high ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000" \
+  "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)640028"
+run_case h264-cb "x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000" \
+  "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f"
+
+if [ "$fail" != 0 ]; then
+  echo "--- wisp log"; tail -40 "$LOG/wisp.log"
+  exit 1
+fi

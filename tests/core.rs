@@ -48,7 +48,7 @@ async fn publish_then_two_viewers_receive_identical_payloads() {
     while !(enough(&got[0]) && enough(&got[1])) {
         assert!(n < MAX_PACKETS, "viewers did not receive enough media");
         ticker.tick().await;
-        publisher.send_video(n, n % 10 == 0).await;
+        publisher.send_video(n, n.is_multiple_of(10)).await;
         publisher.send_audio(n).await;
         n += 1;
         for (i, v) in [&mut room_viewer, &mut named_viewer]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what it needs, then
+# formatting and lints, unit + integration tests, the GStreamer lab interop, and the
+# conformance suite against a wisp on loopback. Non-zero exit on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash tests/setup.sh
+
+step "format and lints"
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
+
+step "release build"
+cargo build --release --locked
+
+step "real clients in the lab: GStreamer whipsink -> wisp -> whepsrc"
+bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+
+if [ -x conformance/run ]; then
+  step "conformance suite against wisp"
+  bash tests/conformance.sh target/release/wisp
+fi
+
+step "all tests passed"

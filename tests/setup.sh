@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on Debian 12: GStreamer (with libnice and x264), the
+# Python GObject bindings, iproute2 for the lab namespace, curl for the conformance suite; then
+# builds the GStreamer WHIP/WHEP elements (crate gst-plugin-webrtchttp, from crates.io) into
+# target/gst-webrtchttp. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
+libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
+gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux"
+missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -q
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+
+GST_VER=0.15.4
+OUT=target/gst-webrtchttp
+if [ ! -f "$OUT/target/release/libgstwebrtchttp.so" ]; then
+  # Fetch the crate's source through cargo (crates.io only), then build it with its own
+  # Cargo.lock. Debian 12 ships GStreamer 1.22, hence no default (1.24) features.
+  fetch=target/gst-fetch
+  mkdir -p "$fetch/src"
+  cat >"$fetch/Cargo.toml" <<TOML
+[package]
+name = "gst-fetch"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+gst-plugin-webrtchttp = { version = "=$GST_VER", default-features = false }
+[workspace]
+TOML
+  echo "fn main() {}" >"$fetch/src/main.rs"
+  cargo fetch --manifest-path "$fetch/Cargo.toml" -q
+  src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/gst-plugin-webrtchttp-$GST_VER | head -1)
+  rm -rf "$OUT" && cp -r "$src" "$OUT"
+  echo "[workspace]" >>"$OUT/Cargo.toml"
+  cargo build --release --locked --manifest-path "$OUT/Cargo.toml" \
+    --no-default-features --features rustls-ring -q
+fi
+echo "setup ok: GStreamer $(gst-launch-1.0 --version | head -1 | awk '{print $NF}'), whipsink/whepsrc in $OUT/target/release"

@@ -202,6 +202,23 @@ a=candidate:1 1 udp 2130706431 127.0.0.1 50999 typ host\r\n";
     assert_eq!(r.status(), 204);
     assert!(!r.headers().contains_key("etag"));
     assert!(r.bytes().await.unwrap().is_empty());
+    // A trickle fragment that repeats the current credentials is not an ICE restart.
+    let local = p.peer.pc.local_description().await.unwrap().sdp;
+    let cred = |k: &str| {
+        local
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix(k).map(str::to_string))
+            .unwrap()
+    };
+    let same = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n\
+a=candidate:1 1 udp 2130706431 127.0.0.1 50998 typ host\r\n",
+        cred("a=ice-ufrag:"),
+        cred("a=ice-pwd:")
+    );
+    let r = patch(&server, &p.session, Some(&p.etag), FRAG, &same).await;
+    assert_eq!(r.status(), 204);
+    assert!(!r.headers().contains_key("etag"));
     let unusable = "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
 a=candidate:1 1 TCP 2130706431 127.0.0.1 9 typ host tcptype active\r\n\
 a=candidate:2 1 udp 2130706431 fe80::1 5000 typ host\r\n\

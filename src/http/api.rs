@@ -137,7 +137,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn preflight(methods: &'static str) -> Response<Body> {
-    let mut r = headers::empty(StatusCode::NO_CONTENT);
+    // RFC 9725 §4.6 speaks of the "200 OK" response to OPTIONS.
+    let mut r = headers::empty(StatusCode::OK);
     let h = r.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -204,7 +205,7 @@ async fn endpoint(
 ) -> Result<Response<Body>> {
     match *req.method() {
         Method::OPTIONS => {
-            let mut r = headers::empty(StatusCode::NO_CONTENT);
+            let mut r = headers::empty(StatusCode::OK);
             r.headers_mut()
                 .insert("accept-post", HeaderValue::from_static(SDP));
             r.headers_mut()
@@ -289,7 +290,7 @@ async fn session(app: &App, req: Request<Incoming>, id: SessionId) -> Result<Res
         }
         Method::OPTIONS => {
             app.sfu.session(id).ok_or(Error::NotFound)?;
-            let mut r = headers::empty(StatusCode::NO_CONTENT);
+            let mut r = headers::empty(StatusCode::OK);
             r.headers_mut()
                 .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
             r.headers_mut()

@@ -395,6 +395,16 @@ impl RtcPeer {
         Ok(sdp)
     }
 
+    /// The client's current ICE username fragment (from the applied remote description).
+    pub async fn remote_ufrag(&self) -> Option<String> {
+        let remote = self.pc.remote_description().await?;
+        remote.sdp.lines().find_map(|l| {
+            l.trim_end()
+                .strip_prefix("a=ice-ufrag:")
+                .map(str::to_string)
+        })
+    }
+
     pub fn state(&self) -> PeerState {
         *self.state.borrow()
     }

@@ -294,7 +294,13 @@ impl Sfu {
         if if_match != "*" && !if_match.split(',').any(|t| t.trim() == current) {
             return Err(Error::PreconditionFailed);
         }
-        if let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) {
+        // Trickle fragments usually repeat the current credentials; only new ones restart ICE
+        // (RFC 9725 §4.3.2).
+        let restart = match &frag.ice_ufrag {
+            Some(u) => session.peer.remote_ufrag().await.as_deref() != Some(u.as_str()),
+            None => false,
+        };
+        if let (true, Some(ufrag), Some(pwd)) = (restart, &frag.ice_ufrag, &frag.ice_pwd) {
             let restart = session.peer.restart_ice(ufrag, pwd).await?;
             session.peer.add_candidates(&frag).await?;
             let etag = new_etag();

@@ -203,3 +203,114 @@ async fn deleting_the_publisher_leaves_viewers_waiting_for_the_next() {
     assert_eq!(server.sfu.session_count(), 2);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
+    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r4").await; // sends VP8
+    publisher.send_video(0, true).await;
+
+    // A viewer that can decode VP8 but offers only H.264.
+    let peer = Peer::new().await;
+    let video = peer
+        .pc
+        .add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    video
+        .set_codec_preferences(vec![RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/H264".into(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: 125,
+        }])
+        .await
+        .unwrap();
+    let offer = peer.offer().await;
+    assert!(!offer.contains("VP8"), "the test offer must lack VP8");
+    let r = post_sdp(&url(&server, &paths::whep("r4")), &offer).await;
+    assert_eq!(r.status, 406, "{}", r.body);
+    let ct = r.headers["content-type"].to_str().unwrap();
+    assert!(
+        ct.starts_with("application/sdp") && ct.contains("valid-until=\""),
+        "{ct}"
+    );
+    assert!(r.body.contains("VP8") && r.body.contains("a=sendonly"));
+    let session = r.location.unwrap();
+
+    // The player answers the counter-offer on a fresh connection (its first one is left in
+    // have-local-offer).
+    peer.pc.close().await.unwrap();
+    let mut peer = Peer::new().await;
+    peer.pc
+        .set_remote_description(
+            webrtc::peer_connection::RTCSessionDescription::offer(r.body).unwrap(),
+        )
+        .await
+        .unwrap();
+    let answer = peer.pc.create_answer(None).await.unwrap();
+    peer.pc.set_local_description(answer).await.unwrap();
+    let answer = peer.pc.local_description().await.unwrap().sdp;
+    let patch = |body: String, ct: &'static str| {
+        http()
+            .patch(url(&server, &session))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        patch("v=0\r\nbroken".into(), "application/sdp")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        patch(answer.clone(), "application/sdp")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    // Once answered, the session takes only trickle fragments again.
+    assert_eq!(
+        patch(answer, "application/sdp").await.unwrap().status(),
+        415
+    );
+    peer.connected().await;
+
+    let mut tracks = std::mem::replace(&mut peer.tracks, tokio::sync::mpsc::unbounded_channel().1);
+    let track = within("viewer track", async {
+        // Media flows only after the answer; keep sending until the track shows up.
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+        let mut n = 1u16;
+        loop {
+            tokio::select! {
+                t = tracks.recv() => break t.unwrap(),
+                _ = ticker.tick() => {
+                    assert!(n < MAX_PACKETS);
+                    publisher.send_video(n, n.is_multiple_of(10)).await;
+                    n += 1;
+                }
+            }
+        }
+    })
+    .await;
+    let codec = track.codec(track.ssrcs().await[0]).await.unwrap();
+    assert_eq!(codec.mime_type.to_ascii_lowercase(), "video/vp8");
+    server.shutdown().await.unwrap();
+}

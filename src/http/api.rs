@@ -231,7 +231,21 @@ async fn endpoint(
             } else {
                 app.sfu.play(&room, participant, exclude, &offer).await?
             };
-            let mut r = headers::with_body(StatusCode::CREATED, SDP, created.answer);
+            let mut r = match created.counter_offer_until {
+                None => headers::with_body(StatusCode::CREATED, SDP, created.answer),
+                Some(until) => {
+                    // WHEP draft-03 §4.2: 406 + our offer; the client PATCHes its answer.
+                    let mut r = headers::with_body(StatusCode::NOT_ACCEPTABLE, SDP, created.answer);
+                    let ct = format!(
+                        "application/sdp; valid-until=\"{}\"",
+                        httpdate::fmt_http_date(until)
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&ct) {
+                        r.headers_mut().insert(header::CONTENT_TYPE, v);
+                    }
+                    r
+                }
+            };
             let h = r.headers_mut();
             let location = paths::session(&created.session);
             h.insert(
@@ -259,7 +273,13 @@ async fn endpoint(
 async fn session(app: &App, req: Request<Incoming>, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::PATCH => {
-            app.sfu.session(id).ok_or(Error::NotFound)?;
+            let session = app.sfu.session(id).ok_or(Error::NotFound)?;
+            if session.awaiting_answer() && content_type_is(req.headers(), SDP).is_ok() {
+                // The answer to a WHEP counter-offer (draft-03 §4.2).
+                let answer = body_text(req).await?;
+                app.sfu.answer(id, &answer).await?;
+                return Ok(headers::empty(StatusCode::NO_CONTENT));
+            }
             content_type_is(req.headers(), SDPFRAG)?;
             let if_match = req
                 .headers()

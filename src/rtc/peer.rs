@@ -90,6 +90,8 @@ pub struct RtcPeer {
     ice_lock: tokio::sync::Mutex<()>,
     /// The candidates of the first answer (the sockets outlive ICE restarts).
     answer_candidates: std::sync::Mutex<Vec<String>>,
+    /// Send tracks of a counter-offer, waiting for the client's answer.
+    pending: tokio::sync::Mutex<Option<Vec<PendingTrack>>>,
 }
 
 fn kind_of(kind: MediaKind) -> RtpCodecKind {
@@ -245,87 +247,16 @@ impl RtcEngine {
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
         let (pc, lease, state, gathered) = self.build(observer, true).await?;
-        let peer = RtcPeer::new(pc, lease, state.clone(), gathered, summary, &self.settings);
+        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let kinds: Vec<(MediaKind, String)> = summary
+            .media
+            .iter()
+            .map(|m| (m.kind, m.mid.clone()))
+            .collect();
         let result = async {
-            let mut pending = Vec::new();
-            for (i, m) in summary.media.iter().enumerate() {
-                let codec = prefs
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| default_codec(m.kind));
-                let ssrc = rand::random::<u32>();
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                    format!("wisp-{}", &id[..8]),
-                    id,
-                    format!("slot-{i}"),
-                    kind_of(m.kind),
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters {
-                            ssrc: Some(ssrc),
-                            ..Default::default()
-                        },
-                        codec: RTCRtpCodec {
-                            mime_type: codec.mime_type.clone(),
-                            clock_rate: codec.clock_rate,
-                            channels: codec.channels,
-                            sdp_fmtp_line: codec.fmtp.clone(),
-                            rtcp_feedback: vec![],
-                        },
-                        ..Default::default()
-                    }],
-                )));
-                let transceiver = peer
-                    .pc
-                    .add_transceiver_from_track(
-                        local.clone() as Arc<dyn TrackLocal>,
-                        Some(RTCRtpTransceiverInit {
-                            direction: RTCRtpTransceiverDirection::Sendonly,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                    .map_err(lib_error("track"))?;
-                pending.push((m, ssrc, local, transceiver));
-            }
+            let pending = peer.add_send_tracks(&kinds, prefs).await?;
             let answer = peer.negotiate(offer).await?;
-            let mut tracks = Vec::new();
-            for (m, ssrc, local, transceiver) in pending {
-                let mid = transceiver
-                    .mid()
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| m.mid.clone());
-                let mut negotiated = Vec::new();
-                if let Ok(Some(sender)) = transceiver.sender().await
-                    && let Ok(params) = sender.get_parameters().await
-                {
-                    for c in params.rtp_parameters.codecs {
-                        negotiated.push((
-                            c.payload_type,
-                            CodecSpec {
-                                mime_type: c.rtp_codec.mime_type,
-                                clock_rate: c.rtp_codec.clock_rate,
-                                channels: c.rtp_codec.channels,
-                                fmtp: c.rtp_codec.sdp_fmtp_line,
-                            },
-                        ));
-                    }
-                }
-                let out = OutTrack {
-                    kind: m.kind,
-                    mid,
-                    ssrc,
-                    track: local,
-                    negotiated: Default::default(),
-                    state: state.clone(),
-                };
-                let _ = out.negotiated.set(negotiated);
-                tracks.push(Arc::new(out));
-            }
-            Ok((answer, tracks))
+            Ok((answer, peer.finish_tracks(pending).await))
         }
         .await;
         match result {
@@ -336,6 +267,62 @@ impl RtcEngine {
             }
         }
     }
+
+    /// WHEP counter-offer (draft-03 §4.2): the server's own offer with one send-only m-line per
+    /// m-line of the client's offer, for the client to answer by PATCH. The tracks are usable
+    /// once [`RtcPeer::apply_answer`] succeeds.
+    pub async fn counter_offer(
+        &self,
+        summary: &OfferSummary,
+        prefs: &[Option<CodecSpec>],
+        observer: Arc<dyn PeerObserver>,
+    ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
+        let (pc, lease, state, gathered) = self.build(observer, true).await?;
+        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let kinds: Vec<(MediaKind, String)> = summary
+            .media
+            .iter()
+            .map(|m| (m.kind, m.mid.clone()))
+            .collect();
+        let result = async {
+            let pending = peer.add_send_tracks(&kinds, prefs).await?;
+            let offer = peer
+                .pc
+                .create_offer(None)
+                .await
+                .map_err(lib_error("offer"))?;
+            peer.pc
+                .set_local_description(offer)
+                .await
+                .map_err(lib_error("local description"))?;
+            let mut gathered = peer.gathered.clone();
+            let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
+            let sdp = peer
+                .pc
+                .local_description()
+                .await
+                .map(|d| d.sdp)
+                .ok_or_else(|| Error::Internal("no local offer".into()))?;
+            // Tracks exist now; their negotiated codecs are filled in by `apply_answer`.
+            let tracks: Vec<Arc<OutTrack>> = pending.iter().map(|p| p.out.clone()).collect();
+            *peer.pending.lock().await = Some(pending);
+            Ok((sdp, tracks))
+        }
+        .await;
+        match result {
+            Ok((offer, tracks)) => Ok((peer, tracks, offer)),
+            Err(e) => {
+                peer.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A send track whose codecs are known only once negotiation completes.
+pub(crate) struct PendingTrack {
+    out: Arc<OutTrack>,
+    transceiver: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>,
 }
 
 impl RtcPeer {
@@ -356,7 +343,113 @@ impl RtcPeer {
             filter: settings.filter.clone(),
             ice_lock: tokio::sync::Mutex::new(()),
             answer_candidates: std::sync::Mutex::new(Vec::new()),
+            pending: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// One send-only track per `(kind, mid)`, with codec `prefs[i]` (or a default) bound.
+    async fn add_send_tracks(
+        &self,
+        kinds: &[(MediaKind, String)],
+        prefs: &[Option<CodecSpec>],
+    ) -> Result<Vec<PendingTrack>> {
+        let mut pending = Vec::new();
+        for (i, (kind, mid)) in kinds.iter().enumerate() {
+            let codec = prefs
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| default_codec(*kind));
+            let ssrc = rand::random::<u32>();
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                format!("wisp-{}", &id[..8]),
+                id,
+                format!("slot-{i}"),
+                kind_of(*kind),
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: RTCRtpCodec {
+                        mime_type: codec.mime_type.clone(),
+                        clock_rate: codec.clock_rate,
+                        channels: codec.channels,
+                        sdp_fmtp_line: codec.fmtp.clone(),
+                        rtcp_feedback: vec![],
+                    },
+                    ..Default::default()
+                }],
+            )));
+            let transceiver = self
+                .pc
+                .add_transceiver_from_track(
+                    local.clone() as Arc<dyn TrackLocal>,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(lib_error("track"))?;
+            let out = Arc::new(OutTrack {
+                kind: *kind,
+                mid: mid.clone(),
+                ssrc,
+                track: local,
+                negotiated: Default::default(),
+                state: self.state.clone(),
+            });
+            pending.push(PendingTrack { out, transceiver });
+        }
+        Ok(pending)
+    }
+
+    /// After negotiation: records each track's mid and negotiated codecs.
+    async fn finish_tracks(&self, pending: Vec<PendingTrack>) -> Vec<Arc<OutTrack>> {
+        let mut tracks = Vec::new();
+        for p in pending {
+            let mut negotiated = Vec::new();
+            if let Ok(Some(sender)) = p.transceiver.sender().await
+                && let Ok(params) = sender.get_parameters().await
+            {
+                for c in params.rtp_parameters.codecs {
+                    negotiated.push((
+                        c.payload_type,
+                        CodecSpec {
+                            mime_type: c.rtp_codec.mime_type,
+                            clock_rate: c.rtp_codec.clock_rate,
+                            channels: c.rtp_codec.channels,
+                            fmtp: c.rtp_codec.sdp_fmtp_line,
+                        },
+                    ));
+                }
+            }
+            let _ = p.out.negotiated.set(negotiated);
+            tracks.push(p.out);
+        }
+        tracks
+    }
+
+    /// Completes a counter-offer with the client's answer (WHEP draft-03 §4.2).
+    pub async fn apply_answer(&self, answer: &str) -> Result<()> {
+        let mut pending = self.pending.lock().await;
+        if pending.is_none() {
+            return Err(Error::Unprocessable(
+                "this session is not waiting for an SDP answer".into(),
+            ));
+        }
+        let desc = RTCSessionDescription::answer(self.filter.filter_sdp(answer))
+            .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(lib_error("answer"))?;
+        if let Some(p) = pending.take() {
+            self.finish_tracks(p).await;
+        }
+        Ok(())
     }
 
     /// Applies a remote offer (candidates filtered), answers it and waits for gathering so the

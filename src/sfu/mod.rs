@@ -33,9 +33,17 @@ pub struct Session {
     pub peer: RtcPeer,
     /// The current strong entity-tag (quoted); it changes with every ICE restart.
     etag: Mutex<String>,
+    /// A WHEP counter-offer awaits the client's answer (PATCH application/sdp).
+    awaiting_answer: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
+    /// True while a WHEP counter-offer waits for the client's SDP answer.
+    pub fn awaiting_answer(&self) -> bool {
+        self.awaiting_answer
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn etag(&self) -> String {
         self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -49,9 +57,15 @@ fn new_etag() -> String {
 pub struct Created {
     pub session: SessionId,
     pub participant: Option<ParticipantId>,
+    /// The SDP body: an answer, or a counter-offer when `counter_offer_until` is set.
     pub answer: String,
     pub etag: String,
+    /// Set for a WHEP counter-offer (406): the answer must arrive by then.
+    pub counter_offer_until: Option<std::time::SystemTime>,
 }
+
+/// How long a WHEP counter-offer stays valid (draft-03 §4.2 default).
+pub const COUNTER_OFFER_VALIDITY: Duration = Duration::from_secs(30);
 
 /// The result of a successful PATCH.
 pub enum Patched {
@@ -167,6 +181,7 @@ impl Sfu {
             .unwrap_or_else(|| "guest".into());
         let room = self.room_or_create(room_id);
         let participant = Participant::new(name, id);
+        let participant_for_codecs = participant.clone();
         let observer = Arc::new(PublisherObserver {
             sfu: self.me.clone(),
             session: id,
@@ -180,6 +195,10 @@ impl Sfu {
                 return Err(e);
             }
         };
+        *participant_for_codecs
+            .expected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = signal::offer::first_codecs(&answer);
         let etag = new_etag();
         let session = Arc::new(Session {
             id,
@@ -187,6 +206,7 @@ impl Sfu {
             kind: SessionKind::Publisher(participant.clone()),
             peer,
             etag: Mutex::new(etag.clone()),
+            awaiting_answer: false.into(),
         });
         self.sessions().insert(id, session);
         room.add_publisher(participant.clone());
@@ -196,6 +216,7 @@ impl Sfu {
             participant: Some(participant.id.clone()),
             answer,
             etag,
+            counter_offer_until: None,
         })
     }
 
@@ -237,15 +258,25 @@ impl Sfu {
                 let k = (m.kind == MediaKind::Video) as usize;
                 let p = shown.get(index[k]);
                 index[k] += 1;
-                p.and_then(|p| p.tracks().into_iter().find(|t| t.kind == m.kind))
-                    .map(|t| t.codec.clone())
+                p.and_then(|p| p.codec(m.kind))
             })
             .collect();
+        // If an m-line cannot carry the codec its publisher sends, counter with our own offer
+        // (WHEP draft-03 §4.2) instead of answering with a black screen.
+        let counter = summary.media.iter().zip(&prefs).any(|(m, pref)| {
+            pref.as_ref()
+                .is_some_and(|c| !m.codecs.iter().any(|oc| c.can_feed(oc)))
+        });
         let observer = Arc::new(ViewerObserver {
             sfu: self.me.clone(),
             session: id,
         });
-        let (peer, tracks, answer) = match self.rtc.play(offer, &summary, &prefs, observer).await {
+        let negotiated = if counter {
+            self.rtc.counter_offer(&summary, &prefs, observer).await
+        } else {
+            self.rtc.play(offer, &summary, &prefs, observer).await
+        };
+        let (peer, tracks, answer) = match negotiated {
             Ok(x) => x,
             Err(e) => {
                 self.drop_room_if_empty(&room);
@@ -268,16 +299,55 @@ impl Sfu {
             kind: SessionKind::Viewer(viewer.clone()),
             peer,
             etag: Mutex::new(etag.clone()),
+            awaiting_answer: counter.into(),
         });
         self.sessions().insert(id, session);
         room.add_viewer(viewer);
-        tracing::info!(room = %room_id, session = %id, "viewer joined");
+        let counter_offer_until = counter.then(|| {
+            // Drop the session if the answer never comes.
+            let sfu = self.me.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(COUNTER_OFFER_VALIDITY).await;
+                if let Some(sfu) = sfu.upgrade()
+                    && sfu.session(id).is_some_and(|s| {
+                        s.awaiting_answer.load(std::sync::atomic::Ordering::Acquire)
+                    })
+                {
+                    let _ = sfu.remove(id).await;
+                    tracing::info!(session = %id, "counter-offer expired unanswered");
+                }
+            });
+            std::time::SystemTime::now() + COUNTER_OFFER_VALIDITY
+        });
+        tracing::info!(room = %room_id, session = %id, counter_offer = counter, "viewer joined");
         Ok(Created {
             session: id,
             participant: None,
             answer,
             etag,
+            counter_offer_until,
         })
+    }
+
+    /// PATCH application/sdp: the client's answer to a WHEP counter-offer.
+    pub async fn answer(&self, id: SessionId, sdp: &str) -> Result<()> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        if !session
+            .awaiting_answer
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(Error::Unprocessable(
+                "this session is not waiting for an SDP answer".into(),
+            ));
+        }
+        // The answer must receive what we offered to send.
+        signal::offer::parse_offer(sdp, Role::Play)?;
+        session.peer.apply_answer(sdp).await?;
+        session
+            .awaiting_answer
+            .store(false, std::sync::atomic::Ordering::Release);
+        tracing::info!(room = %session.room.id, session = %id, "counter-offer answered");
+        Ok(())
     }
 
     /// PATCH: trickle candidates or an ICE restart.

@@ -19,6 +19,8 @@ pub struct Participant {
     pub joined_at: SystemTime,
     /// Incoming tracks as they arrive (at most one audio and one video today).
     tracks: Mutex<Vec<Arc<TrackFanout>>>,
+    /// The codec per kind the publisher was answered with: known before its media arrives.
+    pub expected: Mutex<Vec<(MediaKind, crate::signal::CodecSpec)>>,
 }
 
 impl Participant {
@@ -29,6 +31,19 @@ impl Participant {
             session,
             joined_at: SystemTime::now(),
             tracks: Mutex::new(Vec::new()),
+            expected: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The codec this participant sends for `kind`: the arrived track's, else the answered one.
+    pub fn codec(&self, kind: MediaKind) -> Option<crate::signal::CodecSpec> {
+        self.track(kind).map(|t| t.codec.clone()).or_else(|| {
+            self.expected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, c)| c.clone())
         })
     }
 

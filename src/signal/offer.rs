@@ -11,6 +11,7 @@ use std::io::Cursor;
 use rtc::sdp::SessionDescription;
 
 use crate::error::{Error, Result};
+use crate::signal::CodecSpec;
 
 /// Which side of the protocol an offer comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct MediaSection {
     pub mid: String,
     pub kind: MediaKind,
     pub direction: Direction,
+    /// The codecs listed on this m-line, in the offer's order of preference.
+    pub codecs: Vec<CodecSpec>,
 }
 
 /// What the server needs to know about an accepted offer.
@@ -69,6 +72,60 @@ fn direction_of(attrs: &[rtc::sdp::description::common::Attribute]) -> Option<Di
         "inactive" => Some(Direction::Inactive),
         _ => None,
     })
+}
+
+/// The codecs of one m-line in format order (media formats like rtx/red/fec included).
+fn codecs_of(m: &rtc::sdp::MediaDescription, kind: MediaKind) -> Vec<CodecSpec> {
+    let map = m.codecs();
+    let prefix = match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    };
+    m.media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter_map(|pt| map.get(&pt))
+        .filter(|c| !c.name.is_empty())
+        .map(|c| CodecSpec {
+            mime_type: format!("{prefix}/{}", c.name),
+            clock_rate: c.clock_rate,
+            channels: c.encoding_parameters.parse().unwrap_or(0),
+            fmtp: c.fmtp.clone(),
+        })
+        .collect()
+}
+
+/// Whether a codec carries media (as opposed to repair or redundancy formats).
+pub fn is_media_codec(c: &CodecSpec) -> bool {
+    !matches!(
+        c.name().as_str(),
+        "rtx" | "red" | "ulpfec" | "flexfec-03" | "telephone-event" | "cn"
+    )
+}
+
+/// The first media codec of each live audio/video m-line of an SDP this server produced
+/// (an answer to a publisher): what the publisher will send.
+pub fn first_codecs(sdp: &str) -> Vec<(MediaKind, CodecSpec)> {
+    let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
+        return vec![];
+    };
+    parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| m.media_name.port.value != 0 || m.has_attribute("bundle-only"))
+        .filter_map(|m| {
+            let kind = match m.media_name.media.as_str() {
+                "audio" => MediaKind::Audio,
+                "video" => MediaKind::Video,
+                _ => return None,
+            };
+            codecs_of(m, kind)
+                .into_iter()
+                .find(is_media_codec)
+                .map(|c| (kind, c))
+        })
+        .collect()
 }
 
 /// Parses and validates an offer for `role`.
@@ -134,6 +191,7 @@ pub fn parse_offer(sdp: &str, role: Role) -> Result<OfferSummary> {
             mid,
             kind,
             direction,
+            codecs: codecs_of(m, kind),
         });
     }
     if summary.media.is_empty() {
@@ -177,6 +235,17 @@ a=rtpmap:96 VP8/90000\r\n"
         let s = parse_offer(&offer("sendonly", "sendonly"), Role::Publish).unwrap();
         assert_eq!(s.media.len(), 2);
         assert_eq!(s.mids, vec!["0", "1"]);
+    }
+
+    #[test]
+    fn lists_codecs_in_order() {
+        let s = parse_offer(&offer("sendonly", "sendonly"), Role::Publish).unwrap();
+        assert_eq!(s.media[0].codecs[0].mime_type, "audio/opus");
+        assert_eq!(s.media[0].codecs[0].channels, 2);
+        assert_eq!(s.media[1].codecs[0].mime_type, "video/VP8");
+        let first = first_codecs(&offer("recvonly", "recvonly"));
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[1].0, MediaKind::Video);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod sink;
 
 pub use fanout::TrackFanout;
 pub use rewriter::Rewriter;
-pub use sink::SlotSink;
+pub use sink::{SlotOutput, SlotSink};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

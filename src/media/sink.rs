@@ -12,7 +12,51 @@ use crate::media::SourceId;
 use crate::media::fanout::TrackFanout;
 use crate::media::rewriter::Rewriter;
 use crate::rtc::{OutTrack, RtpHeader, RtpPacket};
-use crate::signal::MediaKind;
+use crate::signal::{CodecSpec, MediaKind};
+
+/// Where a slot's rewritten packets go: an [`OutTrack`] in the server, a counter in benches.
+/// Generic (not `dyn`), so the per-packet write is not boxed.
+pub trait SlotOutput: Send + Sync + 'static {
+    fn kind(&self) -> MediaKind;
+    fn mid(&self) -> &str;
+    fn ssrc(&self) -> u32;
+    /// The payload type the receiver accepts `codec` under, if any.
+    fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8>;
+    /// The receiver's codecs, for a log line.
+    fn describe(&self) -> String;
+    /// Sends one packet; false if it was refused.
+    fn write(&self, pkt: RtpPacket) -> impl std::future::Future<Output = bool> + Send;
+    /// Resolves at the receiver's next keyframe request; false once it is gone.
+    fn next_keyframe_request(&self) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl SlotOutput for OutTrack {
+    fn kind(&self) -> MediaKind {
+        self.kind
+    }
+    fn mid(&self) -> &str {
+        &self.mid
+    }
+    fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+    fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
+        OutTrack::payload_type_for(self, codec)
+    }
+    fn describe(&self) -> String {
+        self.negotiated()
+            .iter()
+            .map(|(pt, c)| format!("{pt} {} {}", c.mime_type, c.fmtp))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    async fn write(&self, pkt: RtpPacket) -> bool {
+        OutTrack::write(self, pkt).await
+    }
+    async fn next_keyframe_request(&self) -> bool {
+        OutTrack::next_keyframe_request(self).await
+    }
+}
 
 /// Packets a slot may hold before it drops (about 0.5 s of 2.5 Mbit/s video).
 pub const SLOT_QUEUE: usize = 128;
@@ -45,11 +89,11 @@ pub struct SlotSink {
 
 impl SlotSink {
     /// Creates the slot and spawns its writer and feedback tasks on the current runtime.
-    pub fn spawn(out: Arc<OutTrack>) -> Arc<SlotSink> {
+    pub fn spawn<O: SlotOutput>(out: Arc<O>) -> Arc<SlotSink> {
         let (tx, rx) = mpsc::channel(SLOT_QUEUE);
         let sink = Arc::new(SlotSink {
-            kind: out.kind,
-            mid: out.mid.clone(),
+            kind: out.kind(),
+            mid: out.mid().to_string(),
             tx,
             overflowed: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
@@ -92,7 +136,11 @@ impl SlotSink {
     }
 }
 
-async fn writer(sink: std::sync::Weak<SlotSink>, out: Arc<OutTrack>, mut rx: mpsc::Receiver<Item>) {
+async fn writer<O: SlotOutput>(
+    sink: std::sync::Weak<SlotSink>,
+    out: Arc<O>,
+    mut rx: mpsc::Receiver<Item>,
+) {
     let mut rewriter: Option<Rewriter> = None;
     // Cached per source: the payload type to send with, if the viewer negotiated the codec.
     let mut cached: Option<(SourceId, Option<u8>)> = None;
@@ -117,7 +165,7 @@ async fn writer(sink: std::sync::Weak<SlotSink>, out: Arc<OutTrack>, mut rx: mps
                     mid = %sink.mid,
                     codec = %src.codec.mime_type,
                     fmtp = %src.codec.fmtp,
-                    viewer = ?out.negotiated().iter().map(|(pt, c)| format!("{pt} {} {}", c.mime_type, c.fmtp)).collect::<Vec<_>>(),
+                    viewer = %out.describe(),
                     "the viewer did not negotiate the publisher's codec; dropping its packets"
                 );
                 warned = true;
@@ -150,7 +198,7 @@ async fn writer(sink: std::sync::Weak<SlotSink>, out: Arc<OutTrack>, mut rx: mps
                         payload_type: pt,
                         sequence_number: seq,
                         timestamp: ts,
-                        ssrc: out.ssrc,
+                        ssrc: out.ssrc(),
                         ..Default::default()
                     },
                     payload: item.pkt.payload.clone(),

@@ -4,6 +4,7 @@
 //! applies the server's network settings (ports, announced addresses, remote-candidate filter,
 //! the one DTLS certificate).
 
+pub mod client;
 pub mod feedback;
 mod peer;
 pub mod ports;

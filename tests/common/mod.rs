@@ -8,21 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
-};
-use wisp::rtc::feedback::KeyframeRequestTap;
+use webrtc::peer_connection::PeerConnection;
+use wisp::rtc::client::{ClientPeer, local_track};
 
 /// The longest any test waits for one event before failing (a bound, not a synchroniser).
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -60,98 +53,38 @@ pub fn url(server: &wisp::Server, path: &str) -> String {
     format!("http://{}{}", server.addr, path)
 }
 
-#[derive(Clone)]
-struct Handler {
-    gathered: Arc<watch::Sender<bool>>,
-    state: Arc<watch::Sender<RTCPeerConnectionState>>,
-    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
-        self.gathered
-            .send_replace(s == RTCIceGatheringState::Complete);
-    }
-    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
-        self.state.send_replace(s);
-    }
-    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(t);
-    }
-}
-
-/// A webrtc-rs client peer connection on loopback.
+/// A webrtc-rs client peer connection on loopback (see `wisp::rtc::client`).
 pub struct Peer {
+    inner: ClientPeer,
     pub pc: Arc<dyn PeerConnection>,
-    pub state: watch::Receiver<RTCPeerConnectionState>,
-    gathered: watch::Receiver<bool>,
     pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
 }
 
 impl Peer {
     pub async fn new() -> Peer {
-        let mut media = MediaEngine::default();
-        media.register_default_codecs().unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .unwrap()
-            .with(
-                rtc::interceptor::Slot::from(14_000),
-                KeyframeRequestTap::default(),
-            );
-        let (g_tx, g_rx) = watch::channel(false);
-        let (s_tx, s_rx) = watch::channel(RTCPeerConnectionState::New);
-        let (t_tx, t_rx) = mpsc::unbounded_channel();
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_include_loopback_candidate(true)
-                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                    .build(),
-            )
-            .with_handler(Arc::new(Handler {
-                gathered: Arc::new(g_tx),
-                state: Arc::new(s_tx),
-                tracks: t_tx,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-            .build()
-            .await
-            .unwrap();
+        let mut inner = ClientPeer::new().await.unwrap();
+        let tracks = std::mem::replace(&mut inner.tracks, mpsc::unbounded_channel().1);
         Peer {
-            pc: Arc::new(pc),
-            state: s_rx,
-            gathered: g_rx,
-            tracks: t_rx,
+            pc: inner.pc.clone(),
+            inner,
+            tracks,
         }
     }
 
     /// Creates the offer and waits for gathering, so it carries candidates (non-trickle).
     pub async fn offer(&self) -> String {
-        let offer = self.pc.create_offer(None).await.unwrap();
-        self.pc.set_local_description(offer).await.unwrap();
-        let mut g = self.gathered.clone();
-        within("gathering", g.wait_for(|g| *g)).await.unwrap();
-        self.pc.local_description().await.unwrap().sdp
+        self.inner.offer(EVENT_TIMEOUT).await.unwrap()
     }
 
     pub async fn accept(&self, answer: String) {
-        self.pc
-            .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
-            .await
-            .unwrap();
+        self.inner.accept(answer).await.unwrap()
     }
 
     pub async fn connected(&self) {
-        let mut s = self.state.clone();
-        within(
-            "connected",
-            s.wait_for(|s| *s == RTCPeerConnectionState::Connected),
-        )
-        .await
-        .unwrap();
+        self.inner
+            .connected(EVENT_TIMEOUT)
+            .await
+            .expect("connected in time")
     }
 }
 
@@ -185,25 +118,6 @@ pub async fn post_sdp(url: &str, sdp: &str) -> Posted {
     }
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    }
-}
-
 /// A publisher client: Opus + VP8 tracks it can write synthetic RTP to.
 pub struct Publisher {
     pub peer: Peer,
@@ -215,23 +129,6 @@ pub struct Publisher {
     pub etag: String,
     pub participant: String,
     pub answer: String,
-}
-
-fn local_track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("stream-{ssrc}"),
-        format!("track-{ssrc}"),
-        format!("label-{ssrc}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec(kind),
-            ..Default::default()
-        }],
-    )))
 }
 
 impl Publisher {

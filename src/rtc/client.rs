@@ -1,0 +1,161 @@
+//! A minimal WebRTC client peer on loopback, for wisp's own tests and load generator: it
+//! publishes or plays through a wisp server the way a real WHIP/WHEP client does. Lives here
+//! because `rtc/` is the only module that touches webrtc-rs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::rtc::media_stream::MediaStreamTrack;
+use ::rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+use crate::rtc::feedback::KeyframeRequestTap;
+
+struct Handler {
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+        self.gathered
+            .send_replace(s == RTCIceGatheringState::Complete);
+    }
+    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
+        self.state.send_replace(s);
+    }
+    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(t);
+    }
+}
+
+/// A client peer connection bound to 127.0.0.1, with loopback candidates and keyframe
+/// requests delivered to its local tracks.
+pub struct ClientPeer {
+    pub pc: Arc<dyn PeerConnection>,
+    pub state: watch::Receiver<RTCPeerConnectionState>,
+    gathered: watch::Receiver<bool>,
+    /// Remote tracks as they arrive (a viewer's media).
+    pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+}
+
+/// Why a client step failed.
+pub type ClientError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ClientPeer {
+    pub async fn new() -> Result<ClientPeer, ClientError> {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs()?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+            ::rtc::interceptor::Slot::from(14_000),
+            KeyframeRequestTap::default(),
+        );
+        let (g_tx, g_rx) = watch::channel(false);
+        let (s_tx, s_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (t_tx, t_rx) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    .with_include_loopback_candidate(true)
+                    .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
+                    .build(),
+            )
+            .with_handler(Arc::new(Handler {
+                gathered: g_tx,
+                state: s_tx,
+                tracks: t_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .build()
+            .await?;
+        Ok(ClientPeer {
+            pc: Arc::new(pc),
+            state: s_rx,
+            gathered: g_rx,
+            tracks: t_rx,
+        })
+    }
+
+    /// Creates the offer and waits (up to `limit`) for gathering, so it carries candidates.
+    pub async fn offer(&self, limit: Duration) -> Result<String, ClientError> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let mut g = self.gathered.clone();
+        tokio::time::timeout(limit, g.wait_for(|g| *g)).await??;
+        Ok(self
+            .pc
+            .local_description()
+            .await
+            .ok_or("no local description")?
+            .sdp)
+    }
+
+    pub async fn accept(&self, answer: String) -> Result<(), ClientError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Waits (up to `limit`) for the connection to come up.
+    pub async fn connected(&self, limit: Duration) -> Result<(), ClientError> {
+        let mut s = self.state.clone();
+        tokio::time::timeout(
+            limit,
+            s.wait_for(|s| *s == RTCPeerConnectionState::Connected),
+        )
+        .await??;
+        Ok(())
+    }
+}
+
+/// Opus and VP8 as the client sends them.
+pub fn client_codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        _ => RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+/// A local track that sends pre-packetized RTP with `ssrc`.
+pub fn local_track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("stream-{ssrc}"),
+        format!("track-{ssrc}"),
+        format!("label-{ssrc}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: client_codec(kind),
+            ..Default::default()
+        }],
+    )))
+}

@@ -1,0 +1,556 @@
+//! End-to-end load bench: the release `wisp` as its own process on loopback, one webrtc-rs
+//! publisher sending 2.5 Mbit/s of synthetic video in 1,200-byte packets plus Opus-sized audio
+//! at 50 packets/s (send time in the payload), and N webrtc-rs viewers that count and
+//! timestamp what they receive. For each N: forwarded packets/s, server CPU-seconds (from
+//! /proc/<pid>/stat) and so packets per server CPU-second, RSS per viewer, loss, end-to-end
+//! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floor: a
+//! minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured the same way.
+//!
+//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5]`
+//! Writes target/e2e-bench.{md,json,svg}. Every loop is bounded.
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::shared::marshal::Marshal;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use wisp::rtc::client::{ClientPeer, local_track};
+
+const VIDEO_BPS: f64 = 2_500_000.0;
+const PACKET: usize = 1200;
+const AUDIO_PPS: f64 = 50.0;
+const STEP: Duration = Duration::from_secs(20); // bound on any one wait
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// utime+stime of a process (or `thread-self`), in seconds.
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let s = std::fs::read_to_string(stat_path).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1e6
+}
+
+#[derive(serde::Serialize, Clone)]
+struct Point {
+    viewers: usize,
+    forwarded_pps: f64,
+    server_cpu: f64,
+    packets_per_cpu_second: f64,
+    floor_ratio: f64,
+    rss_per_viewer_kib: f64,
+    loss: f64,
+    latency_ms_p50: f64,
+    latency_ms_p99: f64,
+    latency_ms_p999: f64,
+    join_ms_median: f64,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start_server() -> Server {
+    let port = 18380;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--ice-ports",
+            "46000-47999",
+            "--max-sessions",
+            "4000",
+            "--allow-remote",
+            "127.0.0.0/8",
+        ])
+        .env("WISP_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wisp");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    while out.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("wisp is running") {
+        line.clear();
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, sdp: String) -> (String, String) {
+    let r = http
+        .post(url)
+        .header("content-type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 201, "POST {url}");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    (loc, r.text().await.unwrap())
+}
+
+/// Shared receive counters of all viewers.
+#[derive(Default)]
+struct Rx {
+    packets: AtomicU64,
+    latencies: Mutex<Vec<u64>>,
+    recording: AtomicBool,
+}
+
+async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> Point {
+    let http = reqwest::Client::new();
+    let room = format!("{}/whip/bench{n}", server.base);
+    let pid = server.child.id();
+
+    // Publisher
+    let publisher = ClientPeer::new().await.unwrap();
+    let (vs, as_) = (rand::random::<u32>(), rand::random::<u32>());
+    let video = local_track(RtpCodecKind::Video, vs);
+    let audio = local_track(RtpCodecKind::Audio, as_);
+    for t in [&video, &audio] {
+        publisher
+            .pc
+            .add_transceiver_from_track(
+                t.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let offer = publisher.offer(STEP).await.unwrap();
+    let (pub_loc, answer) = post(&http, &room, offer).await;
+    publisher.accept(answer).await.unwrap();
+    publisher.connected(STEP).await.unwrap();
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Like a browser encoder, answer keyframe requests with the next packet.
+    let want_key = Arc::new(AtomicBool::new(true));
+    {
+        let (video, want_key) = (video.clone(), want_key.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = video.poll().await {
+                if matches!(ev, webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(_)) {
+                    want_key.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let sender = {
+        let (sent, stop, video, audio) = (sent.clone(), stop.clone(), video.clone(), audio.clone());
+        let want_key = want_key.clone();
+        tokio::spawn(async move {
+            let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
+            let start = Instant::now();
+            let (mut nv, mut na) = (0u64, 0u64);
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            let filler = vec![0x5au8; PACKET - 10];
+            // Bounded: at most ten minutes of media.
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(600) {
+                tick.tick().await;
+                let t = start.elapsed().as_secs_f64();
+                while (nv as f64) < t * vpps {
+                    let key = want_key.swap(false, Ordering::Relaxed) || nv % 500 == 0;
+                    let mut p = Vec::with_capacity(PACKET);
+                    p.extend_from_slice(&[0x10, if key { 0 } else { 1 }]);
+                    p.extend_from_slice(&now_ns().to_be_bytes());
+                    p.extend_from_slice(&filler);
+                    let pkt = rtc::rtp::packet::Packet {
+                        header: rtc::rtp::header::Header {
+                            version: 2,
+                            marker: true,
+                            payload_type: 96,
+                            sequence_number: nv as u16,
+                            timestamp: (nv * 3000) as u32,
+                            ssrc: vs,
+                            ..Default::default()
+                        },
+                        payload: Bytes::from(p),
+                    };
+                    if video.write_rtp(pkt).await.is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    nv += 1;
+                }
+                while (na as f64) < t * AUDIO_PPS {
+                    let pkt = rtc::rtp::packet::Packet {
+                        header: rtc::rtp::header::Header {
+                            version: 2,
+                            payload_type: 111,
+                            sequence_number: na as u16,
+                            timestamp: (na * 960) as u32,
+                            ssrc: as_,
+                            ..Default::default()
+                        },
+                        payload: Bytes::from(vec![0xfc; 80]),
+                    };
+                    if audio.write_rtp(pkt).await.is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    na += 1;
+                }
+            }
+        })
+    };
+    let rss_before = rss_kib(pid);
+
+    // Viewers, joined in batches of 10.
+    let rx = Arc::new(Rx::default());
+    let mut viewers = Vec::new();
+    let joins = Arc::new(Mutex::new(Vec::new()));
+    let whep = format!("{}/whep/bench{n}", server.base);
+    for batch in (0..n).collect::<Vec<_>>().chunks(10) {
+        let mut handles = Vec::new();
+        for _ in batch {
+            let (http, whep, rx, joins) = (http.clone(), whep.clone(), rx.clone(), joins.clone());
+            handles.push(tokio::spawn(async move {
+                let mut peer = ClientPeer::new().await.unwrap();
+                for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                    peer.pc
+                        .add_transceiver_from_kind(
+                            kind,
+                            Some(RTCRtpTransceiverInit {
+                                direction: RTCRtpTransceiverDirection::Recvonly,
+                                ..Default::default()
+                            }),
+                        )
+                        .await
+                        .unwrap();
+                }
+                let t0 = Instant::now();
+                let offer = peer.offer(STEP).await.unwrap();
+                let (loc, answer) = post(&http, &whep, offer).await;
+                peer.accept(answer).await.unwrap();
+                let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+                let mut tracks = std::mem::replace(
+                    &mut peer.tracks,
+                    tokio::sync::mpsc::unbounded_channel().1,
+                );
+                let first = Arc::new(Mutex::new(Some(first_tx)));
+                tokio::spawn(async move {
+                    while let Some(t) = tracks.recv().await {
+                        let (rx, first) = (rx.clone(), first.clone());
+                        tokio::spawn(async move {
+                            let video = t.kind().await == RtpCodecKind::Video;
+                            while let Some(ev) = t.poll().await {
+                                if let TrackRemoteEvent::OnRtpPacket(p) = ev {
+                                    rx.packets.fetch_add(1, Ordering::Relaxed);
+                                    if video && p.payload.len() >= 10 {
+                                        if let Some(tx) = first.lock().unwrap().take() {
+                                            let _ = tx.send(());
+                                        }
+                                        if rx.recording.load(Ordering::Relaxed) {
+                                            let sent = u64::from_be_bytes(
+                                                p.payload[2..10].try_into().unwrap(),
+                                            );
+                                            rx.latencies
+                                                .lock()
+                                                .unwrap()
+                                                .push(now_ns().saturating_sub(sent));
+                                        }
+                                    }
+                                }
+                            }
+                        });
+                    }
+                });
+                tokio::time::timeout(STEP, first_rx)
+                    .await
+                    .expect("first video packet in time")
+                    .unwrap();
+                joins.lock().unwrap().push(t0.elapsed().as_secs_f64() * 1000.0);
+                (peer, loc)
+            }));
+        }
+        for h in handles {
+            viewers.push(h.await.unwrap());
+        }
+    }
+
+    // Warm up, then measure a window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (c0, r0, s0, t0) = (
+        cpu_seconds(&format!("/proc/{pid}/stat")),
+        rx.packets.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    rx.recording.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    rx.recording.store(false, Ordering::Relaxed);
+    let (c1, r1, s1, el) = (
+        cpu_seconds(&format!("/proc/{pid}/stat")),
+        rx.packets.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed),
+        t0.elapsed().as_secs_f64(),
+    );
+    let rss_during = rss_kib(pid);
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.await;
+
+    let mut lat = std::mem::take(&mut *rx.latencies.lock().unwrap());
+    lat.sort_unstable();
+    let mut js = joins.lock().unwrap().clone();
+    js.sort_by(|a, b| a.total_cmp(b));
+    let received = (r1 - r0) as f64;
+    let expected = ((s1 - s0) * n as u64) as f64;
+    let cpu = c1 - c0;
+    let ppcs = if cpu > 0.0 { received / cpu } else { f64::NAN };
+
+    // Tear down through the API, as clients would.
+    for (peer, loc) in &viewers {
+        let _ = http.delete(format!("{}{loc}", server.base)).send().await;
+        let _ = peer.pc.close().await;
+    }
+    let _ = http.delete(format!("{}{pub_loc}", server.base)).send().await;
+    let _ = publisher.pc.close().await;
+
+    Point {
+        viewers: n,
+        forwarded_pps: received / el,
+        server_cpu: cpu / el,
+        packets_per_cpu_second: ppcs,
+        floor_ratio: ppcs / floor_pps,
+        rss_per_viewer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
+        loss: if expected > 0.0 { (1.0 - received / expected).max(0.0) } else { f64::NAN },
+        latency_ms_p50: percentile(&lat, 0.5),
+        latency_ms_p99: percentile(&lat, 0.99),
+        latency_ms_p999: percentile(&lat, 0.999),
+        join_ms_median: js.get(js.len() / 2).copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// The floor: UDP in, SRTP-protect per viewer with AES-128-GCM (what wisp negotiates first),
+/// sendto per viewer. Returns protected-and-sent packets per CPU-second of the relay thread.
+fn floor(viewers: usize, packets: usize) -> f64 {
+    let crypto = rtc::crypto::default_provider().expect("crypto");
+    let input = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let in_addr = input.local_addr().unwrap();
+    let out = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sinks: Vec<UdpSocket> = (0..viewers)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<_> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+    let mut ctxs: Vec<_> = (0..viewers)
+        .map(|i| {
+            rtc::srtp::context::Context::new(
+                &[i as u8; 16],
+                &[7u8; 12],
+                rtc::srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
+                None,
+                None,
+                crypto.crypto(),
+            )
+            .expect("srtp context")
+        })
+        .collect();
+    let feeder = std::thread::spawn(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for seq in 0..packets {
+            let pkt = rtc::rtp::packet::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type: 96,
+                    sequence_number: seq as u16,
+                    ssrc: 1,
+                    ..Default::default()
+                },
+                payload: Bytes::from(vec![0x5a; PACKET]),
+            };
+            let _ = s.send_to(&pkt.marshal().unwrap(), in_addr);
+            if seq % 64 == 63 {
+                std::thread::sleep(Duration::from_micros(200)); // keep the input buffer from overflowing
+            }
+        }
+    });
+    input
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let c0 = cpu_seconds("/proc/thread-self/stat");
+    let mut relayed = 0u64;
+    while let Ok(len) = input.recv(&mut buf) {
+        for (ctx, addr) in ctxs.iter_mut().zip(&addrs) {
+            if let Ok(enc) = ctx.encrypt_rtp(&buf[..len]) {
+                let _ = out.send_to(&enc, addr);
+                relayed += 1;
+            }
+        }
+        if relayed >= (packets * viewers) as u64 {
+            break;
+        }
+    }
+    let c1 = cpu_seconds("/proc/thread-self/stat");
+    let _ = feeder.join();
+    drop(sinks);
+    relayed as f64 / (c1 - c0).max(0.01)
+}
+
+fn fit(points: &[Point]) -> (f64, f64) {
+    let n = points.len() as f64;
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |a, p| (a.0 + p.viewers as f64, a.1 + p.server_cpu));
+    let (mx, my) = (sx / n, sy / n);
+    let (mut num, mut den) = (0.0, 0.0);
+    for p in points {
+        num += (p.viewers as f64 - mx) * (p.server_cpu - my);
+        den += (p.viewers as f64 - mx).powi(2);
+    }
+    let b = if den > 0.0 { num / den } else { f64::NAN };
+    (my - b * mx, b)
+}
+
+fn plot(points: &[Point], floor_pps: f64, path: &str) {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let xmax = points.iter().map(|p| p.viewers).max().unwrap_or(10) as f64 * 1.1;
+    let ymax = points
+        .iter()
+        .map(|p| p.packets_per_cpu_second)
+        .fold(floor_pps, f64::max)
+        * 1.15;
+    let Ok(mut chart) = ChartBuilder::on(&root)
+        .caption("wisp: forwarded packets per server CPU-second", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+    else {
+        return;
+    };
+    let _ = chart
+        .configure_mesh()
+        .x_desc("viewers (N)")
+        .y_desc("packets / CPU-second")
+        .draw();
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.viewers as f64, p.packets_per_cpu_second))
+        .collect();
+    if let Ok(s) = chart.draw_series(LineSeries::new(pts.clone(), &BLUE)) {
+        s.label("wisp").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    }
+    let _ = chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())));
+    if let Ok(s) = chart.draw_series(LineSeries::new(vec![(0.0, floor_pps), (xmax, floor_pps)], &RED)) {
+        s.label("floor: UDP + SRTP-GCM + sendto")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    }
+    let _ = chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw();
+    let _ = root.present();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let viewers: Vec<usize> = arg("--viewers")
+        .unwrap_or_else(|| "10,25,50,100".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let max_n = viewers.iter().copied().max().unwrap_or(10);
+
+    let floor_pps = floor(max_n.min(100), 2000);
+    eprintln!("floor: {floor_pps:.0} packets per CPU-second (UDP in, SRTP AES-128-GCM, sendto)");
+
+    let mut server = start_server();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut points = Vec::new();
+    for &n in &viewers {
+        eprintln!("running N = {n}");
+        let p = rt.block_on(run_point(&server, n, seconds, floor_pps));
+        points.push(p);
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status();
+    let _ = server.child.wait();
+
+    let (a, b) = fit(&points);
+    let mut md = String::from(
+        "| viewers | forwarded pkt/s | server CPU (cores) | pkt per CPU-s | × floor | RSS/viewer KiB | loss | latency p50/p99/p99.9 ms | join ms (median) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &points {
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2}% | {:.2} / {:.2} / {:.2} | {:.0} |\n",
+            p.viewers,
+            p.forwarded_pps,
+            p.server_cpu,
+            p.packets_per_cpu_second,
+            p.floor_ratio,
+            p.rss_per_viewer_kib,
+            p.loss * 100.0,
+            p.latency_ms_p50,
+            p.latency_ms_p99,
+            p.latency_ms_p999,
+            p.join_ms_median
+        ));
+    }
+    md.push_str(&format!(
+        "\nFloor (same run): {floor_pps:.0} packets per CPU-second. Fit: server CPU = {a:.4} + {b:.5}·N cores (b = CPU per viewer).\n"
+    ));
+    println!("{md}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("e2e-bench.md"), &md);
+    let json = serde_json::json!({
+        "floor_packets_per_cpu_second": floor_pps,
+        "fit": {"a": a, "b": b},
+        "points": points,
+    });
+    let _ = std::fs::write(dir.join("e2e-bench.json"), serde_json::to_string_pretty(&json).unwrap());
+    plot(&points, floor_pps, dir.join("e2e-bench.svg").to_str().unwrap_or("e2e-bench.svg"));
+    eprintln!("wrote target/e2e-bench.md, .json, .svg");
+}

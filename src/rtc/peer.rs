@@ -18,7 +18,6 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
 };
 
 use crate::error::{Error, Result};
@@ -118,6 +117,29 @@ fn default_codec(kind: MediaKind) -> CodecSpec {
     }
 }
 
+/// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
+/// sends (NACK responder, sender reports, the keyframe-request tap); a publisher leg receives
+/// (NACK generator, receiver reports, transport-wide CC feedback for the publisher's
+/// bandwidth estimate).
+fn interceptors(for_play: bool, media: &mut MediaEngine) -> webrtc::error::Result<Registry> {
+    use ::rtc::interceptor::{
+        NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
+    };
+    use webrtc::peer_connection::{configure_simulcast_extension_headers, configure_twcc_receiver_only};
+    configure_simulcast_extension_headers(media)?;
+    if for_play {
+        Ok(Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::from(14_000), KeyframeRequestTap::default()))
+    } else {
+        let registry = Registry::new()
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+        configure_twcc_receiver_only(registry, media)
+    }
+}
+
 fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
     move |e| Error::Unprocessable(format!("{context}: {e}"))
 }
@@ -141,11 +163,8 @@ impl RtcEngine {
             media
                 .register_default_codecs()
                 .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
-            let mut registry = register_default_interceptors(Registry::new(), &mut media)
+            let registry = interceptors(for_play, &mut media)
                 .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
-            if for_play {
-                registry = registry.with(Slot::from(14_000), KeyframeRequestTap::default());
-            }
             let mut se = SettingEngineBuilder::new()
                 // A server neither resolves nor announces mDNS names; it also keeps the driver
                 // from opening a multicast socket per session.

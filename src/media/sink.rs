@@ -147,7 +147,9 @@ async fn writer<O: SlotOutput>(
     let mut warned = false;
     while let Some(item) = rx.recv().await {
         let Some(sink) = sink.upgrade() else { break };
-        let Some(src) = sink.source() else { continue };
+        // A guard, not a clone: no shared refcount traffic per packet across viewers.
+        let guard = sink.source.load();
+        let Some(src) = guard.as_ref() else { continue };
         if src.id != item.src {
             continue; // queued before a switch
         }
@@ -203,6 +205,7 @@ async fn writer<O: SlotOutput>(
                     },
                     payload: item.pkt.payload.clone(),
                 };
+                drop(guard);
                 if out.write(pkt).await {
                     sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 }

@@ -130,6 +130,9 @@ async fn post(http: &reqwest::Client, url: &str, sdp: String) -> (String, String
 #[derive(Default)]
 struct Rx {
     packets: AtomicU64,
+    /// Video packets sent after `window_ns` (live, not from a join's keyframe-cache burst).
+    live_video: AtomicU64,
+    window_ns: AtomicU64,
     latencies: Mutex<Vec<u64>>,
     recording: AtomicBool,
 }
@@ -163,6 +166,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     publisher.connected(STEP).await.unwrap();
 
     let sent = Arc::new(AtomicU64::new(0));
+    let sent_video = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // Like a browser encoder, answer keyframe requests with the next packet.
     let want_key = Arc::new(AtomicBool::new(true));
@@ -170,7 +174,10 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         let (video, want_key) = (video.clone(), want_key.clone());
         tokio::spawn(async move {
             while let Some(ev) = video.poll().await {
-                if matches!(ev, webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(_)) {
+                if matches!(
+                    ev,
+                    webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(_)
+                ) {
                     want_key.store(true, Ordering::Relaxed);
                 }
             }
@@ -178,7 +185,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     }
     let sender = {
         let (sent, stop, video, audio) = (sent.clone(), stop.clone(), video.clone(), audio.clone());
-        let want_key = want_key.clone();
+        let (want_key, sent_video) = (want_key.clone(), sent_video.clone());
         tokio::spawn(async move {
             let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
             let start = Instant::now();
@@ -209,6 +216,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
                     };
                     if video.write_rtp(pkt).await.is_ok() {
                         sent.fetch_add(1, Ordering::Relaxed);
+                        sent_video.fetch_add(1, Ordering::Relaxed);
                     }
                     nv += 1;
                 }
@@ -262,10 +270,8 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
                 let (loc, answer) = post(&http, &whep, offer).await;
                 peer.accept(answer).await.unwrap();
                 let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-                let mut tracks = std::mem::replace(
-                    &mut peer.tracks,
-                    tokio::sync::mpsc::unbounded_channel().1,
-                );
+                let mut tracks =
+                    std::mem::replace(&mut peer.tracks, tokio::sync::mpsc::unbounded_channel().1);
                 let first = Arc::new(Mutex::new(Some(first_tx)));
                 tokio::spawn(async move {
                     while let Some(t) = tracks.recv().await {
@@ -279,10 +285,13 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
                                         if let Some(tx) = first.lock().unwrap().take() {
                                             let _ = tx.send(());
                                         }
-                                        if rx.recording.load(Ordering::Relaxed) {
-                                            let sent = u64::from_be_bytes(
-                                                p.payload[2..10].try_into().unwrap(),
-                                            );
+                                        let sent = u64::from_be_bytes(
+                                            p.payload[2..10].try_into().unwrap(),
+                                        );
+                                        if rx.recording.load(Ordering::Relaxed)
+                                            && sent >= rx.window_ns.load(Ordering::Relaxed)
+                                        {
+                                            rx.live_video.fetch_add(1, Ordering::Relaxed);
                                             rx.latencies
                                                 .lock()
                                                 .unwrap()
@@ -298,7 +307,10 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
                     .await
                     .expect("first video packet in time")
                     .unwrap();
-                joins.lock().unwrap().push(t0.elapsed().as_secs_f64() * 1000.0);
+                joins
+                    .lock()
+                    .unwrap()
+                    .push(t0.elapsed().as_secs_f64() * 1000.0);
                 (peer, loc)
             }));
         }
@@ -307,23 +319,28 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         }
     }
 
-    // Warm up, then measure a window.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Warm up (joins' keyframe-cache bursts drain), then measure a window. Latency and loss
+    // count only video sent inside the window.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (c0, r0, s0, t0) = (
         cpu_seconds(&format!("/proc/{pid}/stat")),
         rx.packets.load(Ordering::Relaxed),
-        sent.load(Ordering::Relaxed),
+        sent_video.load(Ordering::Relaxed),
         Instant::now(),
     );
+    rx.window_ns.store(now_ns(), Ordering::Relaxed);
     rx.recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    rx.recording.store(false, Ordering::Relaxed);
     let (c1, r1, s1, el) = (
         cpu_seconds(&format!("/proc/{pid}/stat")),
         rx.packets.load(Ordering::Relaxed),
-        sent.load(Ordering::Relaxed),
+        sent_video.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
+    // Let the window's last packets arrive before closing the books on loss.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rx.recording.store(false, Ordering::Relaxed);
+    let live = rx.live_video.load(Ordering::Relaxed) as f64;
     let rss_during = rss_kib(pid);
     stop.store(true, Ordering::Relaxed);
     let _ = sender.await;
@@ -334,6 +351,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     js.sort_by(|a, b| a.total_cmp(b));
     let received = (r1 - r0) as f64;
     let expected = ((s1 - s0) * n as u64) as f64;
+    let _ = sent;
     let cpu = c1 - c0;
     let ppcs = if cpu > 0.0 { received / cpu } else { f64::NAN };
 
@@ -342,7 +360,10 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         let _ = http.delete(format!("{}{loc}", server.base)).send().await;
         let _ = peer.pc.close().await;
     }
-    let _ = http.delete(format!("{}{pub_loc}", server.base)).send().await;
+    let _ = http
+        .delete(format!("{}{pub_loc}", server.base))
+        .send()
+        .await;
     let _ = publisher.pc.close().await;
 
     Point {
@@ -352,7 +373,11 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         packets_per_cpu_second: ppcs,
         floor_ratio: ppcs / floor_pps,
         rss_per_viewer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
-        loss: if expected > 0.0 { (1.0 - received / expected).max(0.0) } else { f64::NAN },
+        loss: if expected > 0.0 {
+            (1.0 - received / expected).max(0.0)
+        } else {
+            f64::NAN
+        },
         latency_ms_p50: percentile(&lat, 0.5),
         latency_ms_p99: percentile(&lat, 0.99),
         latency_ms_p999: percentile(&lat, 0.999),
@@ -428,7 +453,9 @@ fn floor(viewers: usize, packets: usize) -> f64 {
 
 fn fit(points: &[Point]) -> (f64, f64) {
     let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |a, p| (a.0 + p.viewers as f64, a.1 + p.server_cpu));
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |a, p| {
+        (a.0 + p.viewers as f64, a.1 + p.server_cpu)
+    });
     let (mx, my) = (sx / n, sy / n);
     let (mut num, mut den) = (0.0, 0.0);
     for p in points {
@@ -450,7 +477,10 @@ fn plot(points: &[Point], floor_pps: f64, path: &str) {
         .fold(floor_pps, f64::max)
         * 1.15;
     let Ok(mut chart) = ChartBuilder::on(&root)
-        .caption("wisp: forwarded packets per server CPU-second", ("sans-serif", 20))
+        .caption(
+            "wisp: forwarded packets per server CPU-second",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -468,10 +498,17 @@ fn plot(points: &[Point], floor_pps: f64, path: &str) {
         .map(|p| (p.viewers as f64, p.packets_per_cpu_second))
         .collect();
     if let Ok(s) = chart.draw_series(LineSeries::new(pts.clone(), &BLUE)) {
-        s.label("wisp").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        s.label("wisp")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     }
-    let _ = chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())));
-    if let Ok(s) = chart.draw_series(LineSeries::new(vec![(0.0, floor_pps), (xmax, floor_pps)], &RED)) {
+    let _ = chart.draw_series(
+        pts.iter()
+            .map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())),
+    );
+    if let Ok(s) = chart.draw_series(LineSeries::new(
+        vec![(0.0, floor_pps), (xmax, floor_pps)],
+        &RED,
+    )) {
         s.label("floor: UDP + SRTP-GCM + sendto")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
@@ -550,7 +587,16 @@ fn main() {
         "fit": {"a": a, "b": b},
         "points": points,
     });
-    let _ = std::fs::write(dir.join("e2e-bench.json"), serde_json::to_string_pretty(&json).unwrap());
-    plot(&points, floor_pps, dir.join("e2e-bench.svg").to_str().unwrap_or("e2e-bench.svg"));
+    let _ = std::fs::write(
+        dir.join("e2e-bench.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    );
+    plot(
+        &points,
+        floor_pps,
+        dir.join("e2e-bench.svg")
+            .to_str()
+            .unwrap_or("e2e-bench.svg"),
+    );
     eprintln!("wrote target/e2e-bench.md, .json, .svg");
 }

@@ -113,11 +113,11 @@ async fn publish_then_two_viewers_receive_identical_payloads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_viewer_triggers_a_keyframe_request_to_the_publisher() {
+async fn late_viewer_triggers_a_keyframe_request_when_nothing_is_cached() {
     let server = start().await;
     let publisher = Publisher::join(&server, "r2").await;
-    // The server learns the track from its first packet: one keyframe, then deltas only.
-    publisher.send_video(0, true).await;
+    // The server learns the track from its first packet; no keyframe yet, so nothing cached.
+    publisher.send_video(0, false).await;
     let mut viewer = Viewer::join(&server, &paths::whep("r2")).await;
     let pli = tokio::spawn({
         let video = publisher.video.clone();
@@ -153,6 +153,46 @@ async fn late_viewer_triggers_a_keyframe_request_to_the_publisher() {
         }
     };
     assert_eq!(u16::from_be_bytes([first.payload[2], first.payload[3]]), n);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r5").await;
+    // One keyframe, then deltas; the publisher never sends another keyframe (like OBS
+    // ignoring PLI).
+    for n in 0..20u16 {
+        publisher.send_video(n, n == 0).await;
+    }
+    let mut viewer = Viewer::join(&server, &paths::whep("r5")).await;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+    let mut n = 20u16;
+    let mut got = Vec::new();
+    while got.len() < 40 {
+        assert!(n < MAX_PACKETS, "the viewer did not start from the cache");
+        ticker.tick().await;
+        publisher.send_video(n, false).await;
+        n += 1;
+        while let Ok((kind, p)) = viewer.packets.try_recv() {
+            if kind == RtpCodecKind::Video {
+                got.push(p);
+            }
+        }
+    }
+    let frame = |p: &rtc::rtp::packet::Packet| u16::from_be_bytes([p.payload[2], p.payload[3]]);
+    assert_eq!(frame(&got[0]), 0, "the first packet is the cached keyframe");
+    for w in got.windows(2) {
+        assert_eq!(
+            frame(&w[1]),
+            frame(&w[0]) + 1,
+            "cached group then live, nothing lost or doubled"
+        );
+        assert_eq!(
+            w[1].header.sequence_number,
+            w[0].header.sequence_number.wrapping_add(1)
+        );
+    }
     server.shutdown().await.unwrap();
 }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::media::gop::GopCache;
+
 use crate::media::SourceId;
 use crate::media::keyframe::is_keyframe;
 use crate::media::sink::{Item, SlotSink};
@@ -35,6 +37,9 @@ pub struct TrackFanout {
     /// Lower-case codec name, precomputed for keyframe detection.
     codec_name: String,
     sinks: ArcSwap<Vec<Arc<SlotSink>>>,
+    /// Video only: the current group of pictures. Locked by the reader task once per packet
+    /// (uncontended) and by `attach` when a slot joins, so the two never interleave.
+    gop: Option<std::sync::Mutex<GopCache>>,
     /// Sends a PLI to the publisher; provided by `rtc/`.
     request_upstream: Box<dyn Fn() + Send + Sync>,
     epoch: Instant,
@@ -55,6 +60,7 @@ impl TrackFanout {
             codec_name: codec.name(),
             codec,
             sinks: ArcSwap::from_pointee(Vec::new()),
+            gop: (kind == MediaKind::Video).then(Default::default),
             request_upstream,
             epoch: Instant::now(),
             last_request_ms: AtomicU64::new(0),
@@ -72,13 +78,19 @@ impl TrackFanout {
         if keyframe {
             self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
         }
-        let sinks = self.sinks.load();
-        if sinks.is_empty() {
-            return;
-        }
         let pkt = Arc::new(pkt);
+        let sinks = match &self.gop {
+            Some(gop) => {
+                // Cache and snapshot under one lock, so a slot attached meanwhile gets this
+                // packet either in its burst or live, never both or neither.
+                let mut g = gop.lock().unwrap_or_else(|e| e.into_inner());
+                g.push(Instant::now(), &pkt, keyframe);
+                self.sinks.load()
+            }
+            None => self.sinks.load(),
+        };
         for sink in sinks.iter() {
-            if !sink.offer(Item {
+            if !sink.offer(Item::Packet {
                 src: self.id,
                 keyframe,
                 pkt: pkt.clone(),
@@ -110,8 +122,24 @@ impl TrackFanout {
         }
     }
 
-    /// Adds a sink to the snapshot (signalling path).
+    /// Adds a sink to the snapshot (signalling path). A video slot first gets the cached group
+    /// of pictures as one burst; without one, the publisher is asked for a keyframe.
     pub fn attach(&self, sink: &Arc<SlotSink>) {
+        let _guard = match &self.gop {
+            Some(gop) => {
+                let g = gop.lock().unwrap_or_else(|e| e.into_inner());
+                if g.packets().is_empty() {
+                    self.request_keyframe();
+                } else {
+                    sink.offer(Item::Burst {
+                        src: self.id,
+                        packets: g.packets().to_vec(),
+                    });
+                }
+                Some(g)
+            }
+            None => None,
+        };
         self.sinks.rcu(|cur| {
             let mut next = Vec::with_capacity(cur.len() + 1);
             next.extend(cur.iter().filter(|s| !Arc::ptr_eq(s, sink)).cloned());

@@ -12,6 +12,7 @@
 //! rewriter is pure and unit-tested.
 
 pub mod fanout;
+pub mod gop;
 pub mod keyframe;
 pub mod rewriter;
 pub mod sink;

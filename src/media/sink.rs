@@ -61,11 +61,20 @@ impl SlotOutput for OutTrack {
 /// Packets a slot may hold before it drops (about 0.5 s of 2.5 Mbit/s video).
 pub const SLOT_QUEUE: usize = 128;
 
-/// One queued packet: shared, never copied per viewer.
-pub struct Item {
-    pub src: SourceId,
-    pub keyframe: bool,
-    pub pkt: Arc<RtpPacket>,
+/// What a slot's queue carries: shared packets, never copied per viewer.
+pub enum Item {
+    /// One live packet.
+    Packet {
+        src: SourceId,
+        keyframe: bool,
+        pkt: Arc<RtpPacket>,
+    },
+    /// The cached group of pictures for a slot that just attached: a keyframe first, then
+    /// the packets after it, in one queue entry however long the group is.
+    Burst {
+        src: SourceId,
+        packets: Vec<Arc<RtpPacket>>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +91,9 @@ pub struct SlotSink {
     tx: mpsc::Sender<Item>,
     /// Set by `offer` when the queue overflowed; the writer then resyncs on a keyframe.
     overflowed: AtomicBool,
+    /// The viewer's transport is up: only then is the slot attached to a source, so the
+    /// keyframe-cache burst is not written into a connection that cannot send yet.
+    ready: AtomicBool,
     /// The fan-out this slot is attached to (for keyframe requests and codec lookups).
     source: ArcSwapOption<TrackFanout>,
     pub stats: SinkStats,
@@ -96,6 +108,7 @@ impl SlotSink {
             mid: out.mid().to_string(),
             tx,
             overflowed: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
             stats: SinkStats::default(),
         });
@@ -126,6 +139,15 @@ impl SlotSink {
         }
     }
 
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the slot's transport as connected (see `ready`).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
     pub fn source(&self) -> Option<Arc<TrackFanout>> {
         self.source.load_full()
     }
@@ -136,78 +158,122 @@ impl SlotSink {
     }
 }
 
-async fn writer<O: SlotOutput>(
-    sink: std::sync::Weak<SlotSink>,
+/// The writer task's state across packets.
+struct Writer<O> {
     out: Arc<O>,
-    mut rx: mpsc::Receiver<Item>,
-) {
-    let mut rewriter: Option<Rewriter> = None;
-    // Cached per source: the payload type to send with, if the viewer negotiated the codec.
-    let mut cached: Option<(SourceId, Option<u8>)> = None;
-    let mut warned = false;
-    while let Some(item) = rx.recv().await {
-        let Some(sink) = sink.upgrade() else { break };
-        // A guard, not a clone: no shared refcount traffic per packet across viewers.
-        let guard = sink.source.load();
-        let Some(src) = guard.as_ref() else { continue };
-        if src.id != item.src {
-            continue; // queued before a switch
-        }
-        let pt = match cached {
+    rewriter: Option<Rewriter>,
+    /// Cached per source: the payload type to send with, if the viewer negotiated the codec.
+    pt: Option<(SourceId, Option<u8>)>,
+    warned: bool,
+}
+
+impl<O: SlotOutput> Writer<O> {
+    /// Rewrites one packet of `src` for this slot, or `None` to drop it.
+    fn step(
+        &mut self,
+        sink: &SlotSink,
+        src: &TrackFanout,
+        pkt: &RtpPacket,
+        keyframe: bool,
+    ) -> Option<RtpPacket> {
+        let pt = match self.pt {
             Some((id, pt)) if id == src.id => pt,
             _ => {
-                let pt = out.payload_type_for(&src.codec);
-                cached = Some((src.id, pt));
+                let pt = self.out.payload_type_for(&src.codec);
+                self.pt = Some((src.id, pt));
                 pt
             }
         };
         let Some(pt) = pt else {
-            if !warned {
+            if !self.warned {
                 tracing::warn!(
                     mid = %sink.mid,
                     codec = %src.codec.mime_type,
                     fmtp = %src.codec.fmtp,
-                    viewer = %out.describe(),
+                    viewer = %self.out.describe(),
                     "the viewer did not negotiate the publisher's codec; dropping its packets"
                 );
-                warned = true;
+                self.warned = true;
             }
-            continue;
+            return None;
         };
-        let rw = rewriter.get_or_insert_with(|| {
+        let rw = self.rewriter.get_or_insert_with(|| {
             Rewriter::new(src.kind == MediaKind::Video, src.codec.clock_rate)
         });
         if sink.overflowed.swap(false, Ordering::Relaxed) {
             rw.resync();
         }
-        let h = &item.pkt.header;
+        let h = &pkt.header;
         match rw.handle(
             Instant::now(),
-            item.src,
+            src.id,
             h.sequence_number,
             h.timestamp,
-            item.keyframe,
+            keyframe,
         ) {
             None => {
                 sink.stats.dropped_gate.fetch_add(1, Ordering::Relaxed);
                 src.request_keyframe();
+                None
             }
-            Some((seq, ts)) => {
-                let pkt = RtpPacket {
-                    header: RtpHeader {
-                        version: 2,
-                        marker: h.marker,
-                        payload_type: pt,
-                        sequence_number: seq,
-                        timestamp: ts,
-                        ssrc: out.ssrc(),
-                        ..Default::default()
-                    },
-                    payload: item.pkt.payload.clone(),
+            Some((seq, ts)) => Some(RtpPacket {
+                header: RtpHeader {
+                    version: 2,
+                    marker: h.marker,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ssrc: self.out.ssrc(),
+                    ..Default::default()
+                },
+                payload: pkt.payload.clone(),
+            }),
+        }
+    }
+
+    async fn send(&self, sink: &SlotSink, pkt: RtpPacket) {
+        if self.out.write(pkt).await {
+            sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn writer<O: SlotOutput>(
+    sink: std::sync::Weak<SlotSink>,
+    out: Arc<O>,
+    mut rx: mpsc::Receiver<Item>,
+) {
+    let mut w = Writer {
+        out,
+        rewriter: None,
+        pt: None,
+        warned: false,
+    };
+    while let Some(item) = rx.recv().await {
+        let Some(sink) = sink.upgrade() else { break };
+        match item {
+            Item::Packet { src, keyframe, pkt } => {
+                let out = {
+                    // A guard, not a clone: no shared refcount traffic per packet.
+                    let guard = sink.source.load();
+                    match guard.as_ref() {
+                        Some(s) if s.id == src => w.step(&sink, s, &pkt, keyframe),
+                        _ => None, // queued before a switch
+                    }
                 };
-                drop(guard);
-                if out.write(pkt).await {
-                    sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = out {
+                    w.send(&sink, p).await;
+                }
+            }
+            Item::Burst { src, packets } => {
+                let Some(s) = sink.source().filter(|s| s.id == src) else {
+                    continue;
+                };
+                for (i, pkt) in packets.iter().enumerate() {
+                    // The group starts at a keyframe by construction.
+                    if let Some(p) = w.step(&sink, &s, pkt, i == 0) {
+                        w.send(&sink, p).await;
+                    }
                 }
             }
         }

@@ -125,7 +125,9 @@ fn interceptors(for_play: bool, media: &mut MediaEngine) -> webrtc::error::Resul
     use ::rtc::interceptor::{
         NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
     };
-    use webrtc::peer_connection::{configure_simulcast_extension_headers, configure_twcc_receiver_only};
+    use webrtc::peer_connection::{
+        configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    };
     configure_simulcast_extension_headers(media)?;
     if for_play {
         Ok(Registry::new()

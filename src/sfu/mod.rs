@@ -270,6 +270,7 @@ impl Sfu {
         let observer = Arc::new(ViewerObserver {
             sfu: self.me.clone(),
             session: id,
+            room: Arc::downgrade(&room),
         });
         let negotiated = if counter {
             self.rtc.counter_offer(&summary, &prefs, observer).await
@@ -483,12 +484,19 @@ impl PeerObserver for PublisherObserver {
 struct ViewerObserver {
     sfu: Weak<Sfu>,
     session: SessionId,
+    room: Weak<Room>,
 }
 
 impl PeerObserver for ViewerObserver {
     fn on_state(&self, state: PeerState) {
-        if matches!(state, PeerState::Failed | PeerState::Closed) {
-            Sfu::end_later(&self.sfu, self.session, state);
+        match state {
+            PeerState::Connected => {
+                if let Some(room) = self.room.upgrade() {
+                    room.viewer_connected(self.session);
+                }
+            }
+            PeerState::Failed | PeerState::Closed => Sfu::end_later(&self.sfu, self.session, state),
+            _ => {}
         }
     }
 

@@ -195,6 +195,22 @@ impl Room {
         }
     }
 
+    /// A viewer's transport came up: its slots may now receive media.
+    pub fn viewer_connected(&self, session: SessionId) {
+        let found = self
+            .members()
+            .viewers
+            .iter()
+            .find(|v| v.session == session)
+            .cloned();
+        if let Some(v) = found {
+            for slot in &v.slots {
+                slot.set_ready();
+            }
+            self.reconcile();
+        }
+    }
+
     /// Re-points every viewer slot at the track it should show now. Slot `j` of a kind shows
     /// the `j`-th publisher (in join order, the viewer's own participant excluded); a
     /// by-participant viewer shows its target in its first slot of each kind.
@@ -221,7 +237,10 @@ impl Room {
                     MediaKind::Audio => 0,
                     MediaKind::Video => 1,
                 };
-                let want = shown.get(index[k]).and_then(|p| p.track(slot.kind));
+                let want = shown
+                    .get(index[k])
+                    .and_then(|p| p.track(slot.kind))
+                    .filter(|_| slot.is_ready());
                 index[k] += 1;
                 let have = slot.source();
                 let same = match (&have, &want) {
@@ -237,8 +256,8 @@ impl Room {
                 }
                 slot.set_source(want.clone());
                 if let Some(new) = want {
+                    // Starts the slot from the keyframe cache, or asks for a keyframe.
                     new.attach(slot);
-                    new.request_keyframe();
                 }
             }
             let state = match shown.first() {

@@ -374,7 +374,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         floor_ratio: ppcs / floor_pps,
         rss_per_viewer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
         loss: if expected > 0.0 {
-            (1.0 - received / expected).max(0.0)
+            (1.0 - live / expected).max(0.0)
         } else {
             f64::NAN
         },

@@ -50,6 +50,30 @@ pub struct Args {
     /// Most concurrent sessions before POSTs get 503 [default: 500].
     #[arg(long, env = "WISP_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
+    /// Serve HTTPS with this PEM certificate chain (reloaded on SIGHUP).
+    #[arg(long, env = "WISP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "WISP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start (development, e.g. phones on a LAN).
+    #[arg(long, env = "WISP_TLS_SELF_SIGNED")]
+    #[serde(default)]
+    pub tls_self_signed: bool,
+    /// DTLS certificate (PEM; ECDSA P-256 or RSA) so the fingerprint is stable across restarts.
+    #[arg(long, env = "WISP_DTLS_CERT")]
+    pub dtls_cert: Option<PathBuf>,
+    /// The PKCS#8 PEM private key for --dtls-cert.
+    #[arg(long, env = "WISP_DTLS_KEY")]
+    pub dtls_key: Option<PathBuf>,
+}
+
+/// How HTTPS is set up, if at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    Files { cert: PathBuf, key: PathBuf },
+    SelfSigned,
 }
 
 /// The validated configuration.
@@ -63,6 +87,9 @@ pub struct Config {
     pub allow_remote: Vec<IpNet>,
     pub cors_origin: String,
     pub max_sessions: usize,
+    pub tls: Tls,
+    /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
+    pub dtls: Option<(PathBuf, PathBuf)>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -107,7 +134,34 @@ impl Config {
             .or(file.public_ip)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        let pair = |c: Option<PathBuf>, k: Option<PathBuf>, what: &str| match (c, k) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            _ => Err(format!("--{what}-cert and --{what}-key go together")),
+        };
+        let tls = match (
+            pair(
+                cli.tls_cert.or(file.tls_cert),
+                cli.tls_key.or(file.tls_key),
+                "tls",
+            )?,
+            cli.tls_self_signed || file.tls_self_signed,
+        ) {
+            (Some(_), true) => {
+                return Err("--tls-cert and --tls-self-signed exclude each other".into());
+            }
+            (Some((cert, key)), false) => Tls::Files { cert, key },
+            (None, true) => Tls::SelfSigned,
+            (None, false) => Tls::Off,
+        };
+        let dtls = pair(
+            cli.dtls_cert.or(file.dtls_cert),
+            cli.dtls_key.or(file.dtls_key),
+            "dtls",
+        )?;
         Ok(Config {
+            tls,
+            dtls,
             listen: cli
                 .listen
                 .or(file.listen)
@@ -134,6 +188,7 @@ impl Config {
             bind_ip: self.ice_bind,
             ports: self.ice_ports,
             filter: CandidateFilter::new(self.allow_remote.clone()),
+            dtls: self.dtls.clone(),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),
         }

@@ -38,6 +38,8 @@ pub use config::{Args, Config};
 pub struct Server {
     pub addr: SocketAddr,
     pub sfu: Arc<sfu::Sfu>,
+    /// The HTTPS certificate, when serving HTTPS.
+    pub tls: Option<Arc<http::tls::Reloadable>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -45,10 +47,36 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen` and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> std::io::Result<Server> {
+        let engine = rtc::RtcEngine::new(config.rtc_settings()).map_err(|e| {
+            // Start-up failures are for the operator: give the detail, not the client text.
+            std::io::Error::other(match e {
+                error::Error::Internal(detail) => detail,
+                e => e.to_string(),
+            })
+        })?;
+        let tls = match &config.tls {
+            config::Tls::Off => None,
+            config::Tls::Files { cert, key } => Some(http::tls::TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            config::Tls::SelfSigned => {
+                let mut names = vec!["localhost".to_string(), config.listen.ip().to_string()];
+                names.extend(config.public_ips.iter().map(|ip| ip.to_string()));
+                names.dedup();
+                Some(http::tls::TlsSource::SelfSigned(names))
+            }
+        }
+        .map(http::tls::Reloadable::new)
+        .transpose()
+        .map_err(|e| std::io::Error::other(format!("TLS certificate: {e}")))?;
+        let acceptor = tls
+            .as_ref()
+            .map(|t| t.acceptor())
+            .transpose()
+            .map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let engine = rtc::RtcEngine::new(config.rtc_settings())
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let sfu = sfu::Sfu::new(
             engine,
             sfu::Limits {
@@ -62,7 +90,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown_sfu = sfu.clone();
         let task = tokio::spawn(async move {
-            let r = http::serve(app, listener, async {
+            let r = http::serve(app, listener, acceptor, async {
                 let _ = stopped.await;
             })
             .await;
@@ -72,9 +100,19 @@ impl Server {
         Ok(Server {
             addr,
             sfu,
+            tls,
             stop: Some(stop),
             task,
         })
+    }
+
+    /// Re-reads the HTTPS certificate files (what SIGHUP does); sessions are not touched and
+    /// the old certificate stays if the new one does not load.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting, drains HTTP, ends every session.

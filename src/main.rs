@@ -24,7 +24,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let base = format!("http://{}", server.addr);
+    let scheme = if config.tls == wisp::config::Tls::Off {
+        "http"
+    } else {
+        "https"
+    };
+    let base = format!("{scheme}://{}", server.addr);
     println!("wisp is running");
     println!("  page: {base}/");
     println!("  WHIP: {base}/whip/<room>      (e.g. {base}/whip/demo)");
@@ -40,7 +45,24 @@ async fn main() -> std::process::ExitCode {
             ""
         }
     );
-    let _ = tokio::signal::ctrl_c().await;
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("wisp: SIGHUP reload unavailable: {e}");
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                match server.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                }
+            }
+        }
+    }
     println!("shutting down");
     match server.shutdown().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,6 +24,47 @@ pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 use crate::error::{Error, Result};
 use crate::signal::CandidateFilter;
 
+/// Loads a DTLS certificate chain and its PKCS#8 key from PEM files. ECDSA P-256/P-384,
+/// Ed25519 and RSA keys are accepted; the kind is found by trying each.
+pub fn load_dtls_certificate(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    crypto: &dyn ::rtc::crypto::RTCCrypto,
+) -> std::result::Result<RTCCertificate, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no CERTIFICATE block", cert.display()));
+    }
+    let der = match PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{}: {e}", key.display()))?
+    {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => {
+            return Err(format!(
+                "{}: the key must be PKCS#8 (\"BEGIN PRIVATE KEY\"); convert it with `openssl pkcs8 -topk8 -nocrypt`",
+                key.display()
+            ));
+        }
+    };
+    // RTCCertificate wants an expiry; the X.509 notAfter is checked by peers, not by us.
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+    use ::rtc::crypto::SignatureScheme::*;
+    for scheme in [EcdsaP256Sha256, EcdsaP384Sha384, RsaPkcs1Sha256, Ed25519] {
+        if let Ok(c) = RTCCertificate::from_pkcs8(crypto, scheme, chain.clone(), &der, expires) {
+            return Ok(c);
+        }
+    }
+    Err(format!(
+        "{}: the key is not ECDSA P-256/P-384, RSA or Ed25519, or does not match",
+        key.display()
+    ))
+}
+
 /// Connection state of a peer, as sessions care about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -44,6 +85,8 @@ pub struct RtcSettings {
     pub bind_ip: Option<IpAddr>,
     pub ports: (u16, u16),
     pub filter: CandidateFilter,
+    /// PEM certificate and key for DTLS; one is generated at start when absent.
+    pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// ICE disconnected/failed timeouts (consent freshness, RFC 7675).
     pub ice_disconnected_timeout: Duration,
     pub ice_failed_timeout: Duration,
@@ -62,13 +105,17 @@ impl RtcEngine {
     pub fn new(settings: RtcSettings) -> Result<RtcEngine> {
         let provider = ::rtc::crypto::default_provider()
             .map_err(|e| Error::Internal(format!("crypto provider: {e}")))?;
-        let certificate = RTCCertificate::generate(
-            provider.crypto(),
-            ::rtc::crypto::SignatureScheme::EcdsaP256Sha256,
-            CertificateParams::new(vec!["wisp".to_owned()])
-                .map_err(|e| Error::Internal(format!("certificate params: {e}")))?,
-        )
-        .map_err(|e| Error::Internal(format!("certificate: {e}")))?;
+        let certificate = match &settings.dtls {
+            Some((cert, key)) => load_dtls_certificate(cert, key, provider.crypto())
+                .map_err(|e| Error::Internal(format!("DTLS certificate: {e}")))?,
+            None => RTCCertificate::generate(
+                provider.crypto(),
+                ::rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+                CertificateParams::new(vec!["wisp".to_owned()])
+                    .map_err(|e| Error::Internal(format!("certificate params: {e}")))?,
+            )
+            .map_err(|e| Error::Internal(format!("certificate: {e}")))?,
+        };
         let fingerprint = certificate
             .get_fingerprints(provider.crypto())
             .ok()

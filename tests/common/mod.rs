@@ -45,12 +45,22 @@ pub async fn start_with(c: wisp::Config) -> wisp::Server {
     wisp::Server::start(c).await.expect("server starts")
 }
 
+/// The harness's HTTP client. It accepts any certificate, so the same tests run over HTTPS;
+/// certificate checks have their own tests with strict clients.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().build().unwrap()
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
 }
 
 pub fn url(server: &wisp::Server, path: &str) -> String {
-    format!("http://{}{}", server.addr, path)
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}{}", server.addr, path)
 }
 
 /// A webrtc-rs client peer connection on loopback (see `wisp::rtc::client`).

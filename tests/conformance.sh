@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Runs conformance/run against a wisp started on loopback (with a bearer token, so the auth
-# cases run too). usage: tests/conformance.sh <path to wisp binary>
+# cases run too): once over HTTP, once over HTTPS with a test certificate (openssl).
+# usage: tests/conformance.sh <path to wisp binary>
 set -euo pipefail
 WISP=$(realpath "$1")
 cd "$(dirname "$0")/.."
-LOG=$(mktemp)
-PORT=18180
 TOKEN=conformance-token
-"$WISP" --listen 127.0.0.1:$PORT --token $TOKEN --public-ip 127.0.0.1 \
-  --allow-remote 127.0.0.0/8 --ice-ports 41000-41399 >"$LOG" 2>&1 &
-PID=$!
-trap 'kill -INT $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q "wisp is running" "$LOG" && break; sleep 0.1; done
-grep -q "wisp is running" "$LOG" || { cat "$LOG"; exit 1; }
-conformance/run --whip http://127.0.0.1:$PORT/whip/conformance \
-  --whep http://127.0.0.1:$PORT/whep/conformance --token $TOKEN | tee target/conformance.txt
+TMP=$(mktemp -d)
+PID=""
+trap '[ -n "$PID" ] && kill -INT $PID 2>/dev/null; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
+
+run() { # scheme port extra-wisp-args... ; then conformance args via CONF_ARGS
+  local scheme=$1 port=$2; shift 2
+  "$WISP" --listen 127.0.0.1:$port --token $TOKEN --public-ip 127.0.0.1 \
+    --allow-remote 127.0.0.0/8 --ice-ports 41000-41399 "$@" >"$TMP/wisp-$scheme.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp-$scheme.log" && break; sleep 0.1; done
+  grep -q "wisp is running" "$TMP/wisp-$scheme.log" || { cat "$TMP/wisp-$scheme.log"; exit 1; }
+  echo "--- conformance over $scheme"
+  conformance/run --whip $scheme://127.0.0.1:$port/whip/conformance \
+    --whep $scheme://127.0.0.1:$port/whep/conformance --token $TOKEN "${CONF_ARGS[@]}" \
+    | tee "target/conformance-$scheme.txt"
+  local rc=${PIPESTATUS[0]}
+  kill -INT $PID; wait $PID || true; PID=""
+  return "$rc"
+}
+
+CONF_ARGS=()
+run http 18180
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+CONF_ARGS=(--cacert "$TMP/cert.pem")
+run https 18181 --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem"

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,6 +21,9 @@ const ENDPOINT_METHODS: &str = "POST, OPTIONS, GET, HEAD";
 const SESSION_METHODS: &str = "PATCH, DELETE, OPTIONS, GET";
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(&parts.headers, body).await;
+    let req = Request::from_parts(parts, body);
     let mut resp = match dispatch(&app, req).await {
         Ok(r) => r,
         Err(e) => headers::error(&e),
@@ -29,7 +32,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-fn is_preflight(req: &Request<Incoming>) -> bool {
+fn is_preflight(req: &Req) -> bool {
     req.method() == Method::OPTIONS
         && req
             .headers()
@@ -77,34 +80,52 @@ fn content_type_is(h: &HeaderMap, want: &'static str) -> Result<()> {
     }
 }
 
-async fn body_text(req: Request<Incoming>) -> Result<String> {
-    if let Some(len) = req
-        .headers()
+/// Bodies larger than this are not even drained: the stream is reset.
+const DRAIN_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Reads the whole request body before any answer is chosen: an HTTP/2 response sent while
+/// the client is still sending makes the server reset the stream, and clients (curl among
+/// them) then report an error instead of the status. Keeps at most [`MAX_BODY`] bytes and
+/// drains up to [`DRAIN_LIMIT`], so an oversized body still gets its 413.
+async fn read_body(h: &HeaderMap, mut body: Incoming) -> Result<Bytes> {
+    let declared = h
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > MAX_BODY
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
         return Err(Error::PayloadTooLarge { limit: MAX_BODY });
     }
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Error::PayloadTooLarge { limit: MAX_BODY }
-            } else {
-                Error::BadRequest("The request body could not be read.".into())
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| Error::BadRequest("The request body could not be read.".into()))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > DRAIN_LIMIT {
+                break;
             }
-        })?
-        .to_bytes();
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+    }
+    Ok(kept.freeze())
+}
+
+/// A request whose body has been read (or found unacceptable) already.
+type Req = Request<Result<Bytes>>;
+
+fn body_text(req: Req) -> Result<String> {
+    let bytes = req.into_body()?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| Error::BadRequest("The request body is not UTF-8 text.".into()))
 }
 
-fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+fn query_param(req: &Req, key: &str) -> Option<String> {
     let q = req.uri().query()?;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -160,7 +181,7 @@ fn preflight(methods: &'static str) -> Response<Body> {
     r
 }
 
-async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     let route = paths::route(req.uri().path());
     let preflight_req = is_preflight(&req);
     match route {
@@ -198,7 +219,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
 
 async fn endpoint(
     app: &App,
-    req: Request<Incoming>,
+    req: Req,
     room: RoomId,
     participant: Option<crate::sfu::ParticipantId>,
     whip: bool,
@@ -225,7 +246,7 @@ async fn endpoint(
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;
-            let offer = body_text(req).await?;
+            let offer = body_text(req)?;
             let created = if whip {
                 app.sfu.publish(&room, name, &offer).await?
             } else {
@@ -270,13 +291,13 @@ async fn endpoint(
     }
 }
 
-async fn session(app: &App, req: Request<Incoming>, id: SessionId) -> Result<Response<Body>> {
+async fn session(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::PATCH => {
             let session = app.sfu.session(id).ok_or(Error::NotFound)?;
             if session.awaiting_answer() && content_type_is(req.headers(), SDP).is_ok() {
                 // The answer to a WHEP counter-offer (draft-03 §4.2).
-                let answer = body_text(req).await?;
+                let answer = body_text(req)?;
                 app.sfu.answer(id, &answer).await?;
                 return Ok(headers::empty(StatusCode::NO_CONTENT));
             }
@@ -287,7 +308,7 @@ async fn session(app: &App, req: Request<Incoming>, id: SessionId) -> Result<Res
                 .map(|v| v.to_str().map(str::to_string))
                 .transpose()
                 .map_err(|_| Error::PreconditionFailed)?;
-            let body = body_text(req).await?;
+            let body = body_text(req)?;
             match app.sfu.patch(id, if_match.as_deref(), &body).await? {
                 Patched::Trickled => Ok(headers::empty(StatusCode::NO_CONTENT)),
                 Patched::Restarted { etag, sdpfrag } => {

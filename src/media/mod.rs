@@ -16,6 +16,7 @@ pub mod gop;
 pub mod keyframe;
 pub mod rewriter;
 pub mod sink;
+pub mod vad;
 
 pub use fanout::TrackFanout;
 pub use rewriter::Rewriter;

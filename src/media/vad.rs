@@ -112,11 +112,7 @@ impl Vad {
     fn close_interval(&mut self) -> Option<Change> {
         let active = self.packets > 0
             && self.active as f32 >= self.cfg.min_active_fraction * self.packets as f32;
-        self.loudness = if self.packets > 0 {
-            (self.loud_sum / self.packets) as u8
-        } else {
-            0
-        };
+        self.loudness = self.loud_sum.checked_div(self.packets).unwrap_or(0) as u8;
         self.packets = 0;
         self.active = 0;
         self.loud_sum = 0;
@@ -295,6 +291,6 @@ mod tests {
         // A held the floor for the dwell time before B could take it.
         let b_at = picks.iter().find(|p| p.1 == "b").map(|p| p.0).unwrap_or(0);
         assert!(b_at >= 1500, "{picks:?}");
-        assert!(a.speaking() == false && b.speaking());
+        assert!(!a.speaking() && b.speaking());
     }
 }

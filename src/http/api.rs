@@ -208,8 +208,29 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             SESSION_METHODS
         }));
     }
+    if let Route::RoomEvents(room) = &route {
+        // EventSource cannot send Authorization: accept a room-scoped access token too.
+        let token_ok = match (&app.config.token, query_param(&req, "access")) {
+            (Some(secret), Some(t)) => crate::http::events::verify(secret, room, &t),
+            _ => false,
+        };
+        if !token_ok {
+            check_auth(app, req.headers())?;
+        }
+        return match *req.method() {
+            Method::GET => Ok(crate::http::events::stream(&app.sfu, room)),
+            _ => Err(Error::MethodNotAllowed { allow: "GET" }),
+        };
+    }
     check_auth(app, req.headers())?;
     match route {
+        Route::RoomAccess(room) => match *req.method() {
+            Method::POST => Ok(crate::http::events::access(
+                app.config.token.as_deref(),
+                &room,
+            )),
+            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
+        },
         Route::Whip(room) => endpoint(app, req, room, None, true).await,
         Route::Whep(room, participant) => endpoint(app, req, room, participant, false).await,
         Route::Session(id) => session(app, req, id).await,

@@ -1,13 +1,19 @@
 //! Response headers shared by every endpoint: CORS, content types, the error body.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::error::Error;
 
-pub type Body = Full<Bytes>;
+/// Every response body: a full buffer, or a stream for server-sent events.
+pub type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
 
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -28,13 +34,13 @@ pub fn cors(resp: &mut Response<Body>, origin: &str) {
 }
 
 pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Body::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     r
 }
 
 pub fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut r = Response::new(Body::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -2,6 +2,7 @@
 //! shutdown, and the WHIP/WHEP routes in [`api`].
 
 pub mod api;
+pub mod events;
 pub mod headers;
 pub mod paths;
 pub mod tls;

@@ -6,6 +6,18 @@ use crate::sfu::{ParticipantId, RoomId, SessionId};
 pub const WHIP: &str = "/whip/";
 pub const WHEP: &str = "/whep/";
 pub const SESSION: &str = "/session/";
+pub const ROOMS: &str = "/rooms/";
+
+/// The room's event stream (server-sent events).
+pub fn room_events(room: &str) -> String {
+    format!("{ROOMS}{room}/events")
+}
+
+/// Mints a short-lived token for the room's event stream (for EventSource, which cannot send
+/// an Authorization header).
+pub fn room_access(room: &str) -> String {
+    format!("{ROOMS}{room}/access")
+}
 
 pub fn whip(room: &str) -> String {
     format!("{WHIP}{room}")
@@ -30,6 +42,8 @@ pub enum Route {
     Whip(RoomId),
     Whep(RoomId, Option<ParticipantId>),
     Session(SessionId),
+    RoomEvents(RoomId),
+    RoomAccess(RoomId),
     /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
     BadName(String),
     NotFound,
@@ -57,6 +71,20 @@ pub fn route(path: &str) -> Route {
         return match participant.map(ParticipantId::parse).transpose() {
             Ok(p) => Route::Whep(room, p),
             Err(e) => Route::BadName(e.to_string()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix(ROOMS) {
+        let Some((room, what)) = rest.split_once('/') else {
+            return Route::NotFound;
+        };
+        let room = match RoomId::parse(room) {
+            Ok(r) => r,
+            Err(e) => return Route::BadName(e.to_string()),
+        };
+        return match what {
+            "events" => Route::RoomEvents(room),
+            "access" => Route::RoomAccess(room),
+            _ => Route::NotFound,
         };
     }
     if let Some(rest) = path.strip_prefix(SESSION) {

@@ -57,6 +57,14 @@ impl ClientPeer {
     pub async fn new() -> Result<ClientPeer, ClientError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
+        // Like browsers, offer RFC 6464 audio levels (wisp's VAD reads them).
+        media.register_header_extension(
+            ::rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: crate::rtc::AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
             ::rtc::interceptor::Slot::from(14_000),
             KeyframeRequestTap::default(),

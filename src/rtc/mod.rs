@@ -17,7 +17,7 @@ use ::rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 
 pub use ::rtc::rtp::header::Header as RtpHeader;
 pub use ::rtc::rtp::packet::Packet as RtpPacket;
-pub use peer::{IceRestart, PeerObserver, RtcPeer};
+pub use peer::{AUDIO_LEVEL_URI, IceRestart, PeerObserver, RtcPeer};
 pub use ports::{PortLease, PortPool};
 pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 

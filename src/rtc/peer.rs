@@ -26,6 +26,9 @@ use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink}
 use crate::rtc::{PeerState, PortLease, RtcEngine};
 use crate::signal::{CodecSpec, Fragment, MediaKind, OfferSummary};
 
+/// RFC 6464 client-to-mixer audio level.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// How long an answer may wait for local candidates to be gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Port collisions with other programs tolerated before giving up on one request.
@@ -135,6 +138,14 @@ fn interceptors(for_play: bool, media: &mut MediaEngine) -> webrtc::error::Resul
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(Slot::from(14_000), KeyframeRequestTap::default()))
     } else {
+        // RFC 6464 audio levels from publishers feed the server-side VAD.
+        media.register_header_extension(
+            ::rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
         let registry = Registry::new()
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());

@@ -1,6 +1,7 @@
 //! Rooms, sessions and participants: the signalling state of the server. No HTTP types here;
 //! `http/` calls these operations and maps their errors.
 
+pub mod events;
 pub mod ids;
 pub mod room;
 
@@ -63,6 +64,9 @@ pub struct Created {
     /// Set for a WHEP counter-offer (406): the answer must arrive by then.
     pub counter_offer_until: Option<std::time::SystemTime>,
 }
+
+/// How often rooms close silent VAD intervals and re-rank the dominant speaker.
+pub const ROOM_TICK: Duration = Duration::from_millis(250);
 
 /// How long a WHEP counter-offer stays valid (draft-03 §4.2 default).
 pub const COUNTER_OFFER_VALIDITY: Duration = Duration::from_secs(30);
@@ -139,10 +143,26 @@ impl Sfu {
         self.rooms().get(id).cloned()
     }
 
-    fn room_or_create(&self, id: &RoomId) -> Arc<Room> {
+    /// The room, created on first use with its VAD/dominant-speaker ticker.
+    pub fn room_or_create(&self, id: &RoomId) -> Arc<Room> {
         self.rooms()
             .entry(id.clone())
-            .or_insert_with(|| Room::new(id.clone()))
+            .or_insert_with(|| {
+                let room = Room::new(id.clone());
+                let weak = Arc::downgrade(&room);
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(ROOM_TICK);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    loop {
+                        every.tick().await;
+                        match weak.upgrade() {
+                            Some(room) => room.tick(std::time::Instant::now()),
+                            None => break, // the room is gone
+                        }
+                    }
+                });
+                room
+            })
             .clone()
     }
 
@@ -199,6 +219,11 @@ impl Sfu {
             .expected
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = signal::offer::first_codecs(&answer);
+        *participant_for_codecs
+            .audio_level_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            signal::offer::extmap_id(&answer, MediaKind::Audio, crate::rtc::AUDIO_LEVEL_URI);
         let etag = new_etag();
         let session = Arc::new(Session {
             id,
@@ -404,9 +429,13 @@ impl Sfu {
         Ok(())
     }
 
-    fn drop_room_if_empty(&self, room: &Arc<Room>) {
+    /// Forgets a room with no sessions and no event subscribers.
+    pub fn drop_room_if_empty(&self, room: &Arc<Room>) {
         let mut rooms = self.rooms();
-        if room.is_empty() && rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
+        if room.is_empty()
+            && room.subscriber_count() == 0
+            && rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room))
+        {
             rooms.remove(&room.id);
         }
     }
@@ -441,12 +470,20 @@ struct PublisherObserver {
 /// Feeds a publisher track's packets to its fan-out; removes the track when it ends.
 struct TrackFeed {
     fanout: Arc<TrackFanout>,
+    /// Audio tracks: the RFC 6464 extension id to read levels from.
+    audio_level_id: Option<u8>,
     room: Weak<Room>,
     participant: Arc<Participant>,
 }
 
 impl RtpSink for TrackFeed {
     fn on_rtp(&self, pkt: RtpPacket) {
+        if let Some(id) = self.audio_level_id
+            && let Some(ext) = pkt.header.get_extension(id)
+            && let (Some(&b), Some(room)) = (ext.first(), self.room.upgrade())
+        {
+            room.audio_level(&self.participant, std::time::Instant::now(), b & 0x7f);
+        }
         self.fanout.forward(pkt);
     }
 
@@ -471,10 +508,20 @@ impl PeerObserver for PublisherObserver {
     ) -> Option<Arc<dyn RtpSink>> {
         let room = self.room.upgrade()?;
         tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, "track arrived");
+        let kind = info.kind;
         let fanout = TrackFanout::new(info.kind, info.codec, Box::new(move || keyframes.request()));
         room.add_track(&self.participant, fanout.clone());
+        let audio_level_id = match kind {
+            MediaKind::Audio => *self
+                .participant
+                .audio_level_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            MediaKind::Video => None,
+        };
         Some(Arc::new(TrackFeed {
             fanout,
+            audio_level_id,
             room: self.room.clone(),
             participant: self.participant.clone(),
         }))

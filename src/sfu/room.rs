@@ -3,13 +3,20 @@
 //! path never takes it (fan-outs hold their own lock-free snapshots).
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
+use crate::media::vad::{Dominant, Vad, VadConfig};
 use crate::media::{SlotSink, TrackFanout};
+use crate::sfu::events::{ParticipantInfo, RoomEvent};
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
 use crate::signal::MediaKind;
+
+/// Room events a slow consumer may fall behind by before it is dropped.
+pub const EVENT_BACKLOG: usize = 256;
+/// How long the dominant speaker holds the floor before another may take it.
+pub const DOMINANT_DWELL: Duration = Duration::from_millis(1500);
 
 /// A publisher in a room.
 pub struct Participant {
@@ -21,6 +28,10 @@ pub struct Participant {
     tracks: Mutex<Vec<Arc<TrackFanout>>>,
     /// The codec per kind the publisher was answered with: known before its media arrives.
     pub expected: Mutex<Vec<(MediaKind, crate::signal::CodecSpec)>>,
+    /// The negotiated RFC 6464 audio-level extension id, if any.
+    pub audio_level_id: Mutex<Option<u8>>,
+    /// Voice activity from the audio levels (fed by the audio reader task, ticked by the room).
+    pub vad: Mutex<Vad>,
 }
 
 impl Participant {
@@ -32,7 +43,30 @@ impl Participant {
             joined_at: SystemTime::now(),
             tracks: Mutex::new(Vec::new()),
             expected: Mutex::new(Vec::new()),
+            audio_level_id: Mutex::new(None),
+            vad: Mutex::new(Vad::new(VadConfig::default())),
         })
+    }
+
+    /// The roster entry for this participant.
+    pub fn info(&self) -> ParticipantInfo {
+        let tracks = self.tracks();
+        ParticipantInfo {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            joined_at: self
+                .joined_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            audio: tracks.iter().any(|t| t.kind == MediaKind::Audio),
+            video: tracks.iter().any(|t| t.kind == MediaKind::Video),
+            speaking: self
+                .vad
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .speaking(),
+        }
     }
 
     /// The codec this participant sends for `kind`: the arrived track's, else the answered one.
@@ -93,6 +127,8 @@ struct Members {
 pub struct Room {
     pub id: RoomId,
     members: Mutex<Members>,
+    events: broadcast::Sender<RoomEvent>,
+    dominant: Mutex<Dominant<ParticipantId>>,
 }
 
 impl Room {
@@ -100,7 +136,78 @@ impl Room {
         Arc::new(Room {
             id,
             members: Mutex::new(Members::default()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            dominant: Mutex::new(Dominant::new(DOMINANT_DWELL)),
         })
+    }
+
+    fn emit(&self, e: RoomEvent) {
+        let _ = self.events.send(e); // no subscribers is fine
+    }
+
+    /// The roster now and every change after it, with nothing lost in between.
+    pub fn subscribe(&self) -> (RoomEvent, broadcast::Receiver<RoomEvent>) {
+        let m = self.members();
+        let rx = self.events.subscribe();
+        let roster = RoomEvent::Roster {
+            participants: m.publishers.iter().map(|p| p.info()).collect(),
+            active_speaker: self
+                .dominant
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .current()
+                .map(|id| id.to_string()),
+        };
+        (roster, rx)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    /// One audio packet's RFC 6464 level from `p`.
+    pub fn audio_level(&self, p: &Participant, now: Instant, level: u8) {
+        let change = p
+            .vad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(now, level);
+        if let Some(c) = change {
+            self.speaking_changed(p, c);
+        }
+    }
+
+    fn speaking_changed(&self, p: &Participant, c: crate::media::vad::Change) {
+        self.emit(RoomEvent::Speaking {
+            id: p.id.to_string(),
+            speaking: c.speaking,
+            level: c.loudness,
+        });
+    }
+
+    /// Periodic: closes VAD intervals that saw no packets and re-ranks the dominant speaker.
+    pub fn tick(&self, now: Instant) {
+        let publishers = self.publishers();
+        let mut candidates = Vec::with_capacity(publishers.len());
+        for p in &publishers {
+            let (change, speaking, loudness) = {
+                let mut v = p.vad.lock().unwrap_or_else(|e| e.into_inner());
+                let c = v.tick(now);
+                (c, v.speaking(), v.loudness)
+            };
+            if let Some(c) = change {
+                self.speaking_changed(p, c);
+            }
+            candidates.push((p.id.clone(), speaking, loudness));
+        }
+        let new = self
+            .dominant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(now, &candidates);
+        if let Some(id) = new {
+            self.emit(RoomEvent::ActiveSpeaker { id: id.to_string() });
+        }
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {
@@ -129,7 +236,9 @@ impl Room {
     }
 
     pub fn add_publisher(&self, p: Arc<Participant>) {
+        let info = p.info();
         self.members().publishers.push(p);
+        self.emit(RoomEvent::Joined { participant: info });
         self.reconcile();
     }
 
@@ -144,7 +253,17 @@ impl Room {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(track);
+        self.emit_tracks(p);
         self.reconcile();
+    }
+
+    fn emit_tracks(&self, p: &Participant) {
+        let info = p.info();
+        self.emit(RoomEvent::Tracks {
+            id: info.id,
+            audio: info.audio,
+            video: info.video,
+        });
     }
 
     /// A publisher's track ended.
@@ -156,6 +275,7 @@ impl Room {
         for sink in track.detach_all() {
             sink.set_source(None);
         }
+        self.emit_tracks(p);
         self.reconcile();
     }
 
@@ -173,6 +293,9 @@ impl Room {
                     sink.set_source(None);
                 }
             }
+            self.emit(RoomEvent::Left {
+                id: p.id.to_string(),
+            });
         }
         self.reconcile();
     }

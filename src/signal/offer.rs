@@ -128,6 +128,27 @@ pub fn first_codecs(sdp: &str) -> Vec<(MediaKind, CodecSpec)> {
         .collect()
 }
 
+/// The `a=extmap` id negotiated for `uri` on the first live m-line of `kind`.
+pub fn extmap_id(sdp: &str, kind: MediaKind, uri: &str) -> Option<u8> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
+    let want = match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    };
+    parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| m.media_name.media == want)
+        .flat_map(|m| m.attributes.iter())
+        .filter(|a| a.key == "extmap")
+        .find_map(|a| {
+            let v = a.value.as_deref()?;
+            let (id, rest) = v.split_once(' ')?;
+            let u = rest.split_whitespace().next()?;
+            (u == uri).then(|| id.split('/').next()?.parse().ok())?
+        })
+}
+
 /// Parses and validates an offer for `role`.
 pub fn parse_offer(sdp: &str, role: Role) -> Result<OfferSummary> {
     if !sdp.trim_start().starts_with("v=") {
@@ -246,6 +267,17 @@ a=rtpmap:96 VP8/90000\r\n"
         let first = first_codecs(&offer("recvonly", "recvonly"));
         assert_eq!(first.len(), 2);
         assert_eq!(first[1].0, MediaKind::Video);
+    }
+
+    #[test]
+    fn finds_extmap_ids() {
+        let sdp = offer("sendonly", "sendonly").replace(
+            "a=rtpmap:111 opus/48000/2\r\n",
+            "a=rtpmap:111 opus/48000/2\r\na=extmap:1/sendonly urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n",
+        );
+        let uri = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+        assert_eq!(extmap_id(&sdp, MediaKind::Audio, uri), Some(1));
+        assert_eq!(extmap_id(&sdp, MediaKind::Video, uri), None);
     }
 
     #[test]

@@ -197,6 +197,31 @@ impl Publisher {
         self.video.write_rtp(pkt).await.is_ok()
     }
 
+    /// Sends audio packet `n` carrying an RFC 6464 level (0 loudest … 127 silence).
+    pub async fn send_audio_level(&self, n: u16, level: u8) -> bool {
+        let pkt = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: 111,
+                sequence_number: n,
+                timestamp: n as u32 * 960,
+                ssrc: self.audio_ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![0xfc, (n >> 8) as u8, n as u8]),
+        };
+        let level = rtc::rtp::extension::HeaderExtension::AudioLevel(
+            rtc::rtp::extension::audio_level_extension::AudioLevelExtension {
+                level,
+                voice: level < 60,
+            },
+        );
+        self.audio
+            .write_rtp_with_extensions(pkt, &[level])
+            .await
+            .is_ok()
+    }
+
     pub async fn send_audio(&self, n: u16) -> bool {
         let pkt = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header {

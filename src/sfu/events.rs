@@ -1,0 +1,90 @@
+//! Room events, as server-sent events carry them (`GET /rooms/{room}/events`): a roster
+//! snapshot first, then changes. Delivered through a bounded broadcast channel; a consumer
+//! that falls behind is dropped, never buffered without bound.
+
+use serde::Serialize;
+
+/// One participant as the roster shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParticipantInfo {
+    pub id: String,
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub joined_at: u64,
+    pub audio: bool,
+    pub video: bool,
+    pub speaking: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum RoomEvent {
+    Roster {
+        participants: Vec<ParticipantInfo>,
+        #[serde(rename = "activeSpeaker")]
+        active_speaker: Option<String>,
+    },
+    Joined {
+        participant: ParticipantInfo,
+    },
+    Left {
+        id: String,
+    },
+    /// A participant's tracks changed.
+    Tracks {
+        id: String,
+        audio: bool,
+        video: bool,
+    },
+    Speaking {
+        id: String,
+        speaking: bool,
+        /// Loudness 0–127 (higher is louder) of the interval that decided.
+        level: u8,
+    },
+    ActiveSpeaker {
+        id: String,
+    },
+}
+
+impl RoomEvent {
+    /// The SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoomEvent::Roster { .. } => "roster",
+            RoomEvent::Joined { .. } => "joined",
+            RoomEvent::Left { .. } => "left",
+            RoomEvent::Tracks { .. } => "tracks",
+            RoomEvent::Speaking { .. } => "speaking",
+            RoomEvent::ActiveSpeaker { .. } => "active-speaker",
+        }
+    }
+
+    /// One SSE frame: `event:` and a single-line JSON `data:`.
+    pub fn to_sse(&self) -> String {
+        let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        format!("event: {}\ndata: {data}\n\n", self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_frames() {
+        let e = RoomEvent::Speaking {
+            id: "abc".into(),
+            speaking: true,
+            level: 90,
+        };
+        assert_eq!(
+            e.to_sse(),
+            "event: speaking\ndata: {\"type\":\"speaking\",\"id\":\"abc\",\"speaking\":true,\"level\":90}\n\n"
+        );
+        assert_eq!(
+            RoomEvent::ActiveSpeaker { id: "x".into() }.name(),
+            "active-speaker"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Room events over server-sent events: roster, joined/tracks, speaking from RFC 6464 audio
+//! levels (server-side VAD), active speaker, left; and the stream's auth.
+
+mod common;
+
+use common::*;
+use wisp::http::paths;
+
+/// Reads SSE frames from a streaming response.
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(client: &reqwest::Client, url: &str) -> Sse {
+        let resp = client.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Sse {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event as (name, JSON).
+    async fn next(&mut self) -> (String, serde_json::Value) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                if frame.starts_with(':') {
+                    continue; // keep-alive
+                }
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = v.to_string();
+                    }
+                }
+                return (name, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = within("an event", self.resp.chunk())
+                .await
+                .unwrap()
+                .expect("stream open");
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Skips events until one named `name` satisfies `f`.
+    async fn until(
+        &mut self,
+        name: &str,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        loop {
+            let (n, v) = self.next().await;
+            if n == name && f(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_speaking_active_speaker_and_left() {
+    let server = start().await;
+    let mut sse = Sse::open(&http(), &url(&server, &paths::room_events("ev"))).await;
+    let (name, roster) = sse.next().await;
+    assert_eq!(name, "roster");
+    assert_eq!(roster["participants"].as_array().unwrap().len(), 0);
+
+    let publisher = Publisher::join(&server, "ev").await;
+    let joined = sse.until("joined", |_| true).await;
+    assert_eq!(joined["participant"]["id"], publisher.participant.as_str());
+
+    // 20 ms audio packets: loud speech until the server says "speaking", then silence until
+    // it says it stopped. Bounded by packet count, never by sleeping.
+    let id = publisher.participant.clone();
+    let session = publisher.session.clone();
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+    let speak = tokio::spawn(async move {
+        let mut n = 0u16;
+        loop {
+            ticker.tick().await;
+            publisher.send_audio_level(n, 15).await;
+            n += 1;
+            if n > 1500 {
+                return (publisher, n);
+            }
+        }
+    });
+    let on = sse
+        .until("speaking", |v| {
+            v["id"] == id.as_str() && v["speaking"] == true
+        })
+        .await;
+    assert!(on["level"].as_u64().unwrap() > 100);
+    sse.until("active-speaker", |v| v["id"] == id.as_str())
+        .await;
+    speak.abort();
+    let publisher = match speak.await {
+        Err(e) if e.is_cancelled() => None,
+        Ok((p, _)) => Some(p),
+        Err(e) => panic!("{e}"),
+    };
+    // Silence: either quiet packets or none at all (DTX) must turn speaking off.
+    sse.until("speaking", |v| {
+        v["id"] == id.as_str() && v["speaking"] == false
+    })
+    .await;
+    drop(publisher);
+    let r = http().delete(url(&server, &session)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    sse.until("left", |v| v["id"] == id.as_str()).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_auth_bearer_or_room_scoped_token() {
+    let mut c = test_config();
+    c.token = Some("s3cret".into());
+    let server = start_with(c).await;
+    let events = url(&server, &paths::room_events("auth"));
+    assert_eq!(http().get(&events).send().await.unwrap().status(), 401);
+    let r = http()
+        .get(&events)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(r);
+    // EventSource path: mint a short-lived token with the bearer, use it in the URL.
+    let minted: serde_json::Value = serde_json::from_str(
+        &http()
+            .post(url(&server, &paths::room_access("auth")))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let access = minted["access"].as_str().unwrap().to_string();
+    assert!(!access.contains("s3cret"));
+    let ok = http()
+        .get(format!("{events}?access={access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    drop(ok);
+    let other_room = url(&server, &paths::room_events("other"));
+    let r = http()
+        .get(format!("{other_room}?access={access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "tokens are room-scoped");
+    let r = http()
+        .post(url(&server, &paths::room_access("auth")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "minting needs the bearer token");
+    server.shutdown().await.unwrap();
+}

@@ -171,3 +171,19 @@ async fn event_stream_auth_bearer_or_room_scoped_token() {
     assert_eq!(r.status(), 401, "minting needs the bearer token");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_slot_map_is_announced() {
+    let server = start().await;
+    let mut sse = Sse::open(&http(), &url(&server, &paths::room_events("sl"))).await;
+    sse.until("roster", |_| true).await;
+    let publisher = Publisher::join(&server, "sl").await;
+    let _viewer = Viewer::join(&server, &format!("{}?self=me1", paths::whep("sl"))).await;
+    let map = sse.until("slots", |v| v["viewer"] == "me1").await;
+    let slots = map["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 2);
+    for s in slots {
+        assert_eq!(s["participant"], publisher.participant.as_str(), "{map}");
+    }
+    server.shutdown().await.unwrap();
+}

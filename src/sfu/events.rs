@@ -45,6 +45,19 @@ pub enum RoomEvent {
     ActiveSpeaker {
         id: String,
     },
+    /// A WHEP session's slot map changed. `viewer` is the participant id the session gave as
+    /// `?self=` (absent for plain players); each slot is an answered mid and who it shows.
+    Slots {
+        viewer: Option<String>,
+        slots: Vec<SlotInfo>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SlotInfo {
+    pub mid: String,
+    pub kind: &'static str,
+    pub participant: Option<String>,
 }
 
 impl RoomEvent {
@@ -57,6 +70,7 @@ impl RoomEvent {
             RoomEvent::Tracks { .. } => "tracks",
             RoomEvent::Speaking { .. } => "speaking",
             RoomEvent::ActiveSpeaker { .. } => "active-speaker",
+            RoomEvent::Slots { .. } => "slots",
         }
     }
 

@@ -317,6 +317,7 @@ impl Sfu {
             exclude,
             slots,
             state,
+            announced: Mutex::new(Vec::new()),
         });
         let etag = new_etag();
         let session = Arc::new(Session {

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::media::vad::{Dominant, Vad, VadConfig};
 use crate::media::{SlotSink, TrackFanout};
-use crate::sfu::events::{ParticipantInfo, RoomEvent};
+use crate::sfu::events::{ParticipantInfo, RoomEvent, SlotInfo};
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
 use crate::signal::MediaKind;
 
@@ -116,6 +116,8 @@ pub struct Viewer {
     pub exclude: Option<ParticipantId>,
     pub slots: Vec<Arc<SlotSink>>,
     pub state: watch::Sender<ViewerState>,
+    /// The slot map last announced, to announce only changes.
+    pub announced: Mutex<Vec<SlotInfo>>,
 }
 
 #[derive(Default)]
@@ -355,11 +357,17 @@ impl Room {
                     .collect(),
             };
             let mut index = [0usize; 2];
+            let mut map = Vec::with_capacity(v.slots.len());
             for slot in &v.slots {
                 let k = match slot.kind {
                     MediaKind::Audio => 0,
                     MediaKind::Video => 1,
                 };
+                map.push(SlotInfo {
+                    mid: slot.mid.clone(),
+                    kind: if k == 0 { "audio" } else { "video" },
+                    participant: shown.get(index[k]).map(|p| p.id.to_string()),
+                });
                 let want = shown
                     .get(index[k])
                     .and_then(|p| p.track(slot.kind))
@@ -382,6 +390,20 @@ impl Room {
                     // Starts the slot from the keyframe cache, or asks for a keyframe.
                     new.attach(slot);
                 }
+            }
+            let changed = {
+                let mut last = v.announced.lock().unwrap_or_else(|e| e.into_inner());
+                let changed = *last != map;
+                if changed {
+                    *last = map.clone();
+                }
+                changed
+            };
+            if changed {
+                self.emit(RoomEvent::Slots {
+                    viewer: v.exclude.as_ref().map(|p| p.to_string()),
+                    slots: map,
+                });
             }
             let state = match shown.first() {
                 Some(p) => ViewerState::Watching(p.id.clone()),

@@ -27,6 +27,9 @@ cargo build --release --locked
 step "real clients in the lab: GStreamer whipsink -> wisp -> whepsrc"
 bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/release
 
+step "real browsers in the lab: headless Chromium on the conference page"
+bash tests/browser/lab.sh target/release/wisp
+
 if [ -x conformance/run ]; then
   step "conformance suite against wisp"
   bash tests/conformance.sh target/release/wisp

@@ -11,7 +11,8 @@ SUDO=""
 PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
 libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
-gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux"
+gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux
+chromium openssl"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
@@ -42,5 +43,9 @@ TOML
   echo "[workspace]" >>"$OUT/Cargo.toml"
   cargo build --release --locked --manifest-path "$OUT/Cargo.toml" \
     --no-default-features --features rustls-ring -q
+fi
+# playwright-core drives Debian's chromium; it never downloads a browser.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 echo "setup ok: GStreamer $(gst-launch-1.0 --version | head -1 | awk '{print $NF}'), whipsink/whepsrc in $OUT/target/release"

@@ -185,13 +185,14 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     let route = paths::route(req.uri().path());
     let preflight_req = is_preflight(&req);
     match route {
-        Route::Page => {
+        Route::Page | Route::Asset(_) => {
+            let name = match &route {
+                Route::Asset(n) => n.as_str(),
+                _ => "index.html",
+            };
+            let (ct, body) = crate::http::asset(name).ok_or(Error::NotFound)?;
             return match *req.method() {
-                Method::GET | Method::HEAD => Ok(headers::with_body(
-                    StatusCode::OK,
-                    "text/html; charset=utf-8",
-                    crate::http::page(&app.config),
-                )),
+                Method::GET | Method::HEAD => Ok(headers::with_body(StatusCode::OK, ct, body)),
                 _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
             };
         }

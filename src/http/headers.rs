@@ -19,7 +19,8 @@ pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 pub const ALLOW_METHODS: &str = "POST, PATCH, DELETE, OPTIONS, GET, HEAD";
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match";
-pub const EXPOSE_HEADERS: &str = "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After";
+pub const EXPOSE_HEADERS: &str =
+    "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, X-Wisp-Participant";
 
 /// Adds the CORS headers every response carries.
 pub fn cors(resp: &mut Response<Body>, origin: &str) {
@@ -39,7 +40,11 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
-pub fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+pub fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()

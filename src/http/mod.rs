@@ -27,12 +27,27 @@ pub struct App {
     pub sfu: Arc<Sfu>,
 }
 
-/// The landing page (the conference page replaces it).
-pub fn page(config: &Config) -> String {
-    let _ = config;
-    "<!doctype html><meta charset=utf-8><title>wisp</title>\
-<h1>wisp</h1><p>WHIP: <code>POST /whip/{room}</code> &middot; WHEP: <code>POST /whep/{room}</code></p>\n"
-        .to_string()
+/// The conference page and its modules, embedded at compile time (no build step).
+pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "index.html" => (
+            "text/html; charset=utf-8",
+            include_str!("../../web/index.html"),
+        ),
+        "app.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../web/app.js"),
+        ),
+        "whip.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../web/whip.js"),
+        ),
+        "style.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../../web/style.css"),
+        ),
+        _ => return None,
+    })
 }
 
 /// How long a client may take to finish the TLS handshake.

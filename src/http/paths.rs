@@ -39,6 +39,8 @@ pub fn session(id: &SessionId) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     Page,
+    /// A file of the web page under `/web/`.
+    Asset(String),
     Whip(RoomId),
     Whep(RoomId, Option<ParticipantId>),
     Session(SessionId),
@@ -52,6 +54,9 @@ pub enum Route {
 pub fn route(path: &str) -> Route {
     if path == "/" || path == "/index.html" {
         return Route::Page;
+    }
+    if let Some(name) = path.strip_prefix("/web/") {
+        return Route::Asset(name.to_string());
     }
     if let Some(rest) = path.strip_prefix(WHIP) {
         return match RoomId::parse(rest) {

@@ -1,0 +1,86 @@
+// Headless Chromium (Debian's /usr/bin/chromium, fake devices) on wisp's conference page, run
+// inside the lab namespace by tests/browser/lab.sh. Two browsers, so each gets its own fake
+// microphone: alice "speaks" (a speech-like WAV), bob is silent.
+//  1. both join one room; each shows one remote tile with the other's name, video frames
+//     decoding (framesDecoded rising) and audio arriving (totalSamplesReceived rising);
+//  2. bob's page highlights alice as speaking, alice's page never highlights bob;
+//  3. alice mutes: the highlight goes away on bob's page;
+//  4. bob leaves: his tile and roster entry disappear from alice's page.
+// Every wait is bounded (playwright timeouts). Saves target/browser-room.png.
+import { chromium } from 'playwright-core';
+
+const [base, speechWav, silenceWav, shot] = process.argv.slice(2);
+const T = 30_000;
+const args = (wav) => [
+  '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  `--use-file-for-fake-audio-capture=${wav}`, '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu',
+  '--autoplay-policy=no-user-gesture-required', '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+const launch = (wav) => chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: args(wav) });
+
+function step(msg) { console.log(`ok   ${msg}`); }
+
+async function media(page) {
+  return page.evaluate(async () => {
+    const w = window.wisp;
+    if (!w?.sub?.pc) return { frames: 0, samples: 0 };
+    let frames = 0; let samples = 0;
+    (await w.sub.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') samples += r.totalSamplesReceived || 0;
+    });
+    return { frames, samples };
+  });
+}
+
+const visibleLabels = () => [...document.querySelectorAll('.tile:not([hidden]) .label')].map((e) => e.textContent);
+
+const [ba, bb] = await Promise.all([launch(speechWav), launch(silenceWav)]);
+let failed = false;
+try {
+  const alice = await ba.newPage();
+  const bob = await bb.newPage();
+  for (const p of [alice, bob]) p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  await alice.goto(`${base}/?room=lab&name=alice&autojoin`);
+  await bob.goto(`${base}/?room=lab&name=bob&autojoin`);
+
+  for (const [page, other] of [[alice, 'bob'], [bob, 'alice']]) {
+    await page.waitForFunction((o) => [...document.querySelectorAll('.tile:not([hidden]) .label')]
+      .some((l) => l.textContent === o), other, { timeout: T });
+    const m1 = await media(page);
+    await page.waitForFunction(async (m) => {
+      let f = 0; let s = 0;
+      (await window.wisp.sub.pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0;
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') s += r.totalSamplesReceived || 0;
+      });
+      return f > m.frames + 10 && s > m.samples;
+    }, m1, { timeout: T, polling: 250 });
+    step(`${other === 'bob' ? 'alice' : 'bob'} sees ${other}: tile labelled, frames decoding, audio arriving`);
+  }
+
+  await bob.waitForFunction(() => [...document.querySelectorAll('.tile.speaking .label')]
+    .some((l) => l.textContent.startsWith('alice')), null, { timeout: T });
+  step('bob\'s page highlights alice as speaking');
+  const aliceSawBobSpeak = await alice.evaluate(() => [...window.wisp.speaking].some((id) => window.wisp.roster.get(id)?.name === 'bob'));
+  if (aliceSawBobSpeak) throw new Error('alice\'s page highlighted silent bob');
+  step('silent bob is not highlighted');
+  if (shot) await bob.screenshot({ path: shot });
+
+  await alice.click('#mic');
+  await bob.waitForFunction(() => ![...document.querySelectorAll('.tile.speaking .label')]
+    .some((l) => l.textContent.startsWith('alice')), null, { timeout: T });
+  step('muting alice removes her highlight');
+
+  await bob.click('#leave');
+  await alice.waitForFunction(() => !([...document.querySelectorAll('.tile:not([hidden]) .label')].some((l) => l.textContent === 'bob'))
+    && ![...document.querySelectorAll('#people li')].some((l) => l.textContent === 'bob'), null, { timeout: T });
+  step('bob leaves: his tile and roster entry disappear');
+} catch (e) {
+  failed = true;
+  console.log(`FAIL ${e.message}`);
+} finally {
+  await Promise.all([ba.close(), bb.close()]);
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,219 @@
+// The conference page: publish camera+mic with WHIP, receive everyone through ONE WHEP session
+// of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
+import { Session } from '/web/whip.js';
+
+const SLOTS = 8;
+const $ = (id) => document.getElementById(id);
+const state = (text) => { $('state').textContent = text; };
+const showError = (e) => { $('error').textContent = e.message || String(e); state('failed'); };
+
+// Exposed for the browser tests.
+const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null };
+
+const params = new URLSearchParams(location.search);
+$('room').value = params.get('room') || '';
+$('name').value = params.get('name') || localStorage.getItem('wisp-name') || '';
+if (params.get('room') && params.get('name') && params.has('autojoin')) queueMicrotask(() => join());
+$('lobby').addEventListener('submit', (e) => { e.preventDefault(); join(); });
+
+let local;      // MediaStream
+let events;     // EventSource
+
+async function join() {
+  $('error').textContent = '';
+  const room = $('room').value.trim();
+  const name = $('name').value.trim();
+  const token = $('token').value || undefined;
+  localStorage.setItem('wisp-name', name);
+  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}`);
+  $('where').textContent = `room ${room}`;
+  $('invite').href = `${location.origin}/?room=${encodeURIComponent(room)}`;
+  state('connecting');
+  try {
+    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+  } catch (e) {
+    return showError(new Error(`Camera/microphone unavailable: ${e.message}`));
+  }
+  $('lobby').hidden = true;
+  $('room-view').hidden = false;
+  $('controls').hidden = false;
+  addTile('self', `${name} (you)`).querySelector('video').srcObject = local;
+  await listDevices();
+  try {
+    // Up: WHIP.
+    const pubPc = new RTCPeerConnection();
+    for (const t of local.getTracks()) pubPc.addTransceiver(t, { direction: 'sendonly', streams: [local] });
+    app.pub = new Session(`/whip/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`, { token, onState: onConnState });
+    await app.pub.start(pubPc);
+    app.me = app.pub.participant;
+    // Events (EventSource cannot send a token: mint a room-scoped one when needed).
+    let query = '';
+    if (token) {
+      const r = await fetch(`/rooms/${encodeURIComponent(room)}/access`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      const j = await r.json();
+      query = `?access=${encodeURIComponent(j.access)}`;
+    }
+    openEvents(`/rooms/${encodeURIComponent(room)}/events${query}`);
+    // Down: one WHEP session, SLOTS audio + SLOTS video slots, myself excluded.
+    const subPc = new RTCPeerConnection();
+    for (let i = 0; i < SLOTS; i++) {
+      subPc.addTransceiver('audio', { direction: 'recvonly' });
+      subPc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    subPc.addEventListener('track', (e) => onRemoteTrack(e.transceiver.mid, e.track));
+    app.sub = new Session(`/whep/${encodeURIComponent(room)}?self=${encodeURIComponent(app.me || '')}`, { token, onState: onConnState });
+    await app.sub.start(subPc);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function onConnState() {
+  const s = [app.pub?.pc?.connectionState, app.sub?.pc?.connectionState];
+  if (s.includes('failed')) { state('reconnecting'); recover(); }
+  else if (s.includes('disconnected')) state('reconnecting');
+  else if (s.every((x) => x === 'connected' || x === undefined)) state('live');
+  else state('connecting');
+}
+
+let recovering = false;
+async function recover() {
+  if (recovering) return;
+  recovering = true;
+  for (const s of [app.pub, app.sub]) {
+    if (s && s.pc.connectionState === 'failed') {
+      try { await s.restartIce(); } catch (e) { state(`failed: ${e.message} — rejoin to retry`); }
+    }
+  }
+  recovering = false;
+}
+
+function addTile(key, label) {
+  let tile = document.querySelector(`.tile[data-key="${key}"]`);
+  if (!tile) {
+    tile = document.createElement('div');
+    tile.className = 'tile';
+    tile.dataset.key = key;
+    tile.innerHTML = '<video autoplay playsinline muted></video><span class="label"></span>';
+    $('tiles').appendChild(tile);
+  }
+  tile.querySelector('.label').textContent = label;
+  return tile;
+}
+
+const remoteStreams = new Map(); // mid -> MediaStream
+function onRemoteTrack(mid, track) {
+  if (track.kind === 'audio') {
+    const audio = new Audio();
+    audio.autoplay = true;
+    audio.srcObject = new MediaStream([track]);
+    document.body.appendChild(audio);
+    return;
+  }
+  remoteStreams.set(mid, new MediaStream([track]));
+  render();
+}
+
+function openEvents(url) {
+  events = new EventSource(url);
+  events.addEventListener('roster', (e) => {
+    app.roster = new Map(JSON.parse(e.data).participants.map((p) => [p.id, p]));
+    render();
+  });
+  events.addEventListener('joined', (e) => { const p = JSON.parse(e.data).participant; app.roster.set(p.id, p); render(); });
+  events.addEventListener('left', (e) => { app.roster.delete(JSON.parse(e.data).id); render(); });
+  events.addEventListener('speaking', (e) => {
+    const s = JSON.parse(e.data);
+    if (s.speaking) app.speaking.add(s.id); else app.speaking.delete(s.id);
+    render();
+  });
+  events.addEventListener('slots', (e) => {
+    const s = JSON.parse(e.data);
+    if (s.viewer !== app.me) return;
+    app.slots = new Map(s.slots.filter((x) => x.kind === 'video').map((x) => [x.mid, x.participant]));
+    render();
+  });
+  events.onerror = () => { if (events.readyState === EventSource.CLOSED) state('events lost — rejoin'); };
+}
+
+function render() {
+  for (const [mid, stream] of remoteStreams) {
+    const who = app.slots.get(mid);
+    const tile = addTile(`slot-${mid}`, who ? (app.roster.get(who)?.name || who) : '');
+    tile.hidden = !who;
+    tile.dataset.participant = who || '';
+    const v = tile.querySelector('video');
+    if (v.srcObject !== stream) v.srcObject = stream;
+    tile.classList.toggle('speaking', !!who && app.speaking.has(who));
+  }
+  const self = document.querySelector('.tile[data-key="self"]');
+  if (self) self.classList.toggle('speaking', app.speaking.has(app.me));
+  $('people').innerHTML = '';
+  for (const p of app.roster.values()) {
+    const li = document.createElement('li');
+    li.textContent = p.id === app.me ? `${p.name} (you)` : p.name;
+    li.classList.toggle('speaking', app.speaking.has(p.id));
+    $('people').appendChild(li);
+  }
+}
+
+$('mic').addEventListener('click', () => {
+  const t = local?.getAudioTracks()[0];
+  if (!t) return;
+  t.enabled = !t.enabled;
+  $('mic').textContent = t.enabled ? 'Mute' : 'Unmute';
+});
+$('cam').addEventListener('click', () => {
+  const t = local?.getVideoTracks()[0];
+  if (!t) return;
+  t.enabled = !t.enabled;
+  $('cam').textContent = t.enabled ? 'Camera off' : 'Camera on';
+});
+$('leave').addEventListener('click', async () => {
+  events?.close();
+  await Promise.all([app.pub?.stop(), app.sub?.stop()]);
+  local?.getTracks().forEach((t) => t.stop());
+  location.href = `/?room=${encodeURIComponent($('room').value)}`;
+});
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [kind, sel] of [['videoinput', $('camera-select')], ['audioinput', $('mic-select')]]) {
+    sel.innerHTML = '';
+    for (const d of devices.filter((x) => x.kind === kind)) {
+      const o = document.createElement('option');
+      o.value = d.deviceId; o.textContent = d.label || kind;
+      sel.appendChild(o);
+    }
+    sel.onchange = () => switchDevice(kind, sel.value);
+  }
+}
+
+async function switchDevice(kind, deviceId) {
+  const constraints = kind === 'videoinput' ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } };
+  try {
+    const s = await navigator.mediaDevices.getUserMedia(constraints);
+    const track = s.getTracks()[0];
+    const sender = app.pub.pc.getSenders().find((x) => x.track && x.track.kind === track.kind);
+    await sender.replaceTrack(track);
+    const old = local.getTracks().find((t) => t.kind === track.kind);
+    local.removeTrack(old); old.stop(); local.addTrack(track);
+  } catch (e) { showError(e); }
+}
+
+$('stats-toggle').addEventListener('click', () => { $('stats').hidden = !$('stats').hidden; });
+let lastBytes = { in: 0, out: 0, t: performance.now() };
+setInterval(async () => {
+  if ($('stats').hidden || !app.pub?.pc || !app.sub?.pc) return;
+  let out = 0, inb = 0, lost = 0, rtt = 0;
+  (await app.pub.pc.getStats()).forEach((r) => {
+    if (r.type === 'outbound-rtp') out += r.bytesSent || 0;
+    if (r.type === 'candidate-pair' && r.nominated) rtt = r.currentRoundTripTime || rtt;
+  });
+  (await app.sub.pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp') { inb += r.bytesReceived || 0; lost += r.packetsLost || 0; }
+  });
+  const dt = (performance.now() - lastBytes.t) / 1000;
+  $('stats').textContent = `out ${((out - lastBytes.out) * 8 / dt / 1000).toFixed(0)} kbit/s · in ${((inb - lastBytes.in) * 8 / dt / 1000).toFixed(0)} kbit/s · lost ${lost} · rtt ${(rtt * 1000).toFixed(0)} ms`;
+  lastBytes = { in: inb, out, t: performance.now() };
+}, 1000);

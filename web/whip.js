@@ -1,0 +1,98 @@
+// WHIP/WHEP client helpers: POST an offer, keep Location/ETag, trickle and restart ICE with
+// PATCH (If-Match), DELETE on leave. Used by the conference page; no dependencies.
+
+const SDP = 'application/sdp';
+const FRAG = 'application/trickle-ice-sdpfrag';
+
+/** Parses `Link: <turn:…>; rel="ice-server"; username=…; credential=…` into iceServers. */
+export function iceServersFromLinks(header) {
+  if (!header) return [];
+  const out = [];
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const m = part.match(/<([^>]+)>/);
+    if (!m || !/rel="?ice-server"?/.test(part)) continue;
+    const server = { urls: m[1] };
+    const user = part.match(/username="?([^";]+)"?/);
+    const cred = part.match(/credential="?([^";]+)"?/);
+    if (user) server.username = user[1];
+    if (cred) server.credential = cred[1];
+    out.push(server);
+  }
+  return out;
+}
+
+/** One WHIP or WHEP session over an RTCPeerConnection. */
+export class Session {
+  constructor(endpoint, { token, onState } = {}) {
+    this.endpoint = endpoint;
+    this.token = token;
+    this.onState = onState || (() => {});
+    this.location = null;
+    this.etag = null;
+    this.participant = null;
+  }
+
+  headers(extra = {}) {
+    const h = { ...extra };
+    if (this.token) h.Authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  /** Sends the offer once ICE gathering completes (or after 1.5 s), applies the answer. */
+  async start(pc) {
+    this.pc = pc;
+    pc.addEventListener('connectionstatechange', () => this.onState(pc.connectionState));
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const t = setTimeout(resolve, 1500);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+      });
+    });
+    const res = await fetch(this.endpoint, {
+      method: 'POST', headers: this.headers({ 'Content-Type': SDP }), body: pc.localDescription.sdp,
+    });
+    const text = await res.text();
+    if (res.status !== 201) throw new Error(`${this.endpoint}: ${res.status} ${text.trim()}`);
+    this.location = new URL(res.headers.get('Location'), new URL(this.endpoint, location.href)).toString();
+    this.etag = res.headers.get('ETag');
+    this.participant = res.headers.get('X-Wisp-Participant');
+    this.iceServers = iceServersFromLinks(res.headers.get('Link'));
+    await pc.setRemoteDescription({ type: 'answer', sdp: text });
+  }
+
+  /** ICE restart through PATCH; falls back to the caller re-POSTing if it fails. */
+  async restartIce() {
+    const pc = this.pc;
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    const ufrag = offer.sdp.match(/a=ice-ufrag:(.*)/)[1].trim();
+    const pwd = offer.sdp.match(/a=ice-pwd:(.*)/)[1].trim();
+    const res = await fetch(this.location, {
+      method: 'PATCH',
+      headers: this.headers({ 'Content-Type': FRAG, 'If-Match': '*' }),
+      body: `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\n`,
+    });
+    if (res.status !== 200) throw new Error(`ICE restart refused: ${res.status}`);
+    this.etag = res.headers.get('ETag');
+    const frag = await res.text();
+    const sufrag = frag.match(/a=ice-ufrag:(.*)/)[1].trim();
+    const spwd = frag.match(/a=ice-pwd:(.*)/)[1].trim();
+    const cands = [...frag.matchAll(/a=candidate:.*/g)].map((m) => m[0]);
+    let answer = pc.remoteDescription.sdp
+      .replace(/a=ice-ufrag:.*\r\n/g, `a=ice-ufrag:${sufrag}\r\n`)
+      .replace(/a=ice-pwd:.*\r\n/g, `a=ice-pwd:${spwd}\r\n`)
+      .replace(/a=candidate:.*\r\n/g, '');
+    answer = answer.replace(/(a=mid:.*\r\n)/, `$1${cands.map((c) => c + '\r\n').join('')}`);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  }
+
+  async stop() {
+    if (this.location) {
+      try { await fetch(this.location, { method: 'DELETE', headers: this.headers() }); } catch (_) { /* leaving anyway */ }
+    }
+    this.location = null;
+    if (this.pc) this.pc.close();
+  }
+}

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod ids;
 pub mod room;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -318,6 +319,7 @@ impl Sfu {
             slots,
             state,
             announced: Mutex::new(Vec::new()),
+            assigned: Mutex::new([Vec::new(), Vec::new()]),
         });
         let etag = new_etag();
         let session = Arc::new(Session {

@@ -17,6 +17,8 @@ use crate::signal::MediaKind;
 pub const EVENT_BACKLOG: usize = 256;
 /// How long the dominant speaker holds the floor before another may take it.
 pub const DOMINANT_DWELL: Duration = Duration::from_millis(1500);
+/// How long a participant keeps a slot before a more recent speaker may take it (last-N).
+pub const SLOT_DWELL: Duration = Duration::from_secs(3);
 
 /// A publisher in a room.
 pub struct Participant {
@@ -98,6 +100,9 @@ impl Participant {
     }
 }
 
+/// Who each slot of one kind shows, and since when.
+pub type SlotHolders = Vec<Option<(ParticipantId, Instant)>>;
+
 /// What a viewer session is showing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewerState {
@@ -118,6 +123,8 @@ pub struct Viewer {
     pub state: watch::Sender<ViewerState>,
     /// The slot map last announced, to announce only changes.
     pub announced: Mutex<Vec<SlotInfo>>,
+    /// Per kind (audio, video): who each slot of that kind shows, and since when.
+    pub assigned: Mutex<[SlotHolders; 2]>,
 }
 
 #[derive(Default)]
@@ -131,6 +138,8 @@ pub struct Room {
     members: Mutex<Members>,
     events: broadcast::Sender<RoomEvent>,
     dominant: Mutex<Dominant<ParticipantId>>,
+    /// When each participant last started speaking, for last-N slot priority.
+    last_spoke: Mutex<std::collections::HashMap<ParticipantId, Instant>>,
 }
 
 impl Room {
@@ -140,6 +149,7 @@ impl Room {
             members: Mutex::new(Members::default()),
             events: broadcast::channel(EVENT_BACKLOG).0,
             dominant: Mutex::new(Dominant::new(DOMINANT_DWELL)),
+            last_spoke: Mutex::new(Default::default()),
         })
     }
 
@@ -185,6 +195,13 @@ impl Room {
             speaking: c.speaking,
             level: c.loudness,
         });
+        if c.speaking {
+            self.last_spoke
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(p.id.clone(), Instant::now());
+            self.reconcile(); // last-N: slots follow the speakers
+        }
     }
 
     /// Periodic: closes VAD intervals that saw no packets and re-ranks the dominant speaker.
@@ -209,6 +226,7 @@ impl Room {
             .update(now, &candidates);
         if let Some(id) = new {
             self.emit(RoomEvent::ActiveSpeaker { id: id.to_string() });
+            self.reconcile(); // the program feed follows the dominant speaker
         }
     }
 
@@ -336,26 +354,52 @@ impl Room {
         }
     }
 
-    /// Re-points every viewer slot at the track it should show now. Slot `j` of a kind shows
-    /// the `j`-th publisher (in join order, the viewer's own participant excluded); a
-    /// by-participant viewer shows its target in its first slot of each kind.
+    /// Re-points every viewer slot at the track it should show now ([`crate::sfu::slots`]):
+    /// candidates in priority order — the dominant speaker, then the most recent speakers, then
+    /// join order — the viewer's own participant excluded; a by-participant viewer has one
+    /// candidate. Slot holders are stable and protected by [`SLOT_DWELL`].
     pub fn reconcile(&self) {
+        let now = Instant::now();
         let m = self.members();
+        let dominant = self
+            .dominant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current()
+            .cloned();
+        let last_spoke = self
+            .last_spoke
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut ranked: Vec<(usize, &Arc<Participant>)> = m.publishers.iter().enumerate().collect();
+        ranked.sort_by(|(ia, a), (ib, b)| {
+            let dom = |p: &Participant| Some(&p.id) == dominant.as_ref();
+            dom(b)
+                .cmp(&dom(a))
+                .then_with(|| last_spoke.get(&b.id).cmp(&last_spoke.get(&a.id)))
+                .then_with(|| ia.cmp(ib))
+        });
         for v in &m.viewers {
-            let shown: Vec<Arc<Participant>> = match &v.target {
+            let candidates: Vec<ParticipantId> = match &v.target {
                 Some(id) => m
                     .publishers
                     .iter()
                     .filter(|p| &p.id == id)
-                    .cloned()
+                    .map(|p| p.id.clone())
                     .collect(),
-                None => m
-                    .publishers
+                None => ranked
                     .iter()
-                    .filter(|p| Some(&p.id) != v.exclude.as_ref())
-                    .cloned()
+                    .map(|(_, p)| p.id.clone())
+                    .filter(|id| Some(id) != v.exclude.as_ref())
                     .collect(),
             };
+            let mut assigned = v.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, kind) in [MediaKind::Audio, MediaKind::Video].into_iter().enumerate() {
+                let count = v.slots.iter().filter(|s| s.kind == kind).count();
+                assigned[k].resize(count, None);
+                assigned[k] = crate::sfu::slots::assign(&assigned[k], &candidates, now, SLOT_DWELL);
+            }
             let mut index = [0usize; 2];
             let mut map = Vec::with_capacity(v.slots.len());
             for slot in &v.slots {
@@ -363,16 +407,17 @@ impl Room {
                     MediaKind::Audio => 0,
                     MediaKind::Video => 1,
                 };
+                let holder = assigned[k].get(index[k]).cloned().flatten().map(|(p, _)| p);
+                index[k] += 1;
+                let participant = holder.and_then(|id| m.publishers.iter().find(|p| p.id == id));
                 map.push(SlotInfo {
                     mid: slot.mid.clone(),
                     kind: if k == 0 { "audio" } else { "video" },
-                    participant: shown.get(index[k]).map(|p| p.id.to_string()),
+                    participant: participant.map(|p| p.id.to_string()),
                 });
-                let want = shown
-                    .get(index[k])
+                let want = participant
                     .and_then(|p| p.track(slot.kind))
                     .filter(|_| slot.is_ready());
-                index[k] += 1;
                 let have = slot.source();
                 let same = match (&have, &want) {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -391,6 +436,13 @@ impl Room {
                     new.attach(slot);
                 }
             }
+            let first_shown = assigned[1]
+                .iter()
+                .chain(assigned[0].iter())
+                .flatten()
+                .next()
+                .map(|(p, _)| p.clone());
+            drop(assigned);
             let changed = {
                 let mut last = v.announced.lock().unwrap_or_else(|e| e.into_inner());
                 let changed = *last != map;
@@ -405,8 +457,8 @@ impl Room {
                     slots: map,
                 });
             }
-            let state = match shown.first() {
-                Some(p) => ViewerState::Watching(p.id.clone()),
+            let state = match first_shown {
+                Some(p) => ViewerState::Watching(p),
                 None => ViewerState::Waiting,
             };
             v.state.send_if_modified(|s| {

@@ -226,8 +226,10 @@ impl Room {
             .update(now, &candidates);
         if let Some(id) = new {
             self.emit(RoomEvent::ActiveSpeaker { id: id.to_string() });
-            self.reconcile(); // the program feed follows the dominant speaker
         }
+        // Slot changes held back by a dwell time become due as time passes; the program feed
+        // follows the dominant speaker.
+        self.reconcile();
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {

@@ -187,3 +187,75 @@ async fn a_viewers_slot_map_is_announced() {
     }
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_server_sent_events_extension() {
+    let server = start().await;
+    let offer = include_str!("../conformance/fixtures/whep-offer.sdp");
+    let r = post_sdp(&url(&server, &paths::whep("ext")), offer).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let link = r.headers["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains("rel=\"urn:ietf:params:whep:ext:core:server-sent-events\""),
+        "{link}"
+    );
+    assert!(
+        link.contains("events=\"active,inactive,viewercount"),
+        "{link}"
+    );
+    let entry = link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_string();
+
+    let bad = http()
+        .post(url(&server, &entry))
+        .header("content-type", "application/json")
+        .body(r#"["active","bogus"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let created = http()
+        .post(url(&server, &entry))
+        .header("content-type", "application/json")
+        .body(r#"["active","inactive","viewercount"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let stream = created.headers()["location"].to_str().unwrap().to_string();
+
+    let mut sse = Sse::open(&http(), &url(&server, &stream)).await;
+    let (name, v) = sse.next().await;
+    assert_eq!(
+        (name.as_str(), v["viewercount"].as_u64()),
+        ("viewercount", Some(1))
+    );
+    let publisher = Publisher::join(&server, "ext").await;
+    sse.until("active", |_| true).await;
+    let gone = http()
+        .delete(url(&server, &publisher.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 200);
+    sse.until("inactive", |_| true).await;
+
+    assert_eq!(
+        http()
+            .delete(url(&server, &stream))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(url(&server, &stream))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    server.shutdown().await.unwrap();
+}

@@ -235,6 +235,40 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         Route::Whip(room) => endpoint(app, req, room, None, true).await,
         Route::Whep(room, participant) => endpoint(app, req, room, participant, false).await,
         Route::Session(id) => session(app, req, id).await,
+        Route::SessionSse(id) => match *req.method() {
+            Method::POST => {
+                let body = body_text(req)?;
+                let events: Vec<String> = if body.trim().is_empty() {
+                    vec![]
+                } else {
+                    serde_json::from_str(&body).map_err(|_| {
+                        Error::BadRequest("The body must be a JSON array of event names.".into())
+                    })?
+                };
+                let sid = app.sfu.create_event_stream(id, events)?;
+                let mut r = headers::empty(StatusCode::CREATED);
+                let loc = format!("{}/{sid}", paths::session_sse(&id));
+                r.headers_mut().insert(
+                    header::LOCATION,
+                    HeaderValue::from_str(&loc).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+                Ok(r)
+            }
+            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
+        },
+        Route::SessionSseStream(id, sid) => match *req.method() {
+            Method::GET => {
+                let (viewer, room, events) = app.sfu.event_stream(id, &sid)?;
+                Ok(crate::http::events::whep_stream(&viewer, &room, events))
+            }
+            Method::DELETE => {
+                app.sfu.delete_event_stream(id, &sid)?;
+                Ok(headers::empty(StatusCode::OK))
+            }
+            _ => Err(Error::MethodNotAllowed {
+                allow: "GET, DELETE",
+            }),
+        },
         _ => Err(Error::NotFound),
     }
 }
@@ -304,6 +338,17 @@ async fn endpoint(
                 && let Ok(v) = HeaderValue::from_str(p.as_str())
             {
                 h.insert("x-wisp-participant", v);
+            }
+            if !whip {
+                let link = format!(
+                    "<{}>; rel=\"{}\"; events=\"{}\"",
+                    paths::session_sse(&created.session),
+                    paths::SSE_REL,
+                    crate::sfu::WHEP_EVENTS.join(",")
+                );
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    h.append(header::LINK, v);
+                }
             }
             Ok(r)
         }

@@ -119,6 +119,73 @@ pub fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Response<Body> {
     r
 }
 
+/// A WHEP session's event stream (core extensions §4): `active`/`inactive` from what the
+/// session shows, `viewercount` and the room's events, filtered to `events`. Ends when the
+/// session does.
+pub fn whep_stream(
+    viewer: &crate::sfu::Viewer,
+    room: &Room,
+    events: Vec<String>,
+) -> Response<Body> {
+    use crate::sfu::ViewerState;
+    let (roster, rx) = room.subscribe();
+    let mut state = viewer.state.subscribe();
+    let wants = move |name: &str| events.iter().any(|e| e == name);
+    let mut first: Vec<String> = Vec::new();
+    if wants("roster") {
+        first.push(roster.to_sse());
+    }
+    if matches!(*state.borrow_and_update(), ViewerState::Watching(_)) && wants("active") {
+        first.push("event: active\ndata: {}\n\n".into());
+    }
+    if wants("viewercount") {
+        first.push(
+            RoomEvent::Viewercount {
+                viewercount: room.viewer_count(),
+            }
+            .to_sse(),
+        );
+    }
+    let init = (first, rx, state, wants);
+    let frames = stream::unfold(init, |(mut first, mut rx, mut state, wants)| async move {
+        if !first.is_empty() {
+            let f = first.remove(0);
+            return Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(f))),
+                (first, rx, state, wants),
+            ));
+        }
+        loop {
+            let next = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(e) if wants(e.name()) => Some(Bytes::from(e.to_sse())),
+                    Ok(_) => None,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return None,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                c = state.changed() => {
+                    c.ok()?; // the session ended
+                    let active = matches!(*state.borrow_and_update(), ViewerState::Watching(_));
+                    let name = if active { "active" } else { "inactive" };
+                    wants(name).then(|| Bytes::from(format!("event: {name}\ndata: {{}}\n\n")))
+                }
+                _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
+            };
+            if let Some(b) = next {
+                return Some((Ok(Frame::data(b)), (first, rx, state, wants)));
+            }
+        }
+    });
+    let mut r = Response::new(StreamBody::new(frames).boxed());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// `POST /rooms/{room}/access` → `{"access": "...", "expiresIn": 300}`.
 pub fn access(secret: Option<&str>, room: &RoomId) -> Response<Body> {
     let body = match secret {

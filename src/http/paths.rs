@@ -35,6 +35,14 @@ pub fn session(id: &SessionId) -> String {
     format!("{SESSION}{id}")
 }
 
+/// The WHEP server-sent-events extension entry point of a session.
+pub fn session_sse(id: &SessionId) -> String {
+    format!("{SESSION}{id}/sse")
+}
+
+/// The extension's Link relation.
+pub const SSE_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -46,6 +54,10 @@ pub enum Route {
     Session(SessionId),
     RoomEvents(RoomId),
     RoomAccess(RoomId),
+    /// WHEP server-sent-events extension entry point of a session.
+    SessionSse(SessionId),
+    /// One event stream created there.
+    SessionSseStream(SessionId, String),
     /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
     BadName(String),
     NotFound,
@@ -93,9 +105,18 @@ pub fn route(path: &str) -> Route {
         };
     }
     if let Some(rest) = path.strip_prefix(SESSION) {
-        return SessionId::parse(rest)
-            .map(Route::Session)
-            .unwrap_or(Route::NotFound);
+        let mut parts = rest.splitn(3, '/');
+        let Some(id) = parts.next().and_then(SessionId::parse) else {
+            return Route::NotFound;
+        };
+        return match (parts.next(), parts.next()) {
+            (None, _) => Route::Session(id),
+            (Some("sse"), None) => Route::SessionSse(id),
+            (Some("sse"), Some(stream)) if !stream.is_empty() && stream.len() <= 64 => {
+                Route::SessionSseStream(id, stream.to_string())
+            }
+            _ => Route::NotFound,
+        };
     }
     Route::NotFound
 }

@@ -45,6 +45,10 @@ pub enum RoomEvent {
     ActiveSpeaker {
         id: String,
     },
+    /// The number of WHEP sessions in the room changed.
+    Viewercount {
+        viewercount: usize,
+    },
     /// A WHEP session's slot map changed. `viewer` is the participant id the session gave as
     /// `?self=` (absent for plain players); each slot is an answered mid and who it shows.
     Slots {
@@ -71,6 +75,7 @@ impl RoomEvent {
             RoomEvent::Speaking { .. } => "speaking",
             RoomEvent::ActiveSpeaker { .. } => "active-speaker",
             RoomEvent::Slots { .. } => "slots",
+            RoomEvent::Viewercount { .. } => "viewercount",
         }
     }
 

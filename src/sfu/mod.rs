@@ -37,7 +37,27 @@ pub struct Session {
     etag: Mutex<String>,
     /// A WHEP counter-offer awaits the client's answer (PATCH application/sdp).
     awaiting_answer: std::sync::atomic::AtomicBool,
+    /// WHEP server-sent-events extension: stream id → the event names it asked for.
+    event_streams: Mutex<HashMap<String, Vec<String>>>,
 }
+
+/// Event names a WHEP session's event streams may ask for (WHEP core extensions §4 plus the
+/// room's own events).
+pub const WHEP_EVENTS: &[&str] = &[
+    "active",
+    "inactive",
+    "viewercount",
+    "roster",
+    "joined",
+    "left",
+    "tracks",
+    "speaking",
+    "active-speaker",
+    "slots",
+];
+
+/// At most this many event streams per session.
+const MAX_EVENT_STREAMS: usize = 4;
 
 impl Session {
     /// True while a WHEP counter-offer waits for the client's SDP answer.
@@ -233,6 +253,7 @@ impl Sfu {
             peer,
             etag: Mutex::new(etag.clone()),
             awaiting_answer: false.into(),
+            event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
         room.add_publisher(participant.clone());
@@ -329,6 +350,7 @@ impl Sfu {
             peer,
             etag: Mutex::new(etag.clone()),
             awaiting_answer: counter.into(),
+            event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
         room.add_viewer(viewer);
@@ -356,6 +378,68 @@ impl Sfu {
             etag,
             counter_offer_until,
         })
+    }
+
+    /// WHEP SSE extension: creates an event stream for `events` (all when empty).
+    pub fn create_event_stream(&self, id: SessionId, events: Vec<String>) -> Result<String> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        if !matches!(session.kind, SessionKind::Viewer(_)) {
+            return Err(Error::NotFound);
+        }
+        if let Some(bad) = events.iter().find(|e| !WHEP_EVENTS.contains(&e.as_str())) {
+            return Err(Error::BadRequest(format!(
+                "The event type \"{bad}\" is not supported."
+            )));
+        }
+        let events = if events.is_empty() {
+            WHEP_EVENTS.iter().map(|e| e.to_string()).collect()
+        } else {
+            events
+        };
+        let mut streams = session
+            .event_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if streams.len() >= MAX_EVENT_STREAMS {
+            return Err(Error::Unavailable {
+                what: "event streams for this session",
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        let sid = uuid::Uuid::new_v4().as_simple().to_string();
+        streams.insert(sid.clone(), events);
+        Ok(sid)
+    }
+
+    /// The viewer, its room and the event names of one of its event streams.
+    pub fn event_stream(
+        &self,
+        id: SessionId,
+        sid: &str,
+    ) -> Result<(Arc<Viewer>, Arc<Room>, Vec<String>)> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        let events = session
+            .event_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid)
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        match &session.kind {
+            SessionKind::Viewer(v) => Ok((v.clone(), session.room.clone(), events)),
+            SessionKind::Publisher(_) => Err(Error::NotFound),
+        }
+    }
+
+    pub fn delete_event_stream(&self, id: SessionId, sid: &str) -> Result<()> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        session
+            .event_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sid)
+            .map(|_| ())
+            .ok_or(Error::NotFound)
     }
 
     /// PATCH application/sdp: the client's answer to a WHEP counter-offer.

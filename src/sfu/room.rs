@@ -265,7 +265,12 @@ impl Room {
     }
 
     pub fn add_viewer(&self, v: Arc<Viewer>) {
-        self.members().viewers.push(v);
+        let count = {
+            let mut m = self.members();
+            m.viewers.push(v);
+            m.viewers.len()
+        };
+        self.emit(RoomEvent::Viewercount { viewercount: count });
         self.reconcile();
     }
 
@@ -330,6 +335,11 @@ impl Room {
             m.viewers = keep;
             gone
         };
+        if !removed.is_empty() {
+            self.emit(RoomEvent::Viewercount {
+                viewercount: self.viewer_count(),
+            });
+        }
         for v in removed {
             for slot in &v.slots {
                 if let Some(src) = slot.source() {

@@ -2,7 +2,9 @@
 // of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
 import { Session } from '/web/whip.js';
 
-const SLOTS = 8;
+const params = new URLSearchParams(location.search);
+// Slots in the one WHEP session: how many others are seen at once (last-N beyond that).
+const SLOTS = Math.min(16, Math.max(1, Number(params.get('slots')) || 8));
 const $ = (id) => document.getElementById(id);
 const state = (text) => { $('state').textContent = text; };
 const showError = (e) => { $('error').textContent = e.message || String(e); state('failed'); };
@@ -10,7 +12,6 @@ const showError = (e) => { $('error').textContent = e.message || String(e); stat
 // Exposed for the browser tests.
 const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null };
 
-const params = new URLSearchParams(location.search);
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || localStorage.getItem('wisp-name') || '';
 if (params.get('room') && params.get('name') && params.has('autojoin')) queueMicrotask(() => join());

@@ -59,6 +59,8 @@ export class Session {
     this.etag = res.headers.get('ETag');
     this.participant = res.headers.get('X-Wisp-Participant');
     this.iceServers = iceServersFromLinks(res.headers.get('Link'));
+    const sse = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:server-sent-events"/);
+    this.sseUrl = sse ? sse[1] : null;
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
   }
 

@@ -46,6 +46,14 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
             "text/css; charset=utf-8",
             include_str!("../../web/style.css"),
         ),
+        "publish.html" => (
+            "text/html; charset=utf-8",
+            include_str!("../../web/publish.html"),
+        ),
+        "watch.html" => (
+            "text/html; charset=utf-8",
+            include_str!("../../web/watch.html"),
+        ),
         _ => return None,
     })
 }

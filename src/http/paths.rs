@@ -70,6 +70,15 @@ pub fn route(path: &str) -> Route {
     if let Some(name) = path.strip_prefix("/web/") {
         return Route::Asset(name.to_string());
     }
+    if path == "/publish" {
+        return Route::Asset("publish.html".into());
+    }
+    if let Some(room) = path.strip_prefix("/watch/") {
+        return match RoomId::parse(room) {
+            Ok(_) => Route::Asset("watch.html".into()),
+            Err(e) => Route::BadName(e.to_string()),
+        };
+    }
     if let Some(rest) = path.strip_prefix(WHIP) {
         return match RoomId::parse(rest) {
             Ok(r) => Route::Whip(r),
@@ -137,6 +146,9 @@ mod tests {
         assert!(matches!(route("/whip/a/b"), Route::BadName(_)));
         assert_eq!(route("/session/nope"), Route::NotFound);
         assert_eq!(route("/nothing"), Route::NotFound);
+        assert_eq!(route("/publish"), Route::Asset("publish.html".into()));
+        assert_eq!(route("/watch/r1"), Route::Asset("watch.html".into()));
+        assert!(matches!(route("/watch/a b"), Route::BadName(_)));
         let id = SessionId::new();
         assert_eq!(route(&session(&id)), Route::Session(id));
     }

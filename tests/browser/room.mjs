@@ -1,8 +1,9 @@
 // Headless Chromium (Debian's /usr/bin/chromium, fake devices) on wisp's conference page, run
 // inside the lab namespace by tests/browser/lab.sh. Two browsers, so each gets its own fake
 // microphone: alice "speaks" (a speech-like WAV), bob is silent.
-//  1. both join one room; each shows one remote tile with the other's name, video frames
-//     decoding (framesDecoded rising) and audio arriving (totalSamplesReceived rising);
+//  1. alice, bob and carol join one room; each shows two remote tiles with the others' names,
+//     video frames decoding (framesDecoded rising) and two audio tracks arriving;
+//     a /watch page on the room plays it, says "live" and counts viewers;
 //  2. bob's page highlights alice as speaking, alice's page never highlights bob;
 //  3. alice mutes: the highlight goes away on bob's page;
 //  4. bob leaves: his tile and roster entry disappear from alice's page.
@@ -41,24 +42,46 @@ let failed = false;
 try {
   const alice = await ba.newPage();
   const bob = await bb.newPage();
-  for (const p of [alice, bob]) p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  const carol = await (await bb.newContext()).newPage();
+  for (const p of [alice, bob, carol]) p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
   await alice.goto(`${base}/?room=lab&name=alice&autojoin`);
   await bob.goto(`${base}/?room=lab&name=bob&autojoin`);
+  await carol.goto(`${base}/?room=lab&name=carol&autojoin`);
 
-  for (const [page, other] of [[alice, 'bob'], [bob, 'alice']]) {
-    await page.waitForFunction((o) => [...document.querySelectorAll('.tile:not([hidden]) .label')]
-      .some((l) => l.textContent === o), other, { timeout: T });
+  const people = { alice, bob, carol };
+  for (const [me, page] of Object.entries(people)) {
+    const others = Object.keys(people).filter((n) => n !== me);
+    await page.waitForFunction((os) => {
+      const labels = [...document.querySelectorAll('.tile:not([hidden]) .label')].map((l) => l.textContent);
+      return os.every((o) => labels.includes(o)) && labels.length === os.length + 1;
+    }, others, { timeout: T });
     const m1 = await media(page);
     await page.waitForFunction(async (m) => {
-      let f = 0; let s = 0;
+      let f = 0; let s = 0; let audible = 0;
       (await window.wisp.sub.pc.getStats()).forEach((r) => {
         if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0;
-        if (r.type === 'inbound-rtp' && r.kind === 'audio') s += r.totalSamplesReceived || 0;
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+          s += r.totalSamplesReceived || 0;
+          if ((r.totalSamplesReceived || 0) > 0) audible += 1;
+        }
       });
-      return f > m.frames + 10 && s > m.samples;
+      return f > m.frames + 20 && s > m.samples && audible >= 2;
     }, m1, { timeout: T, polling: 250 });
-    step(`${other === 'bob' ? 'alice' : 'bob'} sees ${other}: tile labelled, frames decoding, audio arriving`);
+    step(`${me} sees ${others.join(' and ')}: tiles labelled, frames decoding, two audio tracks arriving`);
   }
+
+  const watcher = await (await bb.newContext()).newPage();
+  await watcher.goto(`${base}/watch/lab`);
+  await watcher.waitForFunction(() => window.wisp?.live === true && window.wisp?.viewers >= 4
+    && document.getElementById('player').getVideoPlaybackQuality?.().totalVideoFrames > 10, null, { timeout: T, polling: 250 })
+    .catch(async (e) => {
+      const seen = await watcher.evaluate(() => JSON.stringify({ live: window.wisp?.live, viewers: window.wisp?.viewers,
+        frames: document.getElementById('player').getVideoPlaybackQuality?.().totalVideoFrames,
+        error: document.getElementById('error').textContent, state: document.getElementById('live').textContent }));
+      throw new Error(`${e.message}: watch page shows ${seen}`);
+    });
+  step('/watch/lab plays the room, says live and counts the viewers');
+  await watcher.close();
 
   await bob.waitForFunction(() => [...document.querySelectorAll('.tile.speaking .label')]
     .some((l) => l.textContent.startsWith('alice')), null, { timeout: T });
@@ -77,6 +100,8 @@ try {
   await alice.waitForFunction(() => !([...document.querySelectorAll('.tile:not([hidden]) .label')].some((l) => l.textContent === 'bob'))
     && ![...document.querySelectorAll('#people li')].some((l) => l.textContent === 'bob'), null, { timeout: T });
   step('bob leaves: his tile and roster entry disappear');
+  const left = await alice.evaluate(() => document.querySelectorAll('.tile:not([hidden]) .label').length);
+  if (left !== 2) throw new Error(`alice should show herself and carol, shows ${left} tiles`);
 } catch (e) {
   failed = true;
   console.log(`FAIL ${e.message}`);

@@ -35,6 +35,11 @@ async function join() {
   } catch (e) {
     return showError(new Error(`Camera/microphone unavailable: ${e.message}`));
   }
+  if (params.has('muted')) {
+    // Join muted (?muted): the microphone track is sent but silent until unmuted.
+    local.getAudioTracks().forEach((t) => { t.enabled = false; });
+    $('mic').textContent = 'Unmute';
+  }
   $('lobby').hidden = true;
   $('room-view').hidden = false;
   $('controls').hidden = false;

@@ -5,7 +5,9 @@
 //     video frames decoding (framesDecoded rising) and two audio tracks arriving;
 //     a /watch page on the room plays it, says "live" and counts viewers;
 //  2. bob's page highlights alice as speaking, alice's page never highlights bob;
-//  3. alice mutes: the highlight goes away on bob's page;
+//  3. dave joins with only 2 slots (last-N): he sees alice (speaking) and bob; alice mutes and
+//     her highlight goes away on bob's page; carol (joined muted, same speech WAV) unmutes, and
+//     dave's second slot switches to her with frames still decoding (no frozen tile);
 //  4. bob leaves: his tile and roster entry disappear from alice's page.
 // Every wait is bounded (playwright timeouts). Saves target/browser-room.png.
 import { chromium } from 'playwright-core';
@@ -42,11 +44,11 @@ let failed = false;
 try {
   const alice = await ba.newPage();
   const bob = await bb.newPage();
-  const carol = await (await bb.newContext()).newPage();
+  const carol = await (await ba.newContext()).newPage(); // alice's browser: the speech WAV
   for (const p of [alice, bob, carol]) p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
   await alice.goto(`${base}/?room=lab&name=alice&autojoin`);
   await bob.goto(`${base}/?room=lab&name=bob&autojoin`);
-  await carol.goto(`${base}/?room=lab&name=carol&autojoin`);
+  await carol.goto(`${base}/?room=lab&name=carol&autojoin&muted`);
 
   const people = { alice, bob, carol };
   for (const [me, page] of Object.entries(people)) {
@@ -91,17 +93,41 @@ try {
   step('silent bob is not highlighted');
   if (shot) await bob.screenshot({ path: shot });
 
+  const dave = await (await bb.newContext()).newPage();
+  await dave.goto(`${base}/?room=lab&name=dave&autojoin&slots=2`);
+  const daveSees = () => dave.evaluate(() => [...document.querySelectorAll('.tile:not([hidden]) .label')]
+    .map((l) => l.textContent.replace(' · speaking', '')).filter((n) => !n.endsWith('(you)')).sort().join(','));
+  await dave.waitForFunction(() => {
+    const labels = [...document.querySelectorAll('.tile:not([hidden]) .label')].map((l) => l.textContent);
+    return labels.length === 3 && labels.some((l) => l.startsWith('alice')) && labels.some((l) => l.startsWith('bob'));
+  }, null, { timeout: T });
+  step(`dave (2 slots) sees ${await daveSees()}: the speaker and the earliest other`);
+
   await alice.click('#mic');
   await bob.waitForFunction(() => ![...document.querySelectorAll('.tile.speaking .label')]
     .some((l) => l.textContent.startsWith('alice')), null, { timeout: T });
   step('muting alice removes her highlight');
 
+  await carol.click('#mic'); // unmute: carol now speaks
+  await dave.waitForFunction(() => [...document.querySelectorAll('.tile:not([hidden]) .label')]
+    .some((l) => l.textContent.startsWith('carol')), null, { timeout: T });
+  const before = await media(dave);
+  await dave.waitForFunction(async (m) => {
+    let f = 0;
+    (await window.wisp.sub.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0;
+    });
+    return f > m.frames + 20;
+  }, before, { timeout: T, polling: 250 });
+  step(`last-N follows the speaker: dave now sees ${await daveSees()}, frames still decoding`);
+
   await bob.click('#leave');
   await alice.waitForFunction(() => !([...document.querySelectorAll('.tile:not([hidden]) .label')].some((l) => l.textContent === 'bob'))
     && ![...document.querySelectorAll('#people li')].some((l) => l.textContent === 'bob'), null, { timeout: T });
   step('bob leaves: his tile and roster entry disappear');
-  const left = await alice.evaluate(() => document.querySelectorAll('.tile:not([hidden]) .label').length);
-  if (left !== 2) throw new Error(`alice should show herself and carol, shows ${left} tiles`);
+  const left = await alice.evaluate(() => [...document.querySelectorAll('.tile:not([hidden]) .label')]
+    .map((l) => l.textContent.replace(' · speaking', '')).sort().join(','));
+  if (left !== 'alice (you),carol,dave') throw new Error(`alice should show herself, carol and dave; shows ${left}`);
 } catch (e) {
   failed = true;
   console.log(`FAIL ${e.message}`);

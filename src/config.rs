@@ -66,6 +66,18 @@ pub struct Args {
     /// The PKCS#8 PEM private key for --dtls-cert.
     #[arg(long, env = "WISP_DTLS_KEY")]
     pub dtls_key: Option<PathBuf>,
+    /// VAD: a packet is active at or above this loudness, in -dBov (0 loudest) [default: 30].
+    #[arg(long, env = "WISP_VAD_ACTIVE_LEVEL")]
+    pub vad_active_level: Option<u8>,
+    /// VAD: fraction of active packets that makes an interval active [default: 0.4].
+    #[arg(long, env = "WISP_VAD_MIN_ACTIVE")]
+    pub vad_min_active: Option<f32>,
+    /// VAD: interval length in milliseconds [default: 500].
+    #[arg(long, env = "WISP_VAD_INTERVAL_MS")]
+    pub vad_interval_ms: Option<u64>,
+    /// VAD: inactive intervals before speaking turns off [default: 2].
+    #[arg(long, env = "WISP_VAD_OFF_AFTER")]
+    pub vad_off_after: Option<u32>,
 }
 
 /// How HTTPS is set up, if at all.
@@ -90,6 +102,7 @@ pub struct Config {
     pub tls: Tls,
     /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
     pub dtls: Option<(PathBuf, PathBuf)>,
+    pub vad: crate::media::vad::VadConfig,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -159,7 +172,39 @@ impl Config {
             cli.dtls_key.or(file.dtls_key),
             "dtls",
         )?;
+        let d = crate::media::vad::VadConfig::default();
+        let vad = crate::media::vad::VadConfig {
+            active_level: cli
+                .vad_active_level
+                .or(file.vad_active_level)
+                .unwrap_or(d.active_level),
+            min_active_fraction: cli
+                .vad_min_active
+                .or(file.vad_min_active)
+                .unwrap_or(d.min_active_fraction),
+            interval: cli
+                .vad_interval_ms
+                .or(file.vad_interval_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.interval),
+            on_after: d.on_after,
+            off_after: cli
+                .vad_off_after
+                .or(file.vad_off_after)
+                .unwrap_or(d.off_after),
+        };
+        if vad.active_level > 127
+            || !(0.0..=1.0).contains(&vad.min_active_fraction)
+            || vad.interval < Duration::from_millis(100)
+            || vad.off_after == 0
+        {
+            return Err(
+                "VAD settings: level 0..=127, fraction 0..=1, interval >= 100 ms, off-after >= 1"
+                    .into(),
+            );
+        }
         Ok(Config {
+            vad,
             tls,
             dtls,
             listen: cli
@@ -224,6 +269,21 @@ mod tests {
         assert_eq!(c.public_ips.len(), 2);
         assert_eq!(c.allow_remote.len(), 2);
         assert_eq!(c.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn vad_thresholds_are_config() {
+        let c = Config::from_args(Args::parse_from([
+            "wisp",
+            "--vad-active-level",
+            "25",
+            "--vad-interval-ms",
+            "300",
+        ]))
+        .unwrap();
+        assert_eq!(c.vad.active_level, 25);
+        assert_eq!(c.vad.interval, Duration::from_millis(300));
+        assert!(Config::from_args(Args::parse_from(["wisp", "--vad-min-active", "2"])).is_err());
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Server {
             engine,
             sfu::Limits {
                 max_sessions: config.max_sessions,
+                vad: config.vad,
             },
         );
         let app = Arc::new(http::App {

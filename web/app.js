@@ -45,12 +45,10 @@ async function join() {
   $('controls').hidden = false;
   addTile('self', `${name} (you)`).querySelector('video').srcObject = local;
   await listDevices();
+  app.room = room; app.name = name; app.token = token;
   try {
     // Up: WHIP.
-    const pubPc = new RTCPeerConnection();
-    for (const t of local.getTracks()) pubPc.addTransceiver(t, { direction: 'sendonly', streams: [local] });
-    app.pub = new Session(`/whip/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`, { token, onState: onConnState });
-    await app.pub.start(pubPc);
+    await startPub();
     app.me = app.pub.participant;
     // Events (EventSource cannot send a token: mint a room-scoped one when needed).
     let query = '';
@@ -61,17 +59,28 @@ async function join() {
     }
     openEvents(`/rooms/${encodeURIComponent(room)}/events${query}`);
     // Down: one WHEP session, SLOTS audio + SLOTS video slots, myself excluded.
-    const subPc = new RTCPeerConnection();
-    for (let i = 0; i < SLOTS; i++) {
-      subPc.addTransceiver('audio', { direction: 'recvonly' });
-      subPc.addTransceiver('video', { direction: 'recvonly' });
-    }
-    subPc.addEventListener('track', (e) => onRemoteTrack(e.transceiver.mid, e.track));
-    app.sub = new Session(`/whep/${encodeURIComponent(room)}?self=${encodeURIComponent(app.me || '')}`, { token, onState: onConnState });
-    await app.sub.start(subPc);
+    await startSub();
   } catch (e) {
     showError(e);
   }
+}
+
+async function startPub() {
+  const pc = new RTCPeerConnection();
+  for (const t of local.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [local] });
+  app.pub = new Session(`/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`, { token: app.token, onState: onConnState });
+  await app.pub.start(pc);
+}
+
+async function startSub() {
+  const pc = new RTCPeerConnection();
+  for (let i = 0; i < SLOTS; i++) {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+  pc.addEventListener('track', (e) => onRemoteTrack(e.transceiver.mid, e.track));
+  app.sub = new Session(`/whep/${encodeURIComponent(app.room)}?self=${encodeURIComponent(app.me || '')}`, { token: app.token, onState: onConnState });
+  await app.sub.start(pc);
 }
 
 function onConnState() {
@@ -83,12 +92,22 @@ function onConnState() {
 }
 
 let recovering = false;
+// A network blip: first an ICE restart (PATCH); if the server refuses it or the session is
+// gone, a fresh POST on a new connection.
 async function recover() {
   if (recovering) return;
   recovering = true;
-  for (const s of [app.pub, app.sub]) {
-    if (s && s.pc.connectionState === 'failed') {
-      try { await s.restartIce(); } catch (e) { state(`failed: ${e.message} — rejoin to retry`); }
+  for (const [s, restart] of [[app.pub, startPub], [app.sub, startSub]]) {
+    if (!s || s.pc.connectionState !== 'failed') continue;
+    try {
+      await s.restartIce();
+    } catch (_) {
+      try {
+        await s.stop();
+        if (s === app.sub) remoteStreams.clear();
+        await restart();
+        if (s === app.pub) app.me = app.pub.participant;
+      } catch (e) { state(`failed: ${e.message}`); }
     }
   }
   recovering = false;

@@ -104,6 +104,8 @@ pub enum Patched {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_sessions: usize,
+    /// Voice activity thresholds for every participant.
+    pub vad: crate::media::vad::VadConfig,
 }
 
 /// The server's signalling state.
@@ -221,7 +223,7 @@ impl Sfu {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "guest".into());
         let room = self.room_or_create(room_id);
-        let participant = Participant::new(name, id);
+        let participant = Participant::new(name, id, self.limits.vad);
         let participant_for_codecs = participant.clone();
         let observer = Arc::new(PublisherObserver {
             sfu: self.me.clone(),

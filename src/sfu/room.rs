@@ -37,7 +37,7 @@ pub struct Participant {
 }
 
 impl Participant {
-    pub fn new(name: String, session: SessionId) -> Arc<Participant> {
+    pub fn new(name: String, session: SessionId, vad: VadConfig) -> Arc<Participant> {
         Arc::new(Participant {
             id: ParticipantId::new(),
             name,
@@ -46,7 +46,7 @@ impl Participant {
             tracks: Mutex::new(Vec::new()),
             expected: Mutex::new(Vec::new()),
             audio_level_id: Mutex::new(None),
-            vad: Mutex::new(Vad::new(VadConfig::default())),
+            vad: Mutex::new(Vad::new(vad)),
         })
     }
 

@@ -6,8 +6,10 @@
 
 pub mod client;
 pub mod feedback;
+mod ice;
 mod peer;
 pub mod ports;
+mod setup;
 mod track;
 
 use std::net::IpAddr;
@@ -17,7 +19,8 @@ use ::rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 
 pub use ::rtc::rtp::header::Header as RtpHeader;
 pub use ::rtc::rtp::packet::Packet as RtpPacket;
-pub use peer::{AUDIO_LEVEL_URI, IceRestart, PeerObserver, RtcPeer};
+pub use ice::IceRestart;
+pub use peer::{AUDIO_LEVEL_URI, PeerObserver, RtcPeer};
 pub use ports::{PortLease, PortPool};
 pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 

@@ -4,10 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::rtc::interceptor::Slot;
 use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
 };
 use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
@@ -17,11 +16,12 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::error::{Error, Result};
-use crate::rtc::feedback::KeyframeRequestTap;
+use crate::rtc::ice::IceRestart;
+use crate::rtc::setup::{default_codec, interceptors, kind_of};
 use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 use crate::rtc::{PeerState, PortLease, RtcEngine};
 use crate::signal::{CodecSpec, Fragment, MediaKind, OfferSummary};
@@ -94,63 +94,6 @@ pub struct RtcPeer {
     answer_candidates: std::sync::Mutex<Vec<String>>,
     /// Send tracks of a counter-offer, waiting for the client's answer.
     pending: tokio::sync::Mutex<Option<Vec<PendingTrack>>>,
-}
-
-fn kind_of(kind: MediaKind) -> RtpCodecKind {
-    match kind {
-        MediaKind::Audio => RtpCodecKind::Audio,
-        MediaKind::Video => RtpCodecKind::Video,
-    }
-}
-
-fn default_codec(kind: MediaKind) -> CodecSpec {
-    match kind {
-        MediaKind::Audio => CodecSpec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            fmtp: "minptime=10;useinbandfec=1".into(),
-        },
-        MediaKind::Video => CodecSpec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90000,
-            channels: 0,
-            fmtp: String::new(),
-        },
-    }
-}
-
-/// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
-/// sends (NACK responder, sender reports, the keyframe-request tap); a publisher leg receives
-/// (NACK generator, receiver reports, transport-wide CC feedback for the publisher's
-/// bandwidth estimate).
-fn interceptors(for_play: bool, media: &mut MediaEngine) -> webrtc::error::Result<Registry> {
-    use ::rtc::interceptor::{
-        NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
-    };
-    use webrtc::peer_connection::{
-        configure_simulcast_extension_headers, configure_twcc_receiver_only,
-    };
-    configure_simulcast_extension_headers(media)?;
-    if for_play {
-        Ok(Registry::new()
-            .with(Slot::NackResponder, NackResponderBuilder::new().build())
-            .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            .with(Slot::from(14_000), KeyframeRequestTap::default()))
-    } else {
-        // RFC 6464 audio levels from publishers feed the server-side VAD.
-        media.register_header_extension(
-            ::rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )?;
-        let registry = Registry::new()
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-        configure_twcc_receiver_only(registry, media)
-    }
 }
 
 fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
@@ -626,62 +569,5 @@ impl RtcPeer {
         if let Err(e) = self.pc.close().await {
             tracing::debug!("close: {e}");
         }
-    }
-}
-
-/// The server's side of an ICE restart, to be sent back as an sdpfrag.
-#[derive(Debug, Clone)]
-pub struct IceRestart {
-    pub ufrag: String,
-    pub pwd: String,
-    /// (mid, candidate attribute values) of the first bundled m-line.
-    pub mid: String,
-    pub candidates: Vec<String>,
-}
-
-impl IceRestart {
-    fn from_sdp(sdp: &str) -> Result<IceRestart> {
-        let mut ufrag = None;
-        let mut pwd = None;
-        let mut mid = None;
-        let mut candidates = Vec::new();
-        for line in sdp.lines() {
-            let line = line.trim_end();
-            if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
-                ufrag.get_or_insert_with(|| v.to_string());
-            } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
-                pwd.get_or_insert_with(|| v.to_string());
-            } else if let Some(v) = line.strip_prefix("a=mid:") {
-                mid.get_or_insert_with(|| v.to_string());
-            } else if let Some(v) = line.strip_prefix("a=candidate:")
-                && !candidates.iter().any(|c: &String| c == v)
-            {
-                candidates.push(v.to_string());
-            }
-        }
-        match (ufrag, pwd) {
-            (Some(ufrag), Some(pwd)) => Ok(IceRestart {
-                ufrag,
-                pwd,
-                mid: mid.unwrap_or_else(|| "0".into()),
-                candidates,
-            }),
-            _ => Err(Error::RestartFailed(
-                "the new answer has no ICE credentials".into(),
-            )),
-        }
-    }
-
-    /// The sdpfrag body for a 200 response to a restart PATCH (RFC 8840 §9).
-    pub fn to_sdpfrag(&self) -> String {
-        let mut s = format!(
-            "a=ice-options:trickle\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{}\r\n",
-            self.ufrag, self.pwd, self.mid
-        );
-        for c in &self.candidates {
-            s.push_str(&format!("a=candidate:{c}\r\n"));
-        }
-        s.push_str("a=end-of-candidates\r\n");
-        s
     }
 }

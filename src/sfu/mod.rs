@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod ids;
+mod observers;
 pub mod room;
 pub mod slots;
 
@@ -13,12 +14,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::media::{SlotSink, TrackFanout};
-use crate::rtc::{
-    InTrackInfo, KeyframeRequester, PeerObserver, PeerState, RtcEngine, RtcPeer, RtpPacket, RtpSink,
-};
+use crate::media::SlotSink;
+use crate::rtc::{PeerState, RtcEngine, RtcPeer};
 use crate::signal::{self, Fragment, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
+use observers::{PublisherObserver, ViewerObserver};
 pub use room::{Participant, Room, Viewer, ViewerState};
 
 /// Which side a session is on.
@@ -546,97 +546,5 @@ impl Sfu {
                 }
             });
         }
-    }
-}
-
-struct PublisherObserver {
-    sfu: Weak<Sfu>,
-    session: SessionId,
-    room: Weak<Room>,
-    participant: Arc<Participant>,
-}
-
-/// Feeds a publisher track's packets to its fan-out; removes the track when it ends.
-struct TrackFeed {
-    fanout: Arc<TrackFanout>,
-    /// Audio tracks: the RFC 6464 extension id to read levels from.
-    audio_level_id: Option<u8>,
-    room: Weak<Room>,
-    participant: Arc<Participant>,
-}
-
-impl RtpSink for TrackFeed {
-    fn on_rtp(&self, pkt: RtpPacket) {
-        if let Some(id) = self.audio_level_id
-            && let Some(ext) = pkt.header.get_extension(id)
-            && let (Some(&b), Some(room)) = (ext.first(), self.room.upgrade())
-        {
-            room.audio_level(&self.participant, std::time::Instant::now(), b & 0x7f);
-        }
-        self.fanout.forward(pkt);
-    }
-
-    fn on_end(&self) {
-        if let Some(room) = self.room.upgrade() {
-            room.remove_track(&self.participant, &self.fanout);
-        }
-    }
-}
-
-impl PeerObserver for PublisherObserver {
-    fn on_state(&self, state: PeerState) {
-        if matches!(state, PeerState::Failed | PeerState::Closed) {
-            Sfu::end_later(&self.sfu, self.session, state);
-        }
-    }
-
-    fn on_track(
-        &self,
-        info: InTrackInfo,
-        keyframes: KeyframeRequester,
-    ) -> Option<Arc<dyn RtpSink>> {
-        let room = self.room.upgrade()?;
-        tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, "track arrived");
-        let kind = info.kind;
-        let fanout = TrackFanout::new(info.kind, info.codec, Box::new(move || keyframes.request()));
-        room.add_track(&self.participant, fanout.clone());
-        let audio_level_id = match kind {
-            MediaKind::Audio => *self
-                .participant
-                .audio_level_id
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            MediaKind::Video => None,
-        };
-        Some(Arc::new(TrackFeed {
-            fanout,
-            audio_level_id,
-            room: self.room.clone(),
-            participant: self.participant.clone(),
-        }))
-    }
-}
-
-struct ViewerObserver {
-    sfu: Weak<Sfu>,
-    session: SessionId,
-    room: Weak<Room>,
-}
-
-impl PeerObserver for ViewerObserver {
-    fn on_state(&self, state: PeerState) {
-        match state {
-            PeerState::Connected => {
-                if let Some(room) = self.room.upgrade() {
-                    room.viewer_connected(self.session);
-                }
-            }
-            PeerState::Failed | PeerState::Closed => Sfu::end_later(&self.sfu, self.session, state),
-            _ => {}
-        }
-    }
-
-    fn on_track(&self, _: InTrackInfo, _: KeyframeRequester) -> Option<Arc<dyn RtpSink>> {
-        None
     }
 }

@@ -1,0 +1,69 @@
+//! Per-leg media engine and interceptor setup, and the codec defaults.
+
+use ::rtc::interceptor::Slot;
+use ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::peer_connection::{MediaEngine, Registry};
+
+use crate::rtc::feedback::KeyframeRequestTap;
+use crate::rtc::peer::AUDIO_LEVEL_URI;
+use crate::signal::{CodecSpec, MediaKind};
+
+pub(crate) fn kind_of(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+pub(crate) fn default_codec(kind: MediaKind) -> CodecSpec {
+    match kind {
+        MediaKind::Audio => CodecSpec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: "minptime=10;useinbandfec=1".into(),
+        },
+        MediaKind::Video => CodecSpec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        },
+    }
+}
+
+/// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
+/// sends (NACK responder, sender reports, the keyframe-request tap); a publisher leg receives
+/// (NACK generator, receiver reports, transport-wide CC feedback for the publisher's
+/// bandwidth estimate).
+pub(crate) fn interceptors(
+    for_play: bool,
+    media: &mut MediaEngine,
+) -> webrtc::error::Result<Registry> {
+    use ::rtc::interceptor::{
+        NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
+    };
+    use webrtc::peer_connection::{
+        configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    };
+    configure_simulcast_extension_headers(media)?;
+    if for_play {
+        Ok(Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::from(14_000), KeyframeRequestTap::default()))
+    } else {
+        // RFC 6464 audio levels from publishers feed the server-side VAD.
+        media.register_header_extension(
+            ::rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+        let registry = Registry::new()
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+        configure_twcc_receiver_only(registry, media)
+    }
+}

@@ -142,7 +142,10 @@ function onRemoteTrack(mid, track) {
 function openEvents(url) {
   events = new EventSource(url);
   events.addEventListener('roster', (e) => {
-    app.roster = new Map(JSON.parse(e.data).participants.map((p) => [p.id, p]));
+    // The snapshot carries who is speaking right now: someone may have started before we came.
+    const ps = JSON.parse(e.data).participants;
+    app.roster = new Map(ps.map((p) => [p.id, p]));
+    app.speaking = new Set(ps.filter((p) => p.speaking).map((p) => p.id));
     render();
   });
   events.addEventListener('joined', (e) => { const p = JSON.parse(e.data).participant; app.roster.set(p.id, p); render(); });

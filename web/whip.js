@@ -38,18 +38,21 @@ export class Session {
     return h;
   }
 
-  /** Sends the offer once ICE gathering completes (or after 1.5 s), applies the answer. */
+  /**
+   * Sends the offer at once and trickles the rest of the candidates with PATCH (If-Match: the
+   * session's ETag), ending with a=end-of-candidates. ICE servers the server hands out in
+   * `Link: rel="ice-server"` headers are applied to the connection.
+   */
   async start(pc) {
     this.pc = pc;
     pc.addEventListener('connectionstatechange', () => this.onState(pc.connectionState));
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 1500);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
+    const pending = [];
+    let flushing = null;
+    pc.addEventListener('icecandidate', (e) => {
+      pending.push(e.candidate ? `a=candidate:${e.candidate.candidate.replace(/^candidate:/, '')}` : 'a=end-of-candidates');
+      if (this.location && !flushing) flushing = Promise.resolve().then(() => { flushing = null; return this.trickle(pending); });
     });
+    await pc.setLocalDescription(await pc.createOffer());
     const res = await fetch(this.endpoint, {
       method: 'POST', headers: this.headers({ 'Content-Type': SDP }), body: pc.localDescription.sdp,
     });
@@ -61,7 +64,26 @@ export class Session {
     this.iceServers = iceServersFromLinks(res.headers.get('Link'));
     const sse = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:server-sent-events"/);
     this.sseUrl = sse ? sse[1] : null;
+    if (this.iceServers.length) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    if (pending.length) await this.trickle(pending);
+  }
+
+  /** PATCHes the queued candidate lines as one sdpfrag (RFC 8840). */
+  async trickle(queue) {
+    if (!queue.length || !this.location) return;
+    const lines = queue.splice(0);
+    const sdp = this.pc.localDescription.sdp;
+    const ufrag = sdp.match(/a=ice-ufrag:(.*)/)[1].trim();
+    const pwd = sdp.match(/a=ice-pwd:(.*)/)[1].trim();
+    const mid = (sdp.match(/a=mid:(.*)/) || [, '0'])[1].trim();
+    const body = [`a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`, 'm=audio 9 UDP/TLS/RTP/SAVPF 0', `a=mid:${mid}`, ...lines].join('\r\n') + '\r\n';
+    try {
+      const res = await fetch(this.location, {
+        method: 'PATCH', headers: this.headers({ 'Content-Type': FRAG, 'If-Match': this.etag || '*' }), body,
+      });
+      if (res.status !== 204) console.warn(`trickle PATCH answered ${res.status}`);
+    } catch (e) { console.warn(`trickle PATCH failed: ${e.message}`); }
   }
 
   /** ICE restart through PATCH; falls back to the caller re-POSTing if it fails. */

@@ -46,8 +46,12 @@ try {
   const bob = await bb.newPage();
   const carol = await (await ba.newContext()).newPage(); // alice's browser: the speech WAV
   for (const p of [alice, bob, carol]) p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  // Join one after the other, so the room's join order (the last-N tie-break) is known.
+  const joined = (p) => p.waitForFunction(() => !!window.wisp?.me, null, { timeout: T });
   await alice.goto(`${base}/?room=lab&name=alice&autojoin`);
+  await joined(alice);
   await bob.goto(`${base}/?room=lab&name=bob&autojoin`);
+  await joined(bob);
   await carol.goto(`${base}/?room=lab&name=carol&autojoin&muted`);
 
   const people = { alice, bob, carol };
@@ -100,7 +104,13 @@ try {
   await dave.waitForFunction(() => {
     const labels = [...document.querySelectorAll('.tile:not([hidden]) .label')].map((l) => l.textContent);
     return labels.length === 3 && labels.some((l) => l.startsWith('alice')) && labels.some((l) => l.startsWith('bob'));
-  }, null, { timeout: T });
+  }, null, { timeout: T }).catch(async (e) => {
+    const seen = await dave.evaluate(() => JSON.stringify({
+      labels: [...document.querySelectorAll('.tile .label')].map((l) => l.textContent),
+      slots: [...window.wisp.slots], speaking: [...window.wisp.speaking],
+      roster: [...window.wisp.roster.values()].map((p) => [p.id, p.name]) }));
+    throw new Error(`dave's page: ${seen}`);
+  });
   step(`dave (2 slots) sees ${await daveSees()}: the speaker and the earliest other`);
 
   await alice.click('#mic');

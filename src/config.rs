@@ -44,6 +44,10 @@ pub struct Args {
     /// unspecified and cloud metadata addresses, which are always refused].
     #[arg(long, env = "WISP_ALLOW_REMOTE", value_delimiter = ',')]
     pub allow_remote: Option<Vec<String>>,
+    /// Remote networks ICE must never reach, as CIDRs, on top of the built-in guard
+    /// (link-local, multicast, unspecified, cloud metadata).
+    #[arg(long, env = "WISP_DENY_REMOTE", value_delimiter = ',')]
+    pub deny_remote: Option<Vec<String>>,
     /// Value of Access-Control-Allow-Origin [default: *].
     #[arg(long, env = "WISP_CORS_ORIGIN")]
     pub cors_origin: Option<String>,
@@ -97,6 +101,8 @@ pub struct Config {
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
+    /// Extra networks refused in addition to the built-in guard.
+    pub deny_remote: Vec<IpNet>,
     pub cors_origin: String,
     pub max_sessions: usize,
     pub tls: Tls,
@@ -141,6 +147,7 @@ impl Config {
         };
         let ports = cli.ice_ports.or(file.ice_ports);
         let allow = cli.allow_remote.or(file.allow_remote).unwrap_or_default();
+        let deny = cli.deny_remote.or(file.deny_remote).unwrap_or_default();
         let token = cli.token.or(file.token).filter(|t| !t.is_empty());
         let public_ips = cli
             .public_ip
@@ -219,6 +226,7 @@ impl Config {
             public_ips,
             ice_bind: cli.ice_bind.or(file.ice_bind),
             allow_remote: parse_nets(&allow)?,
+            deny_remote: parse_nets(&deny)?,
             cors_origin: cli
                 .cors_origin
                 .or(file.cors_origin)
@@ -232,7 +240,11 @@ impl Config {
             public_ips: self.public_ips.clone(),
             bind_ip: self.ice_bind,
             ports: self.ice_ports,
-            filter: CandidateFilter::new(self.allow_remote.clone()),
+            filter: {
+                let mut f = CandidateFilter::new(self.allow_remote.clone());
+                f.deny.extend(self.deny_remote.iter().copied());
+                f
+            },
             dtls: self.dtls.clone(),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),
@@ -268,6 +280,20 @@ mod tests {
         assert_eq!(c.ice_ports, (40000, 40010));
         assert_eq!(c.public_ips.len(), 2);
         assert_eq!(c.allow_remote.len(), 2);
+        let d = Config::from_args(Args::parse_from([
+            "wisp",
+            "--deny-remote",
+            "10.0.0.0/8,192.168.1.7",
+        ]))
+        .unwrap();
+        let f = d.rtc_settings().filter;
+        assert!(!f.allows_ip("10.1.2.3".parse().unwrap()));
+        assert!(!f.allows_ip("192.168.1.7".parse().unwrap()));
+        assert!(f.allows_ip("192.168.1.8".parse().unwrap()));
+        assert!(
+            !f.allows_ip("169.254.169.254".parse().unwrap()),
+            "the built-in guard stays"
+        );
         assert_eq!(c.token.as_deref(), Some("t"));
     }
 

@@ -108,15 +108,7 @@ pub fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Response<Body> {
         };
         Some((Ok(Frame::data(next)), (None, sub)))
     });
-    let mut r = Response::new(StreamBody::new(frames).boxed());
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    sse_response(StreamBody::new(frames).boxed())
 }
 
 /// A WHEP session's event stream (core extensions §4): `active`/`inactive` from what the
@@ -176,7 +168,12 @@ pub fn whep_stream(
             }
         }
     });
-    let mut r = Response::new(StreamBody::new(frames).boxed());
+    sse_response(StreamBody::new(frames).boxed())
+}
+
+/// A `200 text/event-stream` response around a streaming body, never cached.
+fn sse_response(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -223,11 +223,7 @@ impl RtcEngine {
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
         let (pc, lease, state, gathered) = self.build(observer, true).await?;
         let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
-        let kinds: Vec<(MediaKind, String)> = summary
-            .media
-            .iter()
-            .map(|m| (m.kind, m.mid.clone()))
-            .collect();
+        let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
             let answer = peer.negotiate(offer).await?;
@@ -254,11 +250,7 @@ impl RtcEngine {
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
         let (pc, lease, state, gathered) = self.build(observer, true).await?;
         let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
-        let kinds: Vec<(MediaKind, String)> = summary
-            .media
-            .iter()
-            .map(|m| (m.kind, m.mid.clone()))
-            .collect();
+        let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
             let offer = peer
@@ -266,18 +258,7 @@ impl RtcEngine {
                 .create_offer(None)
                 .await
                 .map_err(lib_error("offer"))?;
-            peer.pc
-                .set_local_description(offer)
-                .await
-                .map_err(lib_error("local description"))?;
-            let mut gathered = peer.gathered.clone();
-            let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
-            let sdp = peer
-                .pc
-                .local_description()
-                .await
-                .map(|d| d.sdp)
-                .ok_or_else(|| Error::Internal("no local offer".into()))?;
+            let sdp = peer.set_local_and_gather(offer).await?;
             // Tracks exist now; their negotiated codecs are filled in by `apply_answer`.
             let tracks: Vec<Arc<OutTrack>> = pending.iter().map(|p| p.out.clone()).collect();
             *peer.pending.lock().await = Some(pending);
@@ -292,6 +273,15 @@ impl RtcEngine {
             }
         }
     }
+}
+
+/// One send track per live m-line of the client's offer: its kind and mid.
+fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
+    summary
+        .media
+        .iter()
+        .map(|m| (m.kind, m.mid.clone()))
+        .collect()
 }
 
 /// A send track whose codecs are known only once negotiation completes.
@@ -442,8 +432,14 @@ impl RtcPeer {
             .create_answer(None)
             .await
             .map_err(lib_error("answer"))?;
+        self.set_local_and_gather(answer).await
+    }
+
+    /// Sets our side of the exchange, waits (bounded) for gathering so the SDP carries every
+    /// server candidate, and keeps those candidates for ICE restarts (the sockets outlive them).
+    async fn set_local_and_gather(&self, desc: RTCSessionDescription) -> Result<String> {
         self.pc
-            .set_local_description(answer)
+            .set_local_description(desc)
             .await
             .map_err(lib_error("local description"))?;
         let mut gathered = self.gathered.clone();
@@ -453,7 +449,7 @@ impl RtcPeer {
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| Error::Internal("no local description after answering".into()))?;
+            .ok_or_else(|| Error::Internal("no local description after gathering".into()))?;
         if let Ok(r) = IceRestart::from_sdp(&sdp) {
             *self
                 .answer_candidates

@@ -70,6 +70,27 @@ pub struct Args {
     /// The PKCS#8 PEM private key for --dtls-cert.
     #[arg(long, env = "WISP_DTLS_KEY")]
     pub dtls_key: Option<PathBuf>,
+    /// Run the embedded TURN/STUN server on this address, UDP and TCP (e.g. 0.0.0.0:3478).
+    #[arg(long, env = "WISP_TURN_LISTEN")]
+    pub turn_listen: Option<SocketAddr>,
+    /// Also serve TURN over TLS (`turns:`) here, with the HTTPS certificate (e.g. 0.0.0.0:5349).
+    #[arg(long, env = "WISP_TURN_TLS_LISTEN")]
+    pub turn_tls_listen: Option<SocketAddr>,
+    /// Shared secret for TURN REST credentials [default: random at each start].
+    #[arg(long, env = "WISP_TURN_SECRET")]
+    pub turn_secret: Option<String>,
+    /// UDP port range for TURN relay allocations, as LO-HI [default: 49152-49407].
+    #[arg(long, env = "WISP_TURN_RELAY_PORTS")]
+    pub turn_relay_ports: Option<String>,
+    /// Host name or IP put in the advertised turn: URLs [default: the first --public-ip].
+    #[arg(long, env = "WISP_TURN_HOST")]
+    pub turn_host: Option<String>,
+    /// How long minted TURN credentials stay valid, in seconds [default: 86400].
+    #[arg(long, env = "WISP_TURN_CREDENTIAL_TTL")]
+    pub turn_credential_ttl: Option<u64>,
+    /// Most simultaneous TURN allocations per credential [default: 10].
+    #[arg(long, env = "WISP_TURN_QUOTA")]
+    pub turn_quota: Option<usize>,
     /// VAD: a packet is active at or above this loudness, in -dBov (0 loudest) [default: 30].
     #[arg(long, env = "WISP_VAD_ACTIVE_LEVEL")]
     pub vad_active_level: Option<u8>,
@@ -109,6 +130,8 @@ pub struct Config {
     /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
     pub dtls: Option<(PathBuf, PathBuf)>,
     pub vad: crate::media::vad::VadConfig,
+    /// The embedded TURN server, when `--turn-listen` is given.
+    pub turn: Option<crate::turn::TurnConfig>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -210,7 +233,41 @@ impl Config {
                     .into(),
             );
         }
+        let ice_bind = cli.ice_bind.or(file.ice_bind);
+        let turn = match cli.turn_listen.or(file.turn_listen) {
+            None => None,
+            Some(listen) => {
+                let relay_public = public_ips[0];
+                let secret = match cli.turn_secret.or(file.turn_secret) {
+                    Some(s) if !s.is_empty() => s.into_bytes(),
+                    _ => rand::random::<[u8; 32]>().to_vec(),
+                };
+                Some(crate::turn::TurnConfig {
+                    listen,
+                    tls_listen: cli.turn_tls_listen.or(file.turn_tls_listen),
+                    host: cli
+                        .turn_host
+                        .or(file.turn_host)
+                        .unwrap_or_else(|| relay_public.to_string()),
+                    secret,
+                    relay_ports: match cli.turn_relay_ports.or(file.turn_relay_ports) {
+                        Some(p) => parse_range(&p)?,
+                        None => (49152, 49407),
+                    },
+                    relay_bind: ice_bind.unwrap_or(relay_public),
+                    relay_public,
+                    credential_ttl: Duration::from_secs(
+                        cli.turn_credential_ttl
+                            .or(file.turn_credential_ttl)
+                            .unwrap_or(86400)
+                            .max(60),
+                    ),
+                    quota: cli.turn_quota.or(file.turn_quota).unwrap_or(10).max(1),
+                })
+            }
+        };
         Ok(Config {
+            turn,
             vad,
             tls,
             dtls,
@@ -224,7 +281,7 @@ impl Config {
                 None => (50000, 50199),
             },
             public_ips,
-            ice_bind: cli.ice_bind.or(file.ice_bind),
+            ice_bind,
             allow_remote: parse_nets(&allow)?,
             deny_remote: parse_nets(&deny)?,
             cors_origin: cli

@@ -25,6 +25,7 @@ pub mod media;
 pub mod rtc;
 pub mod sfu;
 pub mod signal;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct Server {
     pub sfu: Arc<sfu::Sfu>,
     /// The HTTPS certificate, when serving HTTPS.
     pub tls: Option<Arc<http::tls::Reloadable>>,
+    /// The embedded TURN/STUN server, when configured.
+    pub turn: Option<Arc<turn::Turn>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -72,9 +75,30 @@ impl Server {
         .map_err(|e| std::io::Error::other(format!("TLS certificate: {e}")))?;
         let acceptor = tls
             .as_ref()
-            .map(|t| t.acceptor())
+            .map(|t| t.acceptor(&[b"h2", b"http/1.1"]))
             .transpose()
             .map_err(std::io::Error::other)?;
+        let turn = match &config.turn {
+            None => None,
+            Some(cfg) => {
+                let mut ips = config.public_ips.clone();
+                ips.extend(config.ice_bind);
+                let guard = Arc::new(turn::IceSessions {
+                    ports: engine.ports.clone(),
+                    ips,
+                });
+                let acceptor = tls
+                    .as_ref()
+                    .map(|t| t.acceptor(&[]))
+                    .transpose()
+                    .map_err(std::io::Error::other)?;
+                Some(
+                    turn::Turn::start(cfg.clone(), guard, acceptor)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                )
+            }
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let sfu = sfu::Sfu::new(
@@ -87,6 +111,7 @@ impl Server {
         let app = Arc::new(http::App {
             config,
             sfu: sfu.clone(),
+            turn: turn.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown_sfu = sfu.clone();
@@ -102,6 +127,7 @@ impl Server {
             addr,
             sfu,
             tls,
+            turn,
             stop: Some(stop),
             task,
         })

@@ -287,6 +287,9 @@ async fn endpoint(
                 .insert("accept-post", HeaderValue::from_static(SDP));
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(ENDPOINT_METHODS));
+            // For stacks that must know ICE servers before making the offer (RFC 9725 §4.6);
+            // never on a CORS preflight, which is answered before this.
+            ice_server_links(app, &room, r.headers_mut());
             Ok(r)
         }
         Method::GET => Ok(headers::empty(StatusCode::NO_CONTENT)),
@@ -334,6 +337,7 @@ async fn endpoint(
                 HeaderValue::from_str(&created.etag).map_err(|e| Error::Internal(e.to_string()))?,
             );
             h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+            ice_server_links(app, &room, h);
             if let Some(p) = created.participant
                 && let Ok(v) = HeaderValue::from_str(p.as_str())
             {
@@ -355,6 +359,17 @@ async fn endpoint(
         _ => Err(Error::MethodNotAllowed {
             allow: ENDPOINT_METHODS,
         }),
+    }
+}
+
+/// `Link: rel="ice-server"` headers with fresh TURN credentials for `room`.
+fn ice_server_links(app: &App, room: &RoomId, h: &mut hyper::HeaderMap) {
+    if let Some(turn) = &app.turn {
+        for link in turn.links(room.as_str()) {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                h.append(header::LINK, v);
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use crate::sfu::Sfu;
 pub struct App {
     pub config: Config,
     pub sfu: Arc<Sfu>,
+    pub turn: Option<Arc<crate::turn::Turn>>,
 }
 
 /// The conference page and its modules, embedded at compile time (no build step).

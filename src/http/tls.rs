@@ -100,8 +100,8 @@ impl Reloadable {
         Ok(())
     }
 
-    /// A rustls acceptor offering HTTP/2 and HTTP/1.1 by ALPN.
-    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, String> {
+    /// A rustls acceptor offering `alpn` (HTTPS: h2 and http/1.1; TURN over TLS: none).
+    pub fn acceptor(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
         let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -109,7 +109,7 @@ impl Reloadable {
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(self.clone());
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(TlsAcceptor::from(Arc::new(cfg)))
     }
 }

@@ -14,8 +14,9 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
+    Registry, SettingEngineBuilder, StatsSelector, register_default_interceptors,
 };
 
 use crate::rtc::feedback::KeyframeRequestTap;
@@ -53,8 +54,53 @@ pub struct ClientPeer {
 /// Why a client step failed.
 pub type ClientError = Box<dyn std::error::Error + Send + Sync>;
 
+/// ICE servers a client uses, e.g. from wisp's `Link: rel="ice-server"` headers.
+#[derive(Clone, Debug, Default)]
+pub struct ClientIce {
+    pub servers: Vec<RTCIceServer>,
+    /// Gather relay candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
+}
+
+impl ClientIce {
+    /// Parses `Link` header values (RFC 9725 §4.6) into ICE servers.
+    pub fn from_links<'a>(links: impl IntoIterator<Item = &'a str>, relay_only: bool) -> ClientIce {
+        let param = |part: &str, name: &str| {
+            part.split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let servers = links
+            .into_iter()
+            .flat_map(|h| {
+                h.split(", <")
+                    .map(|p| p.trim_start_matches('<').to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|p| p.contains("rel=\"ice-server\""))
+            .filter_map(|p| {
+                let url = p.split('>').next()?.to_owned();
+                Some(RTCIceServer {
+                    urls: vec![url],
+                    username: param(&p, "username").unwrap_or_default(),
+                    credential: param(&p, "credential").unwrap_or_default(),
+                })
+            })
+            .collect();
+        ClientIce {
+            servers,
+            relay_only,
+        }
+    }
+}
+
 impl ClientPeer {
     pub async fn new() -> Result<ClientPeer, ClientError> {
+        ClientPeer::with_ice(ClientIce::default()).await
+    }
+
+    pub async fn with_ice(ice: ClientIce) -> Result<ClientPeer, ClientError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
         // Like browsers, offer RFC 6464 audio levels (wisp's VAD reads them).
@@ -72,7 +118,12 @@ impl ClientPeer {
         let (g_tx, g_rx) = watch::channel(false);
         let (s_tx, s_rx) = watch::channel(RTCPeerConnectionState::New);
         let (t_tx, t_rx) = mpsc::unbounded_channel();
+        let mut config = RTCConfigurationBuilder::new().with_ice_servers(ice.servers);
+        if ice.relay_only {
+            config = config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
         let pc = PeerConnectionBuilder::new()
+            .with_configuration(config.build())
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(
@@ -116,6 +167,25 @@ impl ClientPeer {
             .set_remote_description(RTCSessionDescription::answer(answer)?)
             .await?;
         Ok(())
+    }
+
+    /// The type of the local candidate of the selected pair (e.g. `Relay`), once connected.
+    pub async fn selected_local_type(&self) -> Option<RTCIceCandidateType> {
+        let report = self
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let pair_id = &report.transport()?.selected_candidate_pair_id;
+        let pair = report.candidate_pairs().find(|p| &p.stats.id == pair_id)?;
+        let id = &pair.local_candidate_id;
+        // The report files local candidates under a prefixed id.
+        let entry = report
+            .get(id)
+            .or_else(|| report.get(&format!("RTCLocalIceCandidate_{id}")));
+        match entry {
+            Some(RTCStatsReportEntry::LocalCandidate(c)) => Some(c.candidate_type),
+            _ => None,
+        }
     }
 
     /// Waits (up to `limit`) for the connection to come up.

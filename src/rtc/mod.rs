@@ -141,9 +141,9 @@ impl RtcEngine {
         self.certificate.clone()
     }
 
-    /// A free port, or 503 when the range is exhausted.
-    pub(crate) fn lease_port(&self) -> Result<PortLease> {
-        self.ports.lease().ok_or(Error::Unavailable {
+    /// A free port for a session of `room`, or 503 when the range is exhausted.
+    pub(crate) fn lease_port(&self, room: &str) -> Result<PortLease> {
+        self.ports.lease_for(room).ok_or(Error::Unavailable {
             what: "ICE ports",
             retry_after: Duration::from_secs(5),
         })

@@ -103,6 +103,7 @@ fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
 impl RtcEngine {
     async fn build(
         &self,
+        room: &str,
         observer: Arc<dyn PeerObserver>,
         for_play: bool,
     ) -> Result<(
@@ -114,7 +115,7 @@ impl RtcEngine {
         let s = &self.settings;
         let mut last_err = None;
         for _ in 0..BIND_ATTEMPTS {
-            let lease = self.lease_port()?;
+            let lease = self.lease_port(room)?;
             let mut media = MediaEngine::default();
             media
                 .register_default_codecs()
@@ -181,11 +182,12 @@ impl RtcEngine {
     /// Answers a WHIP offer: a receive-only peer connection.
     pub async fn publish(
         &self,
+        room: &str,
         offer: &str,
         summary: &OfferSummary,
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
-        let (pc, lease, state, gathered) = self.build(observer, false).await?;
+        let (pc, lease, state, gathered) = self.build(room, observer, false).await?;
         let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
         let result = async {
             for m in &summary.media {
@@ -216,12 +218,13 @@ impl RtcEngine {
     /// (the publisher's codec, when known) for m-line `i`.
     pub async fn play(
         &self,
+        room: &str,
         offer: &str,
         summary: &OfferSummary,
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let (pc, lease, state, gathered) = self.build(observer, true).await?;
+        let (pc, lease, state, gathered) = self.build(room, observer, true).await?;
         let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
         let kinds = send_slots(summary);
         let result = async {
@@ -244,11 +247,12 @@ impl RtcEngine {
     /// once [`RtcPeer::apply_answer`] succeeds.
     pub async fn counter_offer(
         &self,
+        room: &str,
         summary: &OfferSummary,
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let (pc, lease, state, gathered) = self.build(observer, true).await?;
+        let (pc, lease, state, gathered) = self.build(room, observer, true).await?;
         let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
         let kinds = send_slots(summary);
         let result = async {

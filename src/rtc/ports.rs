@@ -1,12 +1,14 @@
 //! The pool of UDP ports sessions draw from (`--ice-ports LO-HI`): one port per session,
-//! returned when the lease drops.
+//! returned when the lease drops. Each lease may carry an owner label (the room), which the
+//! TURN server consults so a relay only reaches sessions of its credential's room.
 
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 struct Inner {
     lo: u16,
-    used: Vec<bool>,
+    /// `None` free; `Some(owner)` leased (the label may be empty).
+    used: Vec<Option<Arc<str>>>,
     /// Round-robin cursor, so a just-freed port is not reused at once (late packets).
     next: usize,
 }
@@ -29,7 +31,7 @@ impl PortPool {
         PortPool {
             inner: Arc::new(Mutex::new(Inner {
                 lo,
-                used: vec![false; (hi - lo) as usize + 1],
+                used: vec![None; (hi - lo) as usize + 1],
                 next: 0,
             })),
         }
@@ -37,12 +39,17 @@ impl PortPool {
 
     /// Takes the next free port, or `None` when all are in use.
     pub fn lease(&self) -> Option<PortLease> {
+        self.lease_for("")
+    }
+
+    /// Takes the next free port for `owner`.
+    pub fn lease_for(&self, owner: &str) -> Option<PortLease> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let n = g.used.len();
         for i in 0..n {
             let idx = (g.next + i) % n;
-            if !g.used[idx] {
-                g.used[idx] = true;
+            if g.used[idx].is_none() {
+                g.used[idx] = Some(owner.into());
                 g.next = (idx + 1) % n;
                 return Some(PortLease {
                     port: g.lo + idx as u16,
@@ -55,7 +62,15 @@ impl PortPool {
 
     pub fn in_use(&self) -> usize {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.used.iter().filter(|u| **u).count()
+        g.used.iter().filter(|u| u.is_some()).count()
+    }
+
+    /// Whether `port` is leased to `owner` right now.
+    pub fn owned_by(&self, port: u16, owner: &str) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        port.checked_sub(g.lo)
+            .and_then(|i| g.used.get(i as usize))
+            .is_some_and(|u| u.as_deref() == Some(owner))
     }
 }
 
@@ -64,7 +79,7 @@ impl Drop for PortLease {
         let mut g = self.pool.inner.lock().unwrap_or_else(|e| e.into_inner());
         let idx = (self.port - g.lo) as usize;
         if let Some(u) = g.used.get_mut(idx) {
-            *u = false;
+            *u = None;
         }
     }
 }
@@ -83,5 +98,18 @@ mod tests {
         drop(a);
         assert_eq!(pool.lease().map(|l| l.port), Some(5000));
         assert_eq!(pool.in_use(), 1);
+    }
+
+    #[test]
+    fn leases_remember_their_owner() {
+        let pool = PortPool::new(5000, 5001);
+        let a = pool.lease_for("red").unwrap();
+        assert!(pool.owned_by(a.port, "red"));
+        assert!(!pool.owned_by(a.port, "blue"));
+        assert!(!pool.owned_by(5001, "red"));
+        assert!(!pool.owned_by(4999, "red"));
+        let port = a.port;
+        drop(a);
+        assert!(!pool.owned_by(port, "red"));
     }
 }

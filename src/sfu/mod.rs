@@ -231,7 +231,11 @@ impl Sfu {
             room: Arc::downgrade(&room),
             participant: participant.clone(),
         });
-        let (peer, answer) = match self.rtc.publish(offer, &summary, observer).await {
+        let (peer, answer) = match self
+            .rtc
+            .publish(room_id.as_str(), offer, &summary, observer)
+            .await
+        {
             Ok(x) => x,
             Err(e) => {
                 self.drop_room_if_empty(&room);
@@ -322,9 +326,13 @@ impl Sfu {
             room: Arc::downgrade(&room),
         });
         let negotiated = if counter {
-            self.rtc.counter_offer(&summary, &prefs, observer).await
+            self.rtc
+                .counter_offer(room_id.as_str(), &summary, &prefs, observer)
+                .await
         } else {
-            self.rtc.play(offer, &summary, &prefs, observer).await
+            self.rtc
+                .play(room_id.as_str(), offer, &summary, &prefs, observer)
+                .await
         };
         let (peer, tracks, answer) = match negotiated {
             Ok(x) => x,

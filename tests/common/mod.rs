@@ -15,7 +15,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
-use wisp::rtc::client::{ClientPeer, local_track};
+use wisp::rtc::client::{ClientIce, ClientPeer, local_track};
 
 /// The longest any test waits for one event before failing (a bound, not a synchroniser).
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,7 +72,11 @@ pub struct Peer {
 
 impl Peer {
     pub async fn new() -> Peer {
-        let mut inner = ClientPeer::new().await.unwrap();
+        Peer::with_ice(ClientIce::default()).await
+    }
+
+    pub async fn with_ice(ice: ClientIce) -> Peer {
+        let mut inner = ClientPeer::with_ice(ice).await.unwrap();
         let tracks = std::mem::replace(&mut inner.tracks, mpsc::unbounded_channel().1);
         Peer {
             pc: inner.pc.clone(),
@@ -95,6 +99,13 @@ impl Peer {
             .connected(EVENT_TIMEOUT)
             .await
             .expect("connected in time")
+    }
+
+    /// The local candidate type of the selected pair.
+    pub async fn selected_local_type(
+        &self,
+    ) -> Option<webrtc::peer_connection::RTCIceCandidateType> {
+        self.inner.selected_local_type().await
     }
 }
 
@@ -139,12 +150,18 @@ pub struct Publisher {
     pub etag: String,
     pub participant: String,
     pub answer: String,
+    /// The 201's `Link` header values.
+    pub links: Vec<String>,
 }
 
 impl Publisher {
     /// Publishes to `room` and waits until the connection is up.
     pub async fn join(server: &wisp::Server, room: &str) -> Publisher {
-        let peer = Peer::new().await;
+        Publisher::join_with(server, room, ClientIce::default()).await
+    }
+
+    pub async fn join_with(server: &wisp::Server, room: &str, ice: ClientIce) -> Publisher {
+        let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
         let video_ssrc = rand::random::<u32>();
         let audio = local_track(RtpCodecKind::Audio, audio_ssrc);
@@ -175,6 +192,12 @@ impl Publisher {
             session: r.location.unwrap(),
             etag: r.etag.unwrap(),
             participant: r.participant.unwrap(),
+            links: r
+                .headers
+                .get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect(),
             answer: r.body,
         }
     }
@@ -268,7 +291,11 @@ pub struct Viewer {
 
 impl Viewer {
     pub async fn join(server: &wisp::Server, path: &str) -> Viewer {
-        let peer = Peer::new().await;
+        Viewer::join_with(server, path, ClientIce::default()).await
+    }
+
+    pub async fn join_with(server: &wisp::Server, path: &str, ice: ClientIce) -> Viewer {
+        let peer = Peer::with_ice(ice).await;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             peer.pc
                 .add_transceiver_from_kind(

@@ -1,0 +1,408 @@
+//! The embedded TURN/STUN server: relay-only webrtc-rs clients publish and play through it,
+//! and a raw TURN client checks credentials, quotas and the relay guard.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::stun::attributes::*;
+use rtc::stun::error_code::ErrorCodeAttribute;
+use rtc::stun::integrity::MessageIntegrity;
+use rtc::stun::message::*;
+use rtc::stun::textattrs::TextAttribute;
+use rtc::stun::xoraddr::XorMappedAddress;
+use rtc::turn::proto::peeraddr::PeerAddress;
+use rtc::turn::proto::relayaddr::RelayedAddress;
+use rtc::turn::proto::reqtrans::RequestedTransport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use webrtc::peer_connection::RTCIceCandidateType;
+use wisp::http::paths;
+use wisp::rtc::client::ClientIce;
+use wisp::turn::Minter;
+
+const SECRET: &str = "test-secret";
+
+fn turn_config(quota: usize) -> wisp::Config {
+    let mut c = test_config();
+    let relay = c.ice_ports.0 - 100;
+    c.turn = Some(wisp::turn::TurnConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_listen: None,
+        host: "127.0.0.1".into(),
+        secret: SECRET.as_bytes().to_vec(),
+        relay_ports: (relay, relay + 99),
+        relay_bind: "127.0.0.1".parse().unwrap(),
+        relay_public: "127.0.0.1".parse().unwrap(),
+        credential_ttl: Duration::from_secs(3600),
+        quota,
+    });
+    c
+}
+
+/// The `Link` headers of a non-preflight OPTIONS on `path`.
+async fn ice_links(server: &wisp::Server, path: &str) -> Vec<String> {
+    let r = http()
+        .request(reqwest::Method::OPTIONS, url(server, path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_clients_publish_and_play_through_turn() {
+    let server = start_with(turn_config(10)).await;
+    let links = ice_links(&server, &paths::whip("relayed")).await;
+    assert!(
+        links.iter().any(|l| l.starts_with("<turn:127.0.0.1:")
+            && l.contains("transport=udp")
+            && l.contains("credential-type=\"password\"")),
+        "{links:?}"
+    );
+    let ice = ClientIce::from_links(links.iter().map(String::as_str), true);
+    let publisher = Publisher::join_with(&server, "relayed", ice).await;
+    let links = ice_links(&server, &paths::whep("relayed")).await;
+    let ice = ClientIce::from_links(links.iter().map(String::as_str), true);
+    let mut viewer = Viewer::join_with(&server, &paths::whep("relayed"), ice).await;
+
+    let mut video = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(5));
+    let mut n: u16 = 0;
+    while video < 30 {
+        assert!(
+            n < 3000,
+            "the viewer did not receive media through the relay"
+        );
+        ticker.tick().await;
+        publisher.send_video(n, n.is_multiple_of(10)).await;
+        n += 1;
+        while let Ok((kind, _)) = viewer.packets.try_recv() {
+            video += (kind == RtpCodecKind::Video) as usize;
+        }
+    }
+    for (who, peer) in [("publisher", &publisher.peer), ("viewer", &viewer.peer)] {
+        let local = peer.selected_local_type().await.expect("a selected pair");
+        assert_eq!(local, RTCIceCandidateType::Relay, "{who} is relayed");
+    }
+    assert!(server.turn.as_ref().unwrap().allocation_count() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_server_links_only_outside_preflight() {
+    let server = start_with(turn_config(10)).await;
+    let r = http()
+        .request(reqwest::Method::OPTIONS, url(&server, &paths::whip("x")))
+        .header("origin", "https://example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("link").is_none(),
+        "no credentials in a preflight"
+    );
+    let publisher = Publisher::join(&server, "x").await;
+    let turn_links = publisher
+        .links
+        .iter()
+        .filter(|v| v.contains("<turn:"))
+        .count();
+    assert_eq!(turn_links, 2, "turn: over UDP and TCP on the 201");
+}
+
+/// A bare TURN client over UDP or TCP, enough to exercise the server's checks.
+struct Raw {
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpStream>,
+    server: SocketAddr,
+}
+
+impl Raw {
+    async fn udp(server: SocketAddr) -> Raw {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        Raw {
+            udp: Some(s),
+            tcp: None,
+            server,
+        }
+    }
+
+    async fn tcp(server: SocketAddr) -> Raw {
+        Raw {
+            udp: None,
+            tcp: Some(TcpStream::connect(server).await.unwrap()),
+            server,
+        }
+    }
+
+    async fn call(&mut self, setters: &[Box<dyn Setter + '_>]) -> Message {
+        let mut m = Message::new();
+        m.build(setters).unwrap();
+        let mut buf = vec![0u8; 2048];
+        let n = within("a TURN response", async {
+            if let Some(u) = &self.udp {
+                u.send_to(&m.raw, self.server).await.unwrap();
+                u.recv(&mut buf).await.unwrap()
+            } else {
+                let t = self.tcp.as_mut().unwrap();
+                t.write_all(&m.raw).await.unwrap();
+                t.read_exact(&mut buf[..20]).await.unwrap();
+                let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                t.read_exact(&mut buf[20..20 + len]).await.unwrap();
+                20 + len
+            }
+        })
+        .await;
+        let mut r = Message::new();
+        r.unmarshal_binary(&buf[..n]).unwrap();
+        assert_eq!(r.transaction_id, m.transaction_id);
+        r
+    }
+
+    /// Allocate with `username`/`password`; returns the response (after the 401 round).
+    async fn allocate(&mut self, username: &str, password: &str) -> Message {
+        let first = self
+            .call(&[
+                Box::new(TransactionId::new()),
+                Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+                Box::new(RequestedTransport {
+                    protocol: rtc::turn::proto::PROTO_UDP,
+                }),
+            ])
+            .await;
+        assert_eq!(code(&first), Some(401));
+        let nonce = TextAttribute::get_from_as(&first, ATTR_NONCE).unwrap().text;
+        let realm = TextAttribute::get_from_as(&first, ATTR_REALM).unwrap().text;
+        self.authed(
+            METHOD_ALLOCATE,
+            username,
+            password,
+            &realm,
+            &nonce,
+            vec![Box::new(RequestedTransport {
+                protocol: rtc::turn::proto::PROTO_UDP,
+            })],
+        )
+        .await
+    }
+
+    async fn authed(
+        &mut self,
+        method: Method,
+        username: &str,
+        password: &str,
+        realm: &str,
+        nonce: &str,
+        extra: Vec<Box<dyn Setter>>,
+    ) -> Message {
+        let provider = rtc::crypto::default_provider().unwrap();
+        let integrity = MessageIntegrity::new_long_term_integrity_with_provider(
+            username.into(),
+            realm.into(),
+            password.into(),
+            provider.crypto(),
+        )
+        .unwrap();
+        let mut setters: Vec<Box<dyn Setter + '_>> = vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(method, CLASS_REQUEST)),
+        ];
+        setters.extend(extra);
+        setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, username.into())));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.into())));
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.into())));
+        setters.push(Box::new(integrity));
+        self.call(&setters).await
+    }
+}
+
+fn code(m: &Message) -> Option<u16> {
+    let mut e = ErrorCodeAttribute::default();
+    use rtc::stun::message::Getter;
+    e.get_from(m).ok().map(|_| e.code.0)
+}
+
+fn nonce_realm(m: &Message) -> (String, String) {
+    (
+        TextAttribute::get_from_as(m, ATTR_NONCE)
+            .map(|a| a.text)
+            .unwrap_or_default(),
+        TextAttribute::get_from_as(m, ATTR_REALM)
+            .map(|a| a.text)
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stun_binding_answers_the_mapped_address() {
+    let server = start_with(turn_config(10)).await;
+    let turn = server.turn.as_ref().unwrap();
+    let mut c = Raw::udp(turn.udp_addr).await;
+    let me = c.udp.as_ref().unwrap().local_addr().unwrap();
+    let r = c
+        .call(&[Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)])
+        .await;
+    assert_eq!(r.typ, BINDING_SUCCESS);
+    let mut mapped = XorMappedAddress::default();
+    use rtc::stun::message::Getter;
+    mapped.get_from(&r).unwrap();
+    assert_eq!(SocketAddr::new(mapped.ip, mapped.port), me);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_forged_and_foreign_credentials_are_refused() {
+    let server = start_with(turn_config(2)).await;
+    let turn = server.turn.as_ref().unwrap();
+    let minter = Minter::new(SECRET.as_bytes(), Duration::from_secs(60));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    // Expired: a correctly signed username whose time is up.
+    let old = minter.mint_at("room", now - 10);
+    let r = Raw::udp(turn.udp_addr)
+        .await
+        .allocate(&old.username, &old.password)
+        .await;
+    assert_eq!(code(&r), Some(401), "expired credentials");
+
+    // Forged: a fresh username with a password not made from the server's secret.
+    let forged = Minter::new(b"not-the-secret", Duration::from_secs(60)).mint("room");
+    let r = Raw::udp(turn.udp_addr)
+        .await
+        .allocate(&forged.username, &forged.password)
+        .await;
+    assert_eq!(code(&r), Some(401), "forged credentials");
+
+    // Good credentials for room "a" allocate, over UDP and over TCP.
+    let good = turn.credential("a");
+    let mut udp = Raw::udp(turn.udp_addr).await;
+    let r = udp.allocate(&good.username, &good.password).await;
+    assert_eq!(
+        r.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE)
+    );
+    let mut relayed = RelayedAddress::default();
+    use rtc::stun::message::Getter;
+    relayed.get_from(&r).unwrap();
+    assert_eq!(relayed.ip.to_string(), "127.0.0.1");
+    let mut tcp = Raw::tcp(turn.tcp_addr).await;
+    let r = tcp.allocate(&good.username, &good.password).await;
+    assert_eq!(
+        r.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE),
+        "TURN over TCP"
+    );
+    // The quota (2 here) stops a third allocation with the same credential.
+    let r = Raw::udp(turn.udp_addr)
+        .await
+        .allocate(&good.username, &good.password)
+        .await;
+    assert_eq!(code(&r), Some(486), "allocation quota");
+
+    // Relays reach only ICE sessions of the credential's room: not an arbitrary address,
+    // not the HTTP port, not a session of room "b"; a session of room "a" is fine.
+    let in_b = Publisher::join(&server, "b").await;
+    let in_a = Publisher::join(&server, "a").await;
+    let port_of = |answer: &str| -> u16 {
+        answer
+            .lines()
+            .find(|l| l.starts_with("a=candidate:"))
+            .and_then(|l| l.split_whitespace().nth(5))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (nonce, realm) = {
+        // A fresh nonce: any authenticated request without integrity gets a 401 with one.
+        let r = udp
+            .call(&[
+                Box::new(TransactionId::new()),
+                Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
+            ])
+            .await;
+        nonce_realm(&r)
+    };
+    let peers: [(SocketAddr, u16); 4] = [
+        ("10.1.2.3:5000".parse().unwrap(), 403),
+        (server.addr, 403),
+        (
+            SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(&in_b.answer)),
+            403,
+        ),
+        (
+            SocketAddr::new("127.0.0.1".parse().unwrap(), port_of(&in_a.answer)),
+            0,
+        ),
+    ];
+    for (peer, want) in peers {
+        let r = udp
+            .authed(
+                METHOD_CREATE_PERMISSION,
+                &good.username,
+                &good.password,
+                &realm,
+                &nonce,
+                vec![Box::new(PeerAddress {
+                    ip: peer.ip(),
+                    port: peer.port(),
+                })],
+            )
+            .await;
+        match want {
+            0 => assert_eq!(
+                r.typ,
+                MessageType::new(METHOD_CREATE_PERMISSION, CLASS_SUCCESS_RESPONSE),
+                "{peer}: {:?}",
+                code(&r)
+            ),
+            w => assert_eq!(code(&r), Some(w), "permission to {peer}"),
+        }
+    }
+    // Credentials minted for another room are replayed here: same refusal for room a's session.
+    let other = turn.credential("b");
+    let mut c = Raw::udp(turn.udp_addr).await;
+    let r = c.allocate(&other.username, &other.password).await;
+    assert_eq!(
+        r.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE)
+    );
+    let (nonce, realm) = {
+        let r = c
+            .call(&[
+                Box::new(TransactionId::new()),
+                Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
+            ])
+            .await;
+        nonce_realm(&r)
+    };
+    let r = c
+        .authed(
+            METHOD_CREATE_PERMISSION,
+            &other.username,
+            &other.password,
+            &realm,
+            &nonce,
+            vec![Box::new(PeerAddress {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: port_of(&in_a.answer),
+            })],
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        Some(403),
+        "room b's credential cannot reach room a"
+    );
+}

@@ -30,6 +30,9 @@ bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/r
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 
+step "behind a NAT with UDP blocked: Chromium joins through wisp's TURN over TCP"
+bash tests/nat/lab.sh target/release/wisp
+
 if [ -x conformance/run ]; then
   step "conformance suite against wisp"
   bash tests/conformance.sh target/release/wisp

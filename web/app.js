@@ -1,6 +1,6 @@
 // The conference page: publish camera+mic with WHIP, receive everyone through ONE WHEP session
 // of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
-import { Session } from '/web/whip.js';
+import { Session, peerConnection } from '/web/whip.js';
 
 const params = new URLSearchParams(location.search);
 // Slots in the one WHEP session: how many others are seen at once (last-N beyond that).
@@ -66,20 +66,22 @@ async function join() {
 }
 
 async function startPub() {
-  const pc = new RTCPeerConnection();
+  const endpoint = `/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`;
+  const pc = await peerConnection(endpoint, app.token);
   for (const t of local.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [local] });
-  app.pub = new Session(`/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`, { token: app.token, onState: onConnState });
+  app.pub = new Session(endpoint, { token: app.token, onState: onConnState });
   await app.pub.start(pc);
 }
 
 async function startSub() {
-  const pc = new RTCPeerConnection();
+  const endpoint = `/whep/${encodeURIComponent(app.room)}?self=${encodeURIComponent(app.me || '')}`;
+  const pc = await peerConnection(endpoint, app.token);
   for (let i = 0; i < SLOTS; i++) {
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
   }
   pc.addEventListener('track', (e) => onRemoteTrack(e.transceiver.mid, e.track));
-  app.sub = new Session(`/whep/${encodeURIComponent(app.room)}?self=${encodeURIComponent(app.me || '')}`, { token: app.token, onState: onConnState });
+  app.sub = new Session(endpoint, { token: app.token, onState: onConnState });
   await app.sub.start(pc);
 }
 

@@ -21,6 +21,23 @@ export function iceServersFromLinks(header) {
   return out;
 }
 
+/**
+ * A peer connection configured with the ICE servers the endpoint hands out on OPTIONS
+ * (RFC 9725 §4.6): TURN must be known before the offer is made, or no relay candidates are
+ * gathered. `?relay=1` on the page forces relay-only ICE (a client behind a strict firewall,
+ * or a test of the TURN path).
+ */
+export async function peerConnection(endpoint, token) {
+  let iceServers = [];
+  try {
+    const res = await fetch(endpoint, { method: 'OPTIONS', headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    iceServers = iceServersFromLinks(res.headers.get('Link'));
+  } catch (e) { console.warn(`OPTIONS ${endpoint}: ${e.message}`); }
+  const relay = new URLSearchParams(location.search).get('relay') === '1';
+  // max-bundle: one transport (and one TURN allocation) for every m-line; WHIP/WHEP require BUNDLE.
+  return new RTCPeerConnection({ iceServers, iceTransportPolicy: relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
+}
+
 /** One WHIP or WHEP session over an RTCPeerConnection. */
 export class Session {
   constructor(endpoint, { token, onState } = {}) {

@@ -11,6 +11,7 @@
 //  4. bob leaves: his tile and roster entry disappear from alice's page.
 // Every wait is bounded (playwright timeouts). Saves target/browser-room.png.
 import { chromium } from 'playwright-core';
+import { until } from './poll.mjs';
 
 const [base, speechWav, silenceWav, shot] = process.argv.slice(2);
 const T = 30_000;
@@ -62,7 +63,7 @@ try {
       return os.every((o) => labels.includes(o)) && labels.length === os.length + 1;
     }, others, { timeout: T });
     const m1 = await media(page);
-    await page.waitForFunction(async (m) => {
+    await until(page, async (m) => {
       let f = 0; let s = 0; let audible = 0;
       (await window.wisp.sub.pc.getStats()).forEach((r) => {
         if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0;
@@ -72,7 +73,7 @@ try {
         }
       });
       return f > m.frames + 20 && s > m.samples && audible >= 2;
-    }, m1, { timeout: T, polling: 250 });
+    }, m1, { timeout: T, what: `${me}: frames decoding and two audio tracks` });
     step(`${me} sees ${others.join(' and ')}: tiles labelled, frames decoding, two audio tracks arriving`);
   }
 
@@ -122,13 +123,13 @@ try {
   await dave.waitForFunction(() => [...document.querySelectorAll('.tile:not([hidden]) .label')]
     .some((l) => l.textContent.startsWith('carol')), null, { timeout: T });
   const before = await media(dave);
-  await dave.waitForFunction(async (m) => {
+  await until(dave, async (m) => {
     let f = 0;
     (await window.wisp.sub.pc.getStats()).forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0;
     });
     return f > m.frames + 20;
-  }, before, { timeout: T, polling: 250 });
+  }, before, { timeout: T, what: 'dave: frames decoding after the switch' });
   step(`last-N follows the speaker: dave now sees ${await daveSees()}, frames still decoding`);
 
   await bob.click('#leave');

@@ -1,0 +1,82 @@
+// Two headless Chromium pages behind a NAT that drops all UDP (tests/nat/lab.sh): they join one
+// conference room with no ICE configuration of their own, take the TURN servers wisp hands out
+// on OPTIONS, and must meet through TURN over TCP. Checks, for both pages: the other's video
+// decodes, and both the WHIP and the WHEP connection's selected pair is a relay candidate
+// allocated over TCP. Every wait is bounded.
+import { chromium } from 'playwright-core';
+import { until } from './poll.mjs';
+
+const [base] = process.argv.slice(2);
+const T = 45_000;
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium', headless: true,
+  args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--no-first-run', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    // The page is served over plain HTTP on the lab address; getUserMedia needs a secure context.
+    `--unsafely-treat-insecure-origin-as-secure=${base}`],
+});
+let failed = false;
+try {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  for (const p of [alice, bob]) {
+    p.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+    p.on('console', (m) => { if (m.text().startsWith('pc ')) console.log(`  [page] ${m.text()}`); });
+    // Log each connection's ICE story, so a failure here says which leg and why.
+    await p.addInitScript(() => {
+      const Orig = window.RTCPeerConnection;
+      let n = 0;
+      window.RTCPeerConnection = function (...a) {
+        const pc = new Orig(...a); const id = ++n; const t0 = performance.now();
+        const log = (what) => console.log(`pc ${id} +${Math.round(performance.now() - t0)}ms ${what}`);
+        pc.addEventListener('connectionstatechange', () => log(`connection ${pc.connectionState}`));
+        pc.addEventListener('icecandidateerror', (e) => log(`candidate error ${e.errorCode} ${e.url} ${e.errorText}`));
+        pc.addEventListener('icecandidate', (e) => log(`candidate ${e.candidate ? e.candidate.candidate : 'end'}`));
+        return pc;
+      };
+      window.RTCPeerConnection.prototype = Orig.prototype;
+    });
+  }
+  await alice.goto(`${base}/?room=nat&name=alice&autojoin`);
+  await alice.waitForFunction(() => !!window.wisp?.me, null, { timeout: T });
+  await bob.goto(`${base}/?room=nat&name=bob&autojoin`);
+  for (const [me, page] of [['alice', alice], ['bob', bob]]) {
+    await until(page, async () => {
+      let frames = 0;
+      if (!window.wisp?.sub?.pc) return false;
+      (await window.wisp.sub.pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+      });
+      return frames > 20;
+    }, null, { timeout: T, what: `${me}: the other's video decoding` }).catch(async (e) => {
+      const s = await page.evaluate(() => ({ pub: window.wisp?.pub?.pc?.connectionState, sub: window.wisp?.sub?.pc?.connectionState, state: document.body.innerText.slice(0, 200) }));
+      throw new Error(`${me}: ${e.message} ${JSON.stringify(s)}`);
+    });
+    const paths = await page.evaluate(async () => {
+      const out = {};
+      for (const leg of ['pub', 'sub']) {
+        const stats = await window.wisp[leg].pc.getStats();
+        let pair;
+        stats.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+        // Without a transport entry naming it, the nominated pair that carries bytes is the one.
+        if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded' && r.bytesReceived > 0) pair = r; });
+        const local = pair && stats.get(pair.localCandidateId);
+        out[leg] = local ? `${local.candidateType}/${local.relayProtocol || local.protocol}` : 'none';
+        if (!local) { const d = []; stats.forEach((r) => { if (r.type === 'transport' || r.type === 'candidate-pair') d.push(JSON.stringify(r)); }); out[leg + 'Debug'] = d; }
+      }
+      return out;
+    });
+    if (paths.pub !== 'relay/tcp' || paths.sub !== 'relay/tcp') {
+      throw new Error(`${me}: expected relay/tcp on both legs, got ${JSON.stringify(paths)}`);
+    }
+    console.log(`ok   ${me} sees the other's video; WHIP and WHEP legs are ${paths.pub} (TURN over TCP through the NAT)`);
+  }
+} catch (e) {
+  failed = true;
+  console.log(`FAIL ${e.message}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -81,11 +81,10 @@ impl Server {
         let turn = match &config.turn {
             None => None,
             Some(cfg) => {
-                let mut ips = config.public_ips.clone();
-                ips.extend(config.ice_bind);
                 let guard = Arc::new(turn::IceSessions {
                     ports: engine.ports.clone(),
-                    ips,
+                    public_ips: config.public_ips.clone(),
+                    bind_ip: config.ice_bind,
                 });
                 let acceptor = tls
                     .as_ref()

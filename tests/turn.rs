@@ -406,3 +406,46 @@ async fn expired_forged_and_foreign_credentials_are_refused() {
         "room b's credential cannot reach room a"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_1to1_announces_the_public_ip_and_the_relay_reaches_the_bound_socket() {
+    // Sockets bound to 127.0.0.1, announced as 127.0.0.2 (which reaches nothing bound): only
+    // the rewritten candidates plus the relay's public → bound translation can connect.
+    let mut c = turn_config(10);
+    c.ice_bind = Some("127.0.0.1".parse().unwrap());
+    c.public_ips = vec!["127.0.0.2".parse().unwrap()];
+    if let Some(t) = c.turn.as_mut() {
+        t.relay_public = "127.0.0.2".parse().unwrap();
+    }
+    let server = start_with(c).await;
+    let links = ice_links(&server, &paths::whip("nat")).await;
+    let ice = ClientIce::from_links(links.iter().map(String::as_str), true);
+    let publisher = Publisher::join_with(&server, "nat", ice).await;
+    let candidates: Vec<&str> = publisher
+        .answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(!candidates.is_empty());
+    assert!(
+        candidates
+            .iter()
+            .all(|l| l.contains(" 127.0.0.2 ") && !l.contains(" 127.0.0.1 ")),
+        "{candidates:?}"
+    );
+    let links = ice_links(&server, &paths::whep("nat")).await;
+    let ice = ClientIce::from_links(links.iter().map(String::as_str), true);
+    let mut viewer = Viewer::join_with(&server, &paths::whep("nat"), ice).await;
+    let mut video = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(5));
+    let mut n: u16 = 0;
+    while video < 30 {
+        assert!(n < 3000, "no media through NAT 1:1 + relay");
+        ticker.tick().await;
+        publisher.send_video(n, n.is_multiple_of(10)).await;
+        n += 1;
+        while let Ok((kind, _)) = viewer.packets.try_recv() {
+            video += (kind == RtpCodecKind::Video) as usize;
+        }
+    }
+}

@@ -95,6 +95,45 @@ pub struct RtcSettings {
     pub ice_failed_timeout: Duration,
 }
 
+/// Maps the addresses the server binds to the ones it announces in candidates.
+#[derive(Clone, Debug)]
+pub struct Announcer {
+    bind_ip: Option<IpAddr>,
+    public_ips: Vec<IpAddr>,
+}
+
+impl Announcer {
+    /// The announced addresses of a bound `(ip, port)`; empty when it is announced as is.
+    pub fn announce(&self, ip: IpAddr, port: u16) -> Vec<(IpAddr, u16)> {
+        match self.bind_ip {
+            Some(b) if b == ip => self
+                .public_ips
+                .iter()
+                .filter(|p| p.is_ipv4() == ip.is_ipv4())
+                .map(|p| (*p, port))
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Rewrites the candidate lines of a local description.
+    pub fn rewrite(&self, sdp: &str) -> String {
+        if self.bind_ip.is_none() {
+            return sdp.to_owned();
+        }
+        crate::signal::candidate::rewrite_local(sdp, &|ip, port| self.announce(ip, port))
+    }
+}
+
+impl RtcSettings {
+    pub fn announcer(&self) -> Announcer {
+        Announcer {
+            bind_ip: self.bind_ip,
+            public_ips: self.public_ips.clone(),
+        }
+    }
+}
+
 /// Builds peer connections with the server's settings.
 pub struct RtcEngine {
     pub settings: RtcSettings,

@@ -15,8 +15,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -88,6 +88,8 @@ pub struct RtcPeer {
     /// Mids of the negotiated m-lines, for trickle candidates.
     mids: Vec<String>,
     filter: crate::signal::CandidateFilter,
+    /// Maps bound candidate addresses to the announced ones.
+    announce: crate::rtc::Announcer,
     /// Serialises ICE restarts (and trickles during them) on this connection.
     ice_lock: tokio::sync::Mutex<()>,
     /// The candidates of the first answer (the sockets outlive ICE restarts).
@@ -122,24 +124,20 @@ impl RtcEngine {
                 .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
             let registry = interceptors(for_play, &mut media)
                 .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
-            let mut se = SettingEngineBuilder::new()
+            let se = SettingEngineBuilder::new()
                 // A server neither resolves nor announces mDNS names; it also keeps the driver
                 // from opening a multicast socket per session.
                 .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
-                .with_include_loopback_candidate(s.public_ips.iter().any(|ip| ip.is_loopback()))
                 .with_ice_timeouts(
                     Some(s.ice_disconnected_timeout),
                     Some(s.ice_failed_timeout),
                     Some(Duration::from_secs(2)),
                 );
+            // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
+            // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
+            // its NAT 1:1 setting).
             let binds: Vec<SocketAddr> = match s.bind_ip {
-                Some(ip) => {
-                    se = se.with_nat_1to1_ips(
-                        s.public_ips.iter().map(|ip| ip.to_string()).collect(),
-                        RTCIceCandidateType::Host,
-                    );
-                    vec![SocketAddr::new(ip, lease.port)]
-                }
+                Some(ip) => vec![SocketAddr::new(ip, lease.port)],
                 None => s
                     .public_ips
                     .iter()
@@ -310,6 +308,7 @@ impl RtcPeer {
             gathered,
             mids: summary.mids.clone(),
             filter: settings.filter.clone(),
+            announce: settings.announcer(),
             ice_lock: tokio::sync::Mutex::new(()),
             answer_candidates: std::sync::Mutex::new(Vec::new()),
             pending: tokio::sync::Mutex::new(None),
@@ -452,7 +451,7 @@ impl RtcPeer {
             .pc
             .local_description()
             .await
-            .map(|d| d.sdp)
+            .map(|d| self.announce.rewrite(&d.sdp))
             .ok_or_else(|| Error::Internal("no local description after gathering".into()))?;
         if let Ok(r) = IceRestart::from_sdp(&sdp) {
             *self
@@ -553,7 +552,7 @@ impl RtcPeer {
             .local_description()
             .await
             .ok_or_else(|| Error::RestartFailed("no local description".into()))?;
-        let mut restart = IceRestart::from_sdp(&local.sdp)?;
+        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local.sdp))?;
         if restart.candidates.is_empty() {
             // The sockets are kept across the restart, so the first answer's candidates stand.
             let first = self

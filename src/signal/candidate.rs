@@ -139,9 +139,76 @@ impl CandidateFilter {
     }
 }
 
+/// Rewrites the server's own candidate lines: each `(ip, port)` of a local candidate is
+/// replaced by the addresses `announce` returns for it (none keeps the line unchanged, several
+/// repeat it with a lower priority each). This is how wisp announces `--public-ip` for sockets
+/// bound to `--ice-bind` (NAT 1:1), and the shared port in single-port mode: webrtc-rs 0.21
+/// only ever announces the address it bound.
+pub fn rewrite_local(sdp: &str, announce: &dyn Fn(IpAddr, u16) -> Vec<(IpAddr, u16)>) -> String {
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for line in sdp.split_inclusive('\n') {
+        let t = line.trim_end();
+        let eol = &line[t.len()..];
+        let Some(body) = t.strip_prefix("a=candidate:") else {
+            out.push_str(line);
+            continue;
+        };
+        let fields: Vec<&str> = body.split(' ').collect();
+        let parsed = (fields.len() >= 8)
+            .then(|| {
+                let ip = IpAddr::from_str(fields[4]).ok()?;
+                let port = fields[5].parse::<u16>().ok()?;
+                let prio = fields[3].parse::<u32>().ok()?;
+                Some((ip, port, prio))
+            })
+            .flatten();
+        let Some((ip, port, prio)) = parsed else {
+            out.push_str(line);
+            continue;
+        };
+        let to = announce(ip, port);
+        if to.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        for (i, (nip, nport)) in to.iter().enumerate() {
+            let mut f = fields.clone();
+            let p = prio.saturating_sub(i as u32).to_string();
+            let a = nip.to_string();
+            let n = nport.to_string();
+            f[3] = &p;
+            f[4] = &a;
+            f[5] = &n;
+            out.push_str("a=candidate:");
+            out.push_str(&f.join(" "));
+            out.push_str(eol);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrites_announced_addresses_and_keeps_the_rest() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=end-of-candidates\r\n";
+        let out = rewrite_local(sdp, &|ip, port| {
+            if ip.to_string() == "10.0.0.5" {
+                vec![
+                    ("203.0.113.1".parse().unwrap(), port),
+                    ("203.0.113.2".parse().unwrap(), 3478),
+                ]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.1 50000 typ host\r\na=candidate:1 1 udp 2130706430 203.0.113.2 3478 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=end-of-candidates\r\n"
+        );
+    }
 
     fn f() -> CandidateFilter {
         CandidateFilter::new(vec![])

@@ -95,12 +95,17 @@ impl Allocation {
 }
 
 /// Peer → client: ChannelData when a channel is bound, else a Data indication.
-pub async fn relay_reader(relay: Arc<UdpSocket>, alloc: Weak<Allocation>) {
+pub async fn relay_reader(
+    relay: Arc<UdpSocket>,
+    alloc: Weak<Allocation>,
+    guard: Arc<dyn super::PeerGuard>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, from)) = relay.recv_from(&mut buf).await else {
             continue;
         };
+        let from = guard.external(from);
         let Some(a) = alloc.upgrade() else { return };
         let now = Instant::now();
         if !a.permitted(from.ip(), now) {

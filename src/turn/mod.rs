@@ -173,16 +173,37 @@ impl Turn {
     }
 }
 
-/// The relay guard wisp uses: a peer must be one of the server's ICE addresses on a port
-/// leased to a session of the credential's room.
+/// The relay guard wisp uses: a peer must be one of the server's announced ICE addresses on
+/// a port leased to a session of the credential's room.
 pub struct IceSessions {
     pub ports: PortPool,
-    pub ips: Vec<IpAddr>,
+    /// Announced ICE addresses (`--public-ip`).
+    pub public_ips: Vec<IpAddr>,
+    /// The address ICE sockets are bound to behind NAT 1:1 (`--ice-bind`).
+    pub bind_ip: Option<IpAddr>,
 }
 
 impl PeerGuard for IceSessions {
     fn allows(&self, room: &str, peer: SocketAddr) -> bool {
-        self.ips.contains(&peer.ip()) && self.ports.owned_by(peer.port(), room)
+        self.public_ips.contains(&peer.ip()) && self.ports.owned_by(peer.port(), room)
+    }
+
+    fn internal(&self, peer: SocketAddr) -> SocketAddr {
+        match self.bind_ip {
+            Some(b) if b.is_ipv4() == peer.is_ipv4() => SocketAddr::new(b, peer.port()),
+            _ => peer,
+        }
+    }
+
+    fn external(&self, from: SocketAddr) -> SocketAddr {
+        match self.bind_ip {
+            Some(b) if b == from.ip() => self
+                .public_ips
+                .iter()
+                .find(|p| p.is_ipv4() == b.is_ipv4())
+                .map_or(from, |p| SocketAddr::new(*p, from.port())),
+            _ => from,
+        }
     }
 }
 

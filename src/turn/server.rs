@@ -38,6 +38,15 @@ pub(super) const SOFTWARE: &str = "wisp";
 /// Decides which peers a relay may reach: only the ICE sessions of the credential's room.
 pub trait PeerGuard: Send + Sync + 'static {
     fn allows(&self, room: &str, peer: SocketAddr) -> bool;
+    /// Where to send for an announced peer address (behind NAT 1:1 the relay talks to the
+    /// bound address, not the public one, which may not hairpin).
+    fn internal(&self, peer: SocketAddr) -> SocketAddr {
+        peer
+    }
+    /// The inverse of [`PeerGuard::internal`], for datagrams arriving at a relay.
+    fn external(&self, from: SocketAddr) -> SocketAddr {
+        from
+    }
 }
 
 pub struct Settings {
@@ -340,7 +349,11 @@ impl Engine {
             _port: port,
             reader: Mutex::new(None),
         });
-        let task = tokio::spawn(relay_reader(relay, Arc::downgrade(&alloc)));
+        let task = tokio::spawn(relay_reader(
+            relay,
+            Arc::downgrade(&alloc),
+            self.guard.clone(),
+        ));
         *alloc.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         self.table().insert(*ft, alloc.clone());
         tracing::debug!(client = %ft.client, relay = %alloc.relayed, "TURN allocation");
@@ -503,7 +516,7 @@ impl Engine {
             return;
         };
         if a.permitted(peer.ip(), Instant::now()) && self.guard.allows(&a.room, peer) {
-            let _ = a.relay.try_send_to(&data, peer);
+            let _ = a.relay.try_send_to(&data, self.guard.internal(peer));
         }
     }
 
@@ -519,7 +532,7 @@ impl Engine {
             && a.permitted(peer.ip(), now)
             && self.guard.allows(&a.room, peer)
         {
-            let _ = a.relay.try_send_to(data, peer);
+            let _ = a.relay.try_send_to(data, self.guard.internal(peer));
         }
     }
 }

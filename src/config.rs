@@ -34,6 +34,9 @@ pub struct Args {
     /// UDP port range for ICE, one port per session, as LO-HI [default: 50000-50199].
     #[arg(long, env = "WISP_ICE_PORTS")]
     pub ice_ports: Option<String>,
+    /// Single-port mode: every session shares this UDP port (overrides --ice-ports).
+    #[arg(long, env = "WISP_ICE_UDP_PORT")]
+    pub ice_udp_port: Option<u16>,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
     #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Option<Vec<IpAddr>>,
@@ -119,6 +122,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub token: Option<String>,
     pub ice_ports: (u16, u16),
+    /// Single-port mode (`--ice-udp-port`).
+    pub ice_udp_port: Option<u16>,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
@@ -280,6 +285,7 @@ impl Config {
                 Some(p) => parse_range(&p)?,
                 None => (50000, 50199),
             },
+            ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
             public_ips,
             ice_bind,
             allow_remote: parse_nets(&allow)?,
@@ -297,6 +303,7 @@ impl Config {
             public_ips: self.public_ips.clone(),
             bind_ip: self.ice_bind,
             ports: self.ice_ports,
+            shared_port: self.ice_udp_port,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());
                 f.deny.extend(self.deny_remote.iter().copied());

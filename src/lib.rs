@@ -85,6 +85,7 @@ impl Server {
                     ports: engine.ports.clone(),
                     public_ips: config.public_ips.clone(),
                     bind_ip: config.ice_bind,
+                    shared_port: config.ice_udp_port,
                 });
                 let acceptor = tls
                     .as_ref()

@@ -34,10 +34,12 @@ async fn main() -> std::process::ExitCode {
     println!("  page: {base}/");
     println!("  WHIP: {base}/whip/<room>      (e.g. {base}/whip/demo)");
     println!("  WHEP: {base}/whep/<room>      (e.g. {base}/whep/demo)");
+    let udp = match config.ice_udp_port {
+        Some(p) => format!("UDP {p} (single port)"),
+        None => format!("UDP {}-{}", config.ice_ports.0, config.ice_ports.1),
+    };
     println!(
-        "  ICE:  UDP {}-{} on {:?}{}",
-        config.ice_ports.0,
-        config.ice_ports.1,
+        "  ICE:  {udp} on {:?}{}",
         config.public_ips,
         if config.token.is_some() {
             ", bearer token required"
@@ -45,6 +47,13 @@ async fn main() -> std::process::ExitCode {
             ""
         }
     );
+    if let Some(t) = &server.turn {
+        println!(
+            "  TURN: udp+tcp {}{}",
+            t.udp_addr,
+            t.tls_addr.map(|a| format!(", tls {a}")).unwrap_or_default()
+        );
+    }
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod feedback;
 mod ice;
+pub mod mux;
 mod peer;
 pub mod ports;
 mod setup;
@@ -87,6 +88,8 @@ pub struct RtcSettings {
     /// Bind here and announce `public_ips` instead (servers behind 1:1 NAT).
     pub bind_ip: Option<IpAddr>,
     pub ports: (u16, u16),
+    /// Single-port mode: every session on this UDP port (`--ice-udp-port`).
+    pub shared_port: Option<u16>,
     pub filter: CandidateFilter,
     /// PEM certificate and key for DTLS; one is generated at start when absent.
     pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,
@@ -100,11 +103,13 @@ pub struct RtcSettings {
 pub struct Announcer {
     bind_ip: Option<IpAddr>,
     public_ips: Vec<IpAddr>,
+    shared_port: Option<u16>,
 }
 
 impl Announcer {
     /// The announced addresses of a bound `(ip, port)`; empty when it is announced as is.
     pub fn announce(&self, ip: IpAddr, port: u16) -> Vec<(IpAddr, u16)> {
+        let port = self.shared_port.unwrap_or(port);
         match self.bind_ip {
             Some(b) if b == ip => self
                 .public_ips
@@ -112,13 +117,14 @@ impl Announcer {
                 .filter(|p| p.is_ipv4() == ip.is_ipv4())
                 .map(|p| (*p, port))
                 .collect(),
+            _ if self.shared_port.is_some() => vec![(ip, port)],
             _ => vec![],
         }
     }
 
     /// Rewrites the candidate lines of a local description.
     pub fn rewrite(&self, sdp: &str) -> String {
-        if self.bind_ip.is_none() {
+        if self.bind_ip.is_none() && self.shared_port.is_none() {
             return sdp.to_owned();
         }
         crate::signal::candidate::rewrite_local(sdp, &|ip, port| self.announce(ip, port))
@@ -130,6 +136,7 @@ impl RtcSettings {
         Announcer {
             bind_ip: self.bind_ip,
             public_ips: self.public_ips.clone(),
+            shared_port: self.shared_port,
         }
     }
 }
@@ -138,6 +145,8 @@ impl RtcSettings {
 pub struct RtcEngine {
     pub settings: RtcSettings,
     pub ports: PortPool,
+    /// The shared sockets of single-port mode (one per bound address), else empty.
+    pub muxes: Vec<std::sync::Arc<mux::UdpMux>>,
     /// One certificate for every session: generating a key per session is wasted CPU.
     certificate: RTCCertificate,
     fingerprint: String,
@@ -163,7 +172,23 @@ impl RtcEngine {
             .ok()
             .and_then(|f| f.first().map(|f| format!("{} {}", f.algorithm, f.value)))
             .unwrap_or_default();
+        let muxes = match settings.shared_port {
+            None => vec![],
+            Some(port) => {
+                let ips = match settings.bind_ip {
+                    Some(ip) => vec![ip],
+                    None => settings.public_ips.clone(),
+                };
+                ips.into_iter()
+                    .map(|ip| {
+                        mux::UdpMux::bind(std::net::SocketAddr::new(ip, port))
+                            .map_err(|e| Error::Internal(format!("ICE UDP port {ip}:{port}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
         Ok(RtcEngine {
+            muxes,
             ports: PortPool::new(settings.ports.0, settings.ports.1),
             settings,
             certificate,

@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 
 use crate::error::{Error, Result};
 use crate::rtc::ice::IceRestart;
+use crate::rtc::mux::{MuxConn, MuxRuntime};
 use crate::rtc::setup::{default_codec, interceptors, kind_of};
 use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 use crate::rtc::{PeerState, PortLease, RtcEngine};
@@ -78,11 +79,26 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// What a connection holds on the network: a port of its own, or a place on the shared port.
+pub(crate) struct Binding {
+    _lease: Option<PortLease>,
+    mux: Option<Arc<MuxConn>>,
+}
+
+/// ICE-safe random characters (ufrag/pwd use `[A-Za-z0-9+/]`).
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect()
+}
+
 /// One running peer connection and the port it holds.
 pub struct RtcPeer {
     pc: Arc<dyn PeerConnection>,
-    /// Held for the connection's lifetime; freed when the peer is dropped.
-    _lease: PortLease,
+    /// Held for the connection's lifetime; released when the peer is dropped.
+    binding: Binding,
     state: watch::Receiver<PeerState>,
     gathered: watch::Receiver<bool>,
     /// Mids of the negotiated m-lines, for trickle candidates.
@@ -110,21 +126,29 @@ impl RtcEngine {
         for_play: bool,
     ) -> Result<(
         Arc<dyn PeerConnection>,
-        PortLease,
+        Binding,
         watch::Receiver<PeerState>,
         watch::Receiver<bool>,
     )> {
         let s = &self.settings;
         let mut last_err = None;
         for _ in 0..BIND_ATTEMPTS {
-            let lease = self.lease_port(room)?;
+            // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
+            // so the mux can route the first check; otherwise a port of our own from the pool.
+            let (lease, mux, port) = if self.muxes.is_empty() {
+                let lease = self.lease_port(room)?;
+                let port = lease.port;
+                (Some(lease), None, port)
+            } else {
+                (None, Some(MuxConn::new(&self.muxes, &random_token(16))), 0)
+            };
             let mut media = MediaEngine::default();
             media
                 .register_default_codecs()
                 .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
             let registry = interceptors(for_play, &mut media)
                 .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
-            let se = SettingEngineBuilder::new()
+            let mut se = SettingEngineBuilder::new()
                 // A server neither resolves nor announces mDNS names; it also keeps the driver
                 // from opening a multicast socket per session.
                 .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -133,15 +157,18 @@ impl RtcEngine {
                     Some(s.ice_failed_timeout),
                     Some(Duration::from_secs(2)),
                 );
+            if let Some(m) = &mux {
+                se = se.with_ice_credentials(m.ufrag().to_owned(), random_token(32));
+            }
             // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
             // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
             // its NAT 1:1 setting).
             let binds: Vec<SocketAddr> = match s.bind_ip {
-                Some(ip) => vec![SocketAddr::new(ip, lease.port)],
+                Some(ip) => vec![SocketAddr::new(ip, port)],
                 None => s
                     .public_ips
                     .iter()
-                    .map(|ip| SocketAddr::new(*ip, lease.port))
+                    .map(|ip| SocketAddr::new(*ip, port))
                     .collect(),
             };
             let config = RTCConfigurationBuilder::new()
@@ -154,7 +181,11 @@ impl RtcEngine {
                 gathered: gathered_tx,
                 state: state_tx,
             });
-            match PeerConnectionBuilder::new()
+            let mut builder = PeerConnectionBuilder::new();
+            if let Some(m) = &mux {
+                builder = builder.with_runtime(MuxRuntime::new(m.clone()));
+            }
+            match builder
                 .with_configuration(config)
                 .with_media_engine(media)
                 .with_interceptor_registry(registry)
@@ -164,9 +195,16 @@ impl RtcEngine {
                 .build()
                 .await
             {
-                Ok(pc) => return Ok((Arc::new(pc), lease, state_rx, gathered_rx)),
+                Ok(pc) => {
+                    return Ok((
+                        Arc::new(pc),
+                        Binding { _lease: lease, mux },
+                        state_rx,
+                        gathered_rx,
+                    ));
+                }
                 Err(e) => {
-                    tracing::debug!(port = lease.port, "peer connection did not bind: {e}");
+                    tracing::debug!(port, "peer connection did not bind: {e}");
                     last_err = Some(e);
                 }
             }
@@ -185,8 +223,8 @@ impl RtcEngine {
         summary: &OfferSummary,
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
-        let (pc, lease, state, gathered) = self.build(room, observer, false).await?;
-        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let (pc, binding, state, gathered) = self.build(room, observer, false).await?;
+        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
         let result = async {
             for m in &summary.media {
                 peer.pc
@@ -222,8 +260,8 @@ impl RtcEngine {
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let (pc, lease, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
+        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
@@ -250,8 +288,8 @@ impl RtcEngine {
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let (pc, lease, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(pc, lease, state, gathered, summary, &self.settings);
+        let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
+        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
@@ -295,7 +333,7 @@ pub(crate) struct PendingTrack {
 impl RtcPeer {
     fn new(
         pc: Arc<dyn PeerConnection>,
-        lease: PortLease,
+        binding: Binding,
         state: watch::Receiver<PeerState>,
         gathered: watch::Receiver<bool>,
         summary: &OfferSummary,
@@ -303,7 +341,7 @@ impl RtcPeer {
     ) -> RtcPeer {
         RtcPeer {
             pc,
-            _lease: lease,
+            binding,
             state,
             gathered,
             mids: summary.mids.clone(),
@@ -553,6 +591,9 @@ impl RtcPeer {
             .await
             .ok_or_else(|| Error::RestartFailed("no local description".into()))?;
         let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local.sdp))?;
+        if let Some(m) = &self.binding.mux {
+            m.add_ufrag(&restart.ufrag);
+        }
         if restart.candidates.is_empty() {
             // The sockets are kept across the restart, so the first answer's candidates stand.
             let first = self

@@ -131,6 +131,11 @@ impl Drop for Reservation<'_> {
 }
 
 impl Sfu {
+    /// The peer-connection factory (ports, shared sockets, certificate).
+    pub fn engine(&self) -> &RtcEngine {
+        &self.rtc
+    }
+
     pub fn new(rtc: RtcEngine, limits: Limits) -> Arc<Sfu> {
         Arc::new_cyclic(|me| Sfu {
             rtc,

@@ -181,11 +181,18 @@ pub struct IceSessions {
     pub public_ips: Vec<IpAddr>,
     /// The address ICE sockets are bound to behind NAT 1:1 (`--ice-bind`).
     pub bind_ip: Option<IpAddr>,
+    /// Single-port mode: the one ICE port. Every session shares it, so the room of a relayed
+    /// datagram cannot be told from its address there; the relay is still limited to it.
+    pub shared_port: Option<u16>,
 }
 
 impl PeerGuard for IceSessions {
     fn allows(&self, room: &str, peer: SocketAddr) -> bool {
-        self.public_ips.contains(&peer.ip()) && self.ports.owned_by(peer.port(), room)
+        self.public_ips.contains(&peer.ip())
+            && match self.shared_port {
+                Some(p) => peer.port() == p,
+                None => self.ports.owned_by(peer.port(), room),
+            }
     }
 
     fn internal(&self, peer: SocketAddr) -> SocketAddr {

@@ -1,12 +1,14 @@
-// Two headless Chromium pages behind a NAT that drops all UDP (tests/nat/lab.sh): they join one
-// conference room with no ICE configuration of their own, take the TURN servers wisp hands out
-// on OPTIONS, and must meet through TURN over TCP. Checks, for both pages: the other's video
-// decodes, and both the WHIP and the WHEP connection's selected pair is a relay candidate
-// allocated over TCP. Every wait is bounded.
+// Two headless Chromium pages behind a NAT (tests/nat/lab.sh) join one conference room with no
+// ICE configuration of their own. Mode `turn-tcp`: the NAT drops all UDP, the pages take the
+// TURN servers wisp hands out on OPTIONS and must meet through TURN over TCP (both legs'
+// selected local candidate is a relay allocated over TCP). Mode `single-port:P`: UDP passes
+// the NAT, wisp runs with --ice-udp-port P, and both legs' selected remote candidate is port P.
+// For both pages the other's video must decode. Every wait is bounded.
 import { chromium } from 'playwright-core';
 import { until } from './poll.mjs';
 
-const [base] = process.argv.slice(2);
+const [base, mode = 'turn-tcp'] = process.argv.slice(2);
+const sharedPort = mode.startsWith('single-port:') ? Number(mode.split(':')[1]) : null;
 const T = 45_000;
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium', headless: true,
@@ -63,15 +65,24 @@ try {
         // Without a transport entry naming it, the nominated pair that carries bytes is the one.
         if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded' && r.bytesReceived > 0) pair = r; });
         const local = pair && stats.get(pair.localCandidateId);
+        const remote = pair && stats.get(pair.remoteCandidateId);
         out[leg] = local ? `${local.candidateType}/${local.relayProtocol || local.protocol}` : 'none';
+        out[`${leg}Remote`] = remote ? remote.port : null;
         if (!local) { const d = []; stats.forEach((r) => { if (r.type === 'transport' || r.type === 'candidate-pair') d.push(JSON.stringify(r)); }); out[leg + 'Debug'] = d; }
       }
       return out;
     });
-    if (paths.pub !== 'relay/tcp' || paths.sub !== 'relay/tcp') {
-      throw new Error(`${me}: expected relay/tcp on both legs, got ${JSON.stringify(paths)}`);
+    if (sharedPort === null) {
+      if (paths.pub !== 'relay/tcp' || paths.sub !== 'relay/tcp') {
+        throw new Error(`${me}: expected relay/tcp on both legs, got ${JSON.stringify(paths)}`);
+      }
+      console.log(`ok   ${me} sees the other's video; WHIP and WHEP legs are ${paths.pub} (TURN over TCP through the NAT)`);
+    } else {
+      if (paths.pubRemote !== sharedPort || paths.subRemote !== sharedPort) {
+        throw new Error(`${me}: expected both legs on server port ${sharedPort}, got ${JSON.stringify(paths)}`);
+      }
+      console.log(`ok   ${me} sees the other's video; WHIP and WHEP legs both reach server port ${sharedPort} (${paths.pub} through the NAT)`);
     }
-    console.log(`ok   ${me} sees the other's video; WHIP and WHEP legs are ${paths.pub} (TURN over TCP through the NAT)`);
   }
 } catch (e) {
   failed = true;

@@ -90,3 +90,17 @@ if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18590; the
   exit 1
 fi
 echo "ok   router dropped $(in_router nft list chain ip lab forward | grep -o 'packets [0-9]*' | head -1) UDP packets from the client"
+
+# Phase 2: UDP allowed through the NAT; wisp in single-port mode, no TURN. Both pages must
+# reach the one ICE port through the masquerade.
+kill -INT "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
+in_router nft flush chain ip lab forward
+WISP_LOG=${WISP_LOG:-info} "$WISP" --listen 198.18.0.1:18591 --public-ip 198.18.0.1 \
+  --allow-remote 198.18.0.0/24 --ice-udp-port 44444 >"$TMP/wisp2.log" 2>&1 &
+WISP_PID=$!
+for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp2.log" && break; sleep 0.1; done
+grep -q "wisp is running" "$TMP/wisp2.log" || { cat "$TMP/wisp2.log"; exit 1; }
+if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18591 single-port:44444; then
+  echo "--- wisp log (single port)"; tail -30 "$TMP/wisp2.log"
+  exit 1
+fi

@@ -37,6 +37,11 @@ pub struct Args {
     /// Single-port mode: every session shares this UDP port (overrides --ice-ports).
     #[arg(long, env = "WISP_ICE_UDP_PORT")]
     pub ice_udp_port: Option<u16>,
+    /// ICE-lite (RFC 8445 §2.5): answer connectivity checks, never send them. Only for
+    /// servers on public addresses (clients do all the checking; every browser can).
+    #[arg(long, env = "WISP_ICE_LITE")]
+    #[serde(default)]
+    pub ice_lite: bool,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
     #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Option<Vec<IpAddr>>,
@@ -124,6 +129,7 @@ pub struct Config {
     pub ice_ports: (u16, u16),
     /// Single-port mode (`--ice-udp-port`).
     pub ice_udp_port: Option<u16>,
+    pub ice_lite: bool,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
@@ -286,6 +292,7 @@ impl Config {
                 None => (50000, 50199),
             },
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
+            ice_lite: cli.ice_lite || file.ice_lite,
             public_ips,
             ice_bind,
             allow_remote: parse_nets(&allow)?,
@@ -304,6 +311,7 @@ impl Config {
             bind_ip: self.ice_bind,
             ports: self.ice_ports,
             shared_port: self.ice_udp_port,
+            ice_lite: self.ice_lite,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());
                 f.deny.extend(self.deny_remote.iter().copied());

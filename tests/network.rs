@@ -97,3 +97,88 @@ async fn fifty_sessions_share_one_udp_port_without_cross_talk() {
     }
     drop(pairs);
 }
+
+/// Sends video until the viewer has 20 packets of it (bounded).
+async fn media_flows(publisher: &Publisher, viewer: &mut Viewer) {
+    let mut video = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(5));
+    let mut n: u16 = 0;
+    while video < 20 {
+        assert!(n < 3000, "the viewer received too little media");
+        ticker.tick().await;
+        publisher.send_video(n, n.is_multiple_of(10)).await;
+        n += 1;
+        while let Ok((kind, _)) = viewer.packets.try_recv() {
+            video += (kind == RtpCodecKind::Video) as usize;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_host_candidates_carry_media() {
+    let mut c = test_config();
+    c.public_ips = vec!["::1".parse().unwrap()];
+    c.allow_remote = vec!["::1/128".parse().unwrap()];
+    let server = start_with(c).await;
+    let v6 = || wisp::rtc::client::ClientIce {
+        bind: Some("[::1]:0".into()),
+        ..Default::default()
+    };
+    let publisher = Publisher::join_with(&server, "six", v6()).await;
+    assert!(
+        publisher
+            .answer
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .all(|l| l.contains(" ::1 ")),
+        "{}",
+        publisher.answer
+    );
+    let mut viewer = Viewer::join_with(&server, &paths::whep("six"), v6()).await;
+    media_flows(&publisher, &mut viewer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_lite_answers_and_carries_media() {
+    let mut c = test_config();
+    c.ice_lite = true;
+    let server = start_with(c).await;
+    let publisher = Publisher::join(&server, "lite").await;
+    assert!(
+        publisher.answer.contains("a=ice-lite"),
+        "{}",
+        publisher.answer
+    );
+    let mut viewer = Viewer::join(&server, &paths::whep("lite")).await;
+    media_flows(&publisher, &mut viewer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_clients_reach_the_single_port_through_turn() {
+    let mut c = single_port_config();
+    let relay = c.ice_ports.0 - 200;
+    c.turn = Some(wisp::turn::TurnConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_listen: None,
+        host: "127.0.0.1".into(),
+        secret: b"s".to_vec(),
+        relay_ports: (relay, relay + 50),
+        relay_bind: "127.0.0.1".parse().unwrap(),
+        relay_public: "127.0.0.1".parse().unwrap(),
+        credential_ttl: Duration::from_secs(600),
+        quota: 10,
+    });
+    let server = start_with(c).await;
+    let links = |room: &str| {
+        let c = server.turn.as_ref().unwrap().links(room);
+        wisp::rtc::client::ClientIce::from_links(c.iter().map(String::as_str), true)
+    };
+    let publisher = Publisher::join_with(&server, "spr", links("spr")).await;
+    let mut viewer = Viewer::join_with(&server, &paths::whep("spr"), links("spr")).await;
+    media_flows(&publisher, &mut viewer).await;
+    let local = viewer.peer.selected_local_type().await;
+    assert_eq!(
+        local,
+        Some(webrtc::peer_connection::RTCIceCandidateType::Relay)
+    );
+}

@@ -165,3 +165,75 @@ async fn configured_dtls_certificate_gives_a_stable_fingerprint() {
     let generated = wisp::rtc::RtcEngine::new(c.rtc_settings()).unwrap();
     assert_ne!(generated.fingerprint(), f1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_over_tls_uses_the_https_certificate() {
+    use rtc::stun::message::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = make_cert();
+    let (cp, kp) = write(&dir("turns"), &cert);
+    let mut c = test_config();
+    c.tls = Tls::Files { cert: cp, key: kp };
+    let relay = c.ice_ports.0 - 100;
+    c.turn = Some(wisp::turn::TurnConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_listen: Some("127.0.0.1:0".parse().unwrap()),
+        host: "localhost".into(),
+        secret: b"s".to_vec(),
+        relay_ports: (relay, relay + 9),
+        relay_bind: "127.0.0.1".parse().unwrap(),
+        relay_public: "127.0.0.1".parse().unwrap(),
+        credential_ttl: std::time::Duration::from_secs(600),
+        quota: 4,
+    });
+    let server = start_with(c).await;
+    let turn = server.turn.as_ref().unwrap();
+    let links = turn.links("r");
+    assert!(
+        links.iter().any(|l| l.starts_with(&format!(
+            "<turns:localhost:{}?transport=tcp>",
+            turn.tls_addr.unwrap().port()
+        ))),
+        "{links:?}"
+    );
+
+    // A client that trusts exactly the HTTPS certificate, speaking STUN over TLS.
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(turn.tls_addr.unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = within(
+        "the TLS handshake",
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .unwrap();
+    let mut req = Message::new();
+    req.build(&[Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)])
+        .unwrap();
+    tls.write_all(&req.raw).await.unwrap();
+    let mut head = [0u8; 20];
+    within("a STUN answer over TLS", tls.read_exact(&mut head))
+        .await
+        .unwrap();
+    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body).await.unwrap();
+    let mut resp = Message::new();
+    resp.unmarshal_binary(&[head.as_slice(), &body].concat())
+        .unwrap();
+    assert_eq!(resp.typ, BINDING_SUCCESS);
+    assert_eq!(resp.transaction_id, req.transaction_id);
+}

@@ -60,6 +60,8 @@ pub struct ClientIce {
     pub servers: Vec<RTCIceServer>,
     /// Gather relay candidates only (`iceTransportPolicy: "relay"`).
     pub relay_only: bool,
+    /// Local address to bind [default: 127.0.0.1:0].
+    pub bind: Option<String>,
 }
 
 impl ClientIce {
@@ -91,6 +93,7 @@ impl ClientIce {
         ClientIce {
             servers,
             relay_only,
+            bind: None,
         }
     }
 }
@@ -137,7 +140,7 @@ impl ClientPeer {
                 state: s_tx,
                 tracks: t_tx,
             }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .with_udp_addrs(vec![ice.bind.unwrap_or_else(|| "127.0.0.1:0".to_string())])
             .build()
             .await?;
         Ok(ClientPeer {

@@ -90,6 +90,8 @@ pub struct RtcSettings {
     pub ports: (u16, u16),
     /// Single-port mode: every session on this UDP port (`--ice-udp-port`).
     pub shared_port: Option<u16>,
+    /// Answer ICE checks without sending any (`--ice-lite`).
+    pub ice_lite: bool,
     pub filter: CandidateFilter,
     /// PEM certificate and key for DTLS; one is generated at start when absent.
     pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,

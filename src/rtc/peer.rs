@@ -157,6 +157,9 @@ impl RtcEngine {
                     Some(s.ice_failed_timeout),
                     Some(Duration::from_secs(2)),
                 );
+            if s.ice_lite {
+                se = se.with_lite(true);
+            }
             if let Some(m) = &mux {
                 se = se.with_ice_credentials(m.ufrag().to_owned(), random_token(32));
             }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs conformance/run against a wisp started on loopback (with a bearer token, so the auth
-# cases run too): once over HTTP, once over HTTPS with a test certificate (openssl).
+# cases run too) and its TURN server (so the ice-server Link cases run): once over HTTP, once
+# over HTTPS with a test certificate (openssl).
 # usage: tests/conformance.sh <path to wisp binary>
 set -euo pipefail
 WISP=$(realpath "$1")
@@ -13,7 +14,8 @@ trap '[ -n "$PID" ] && kill -INT $PID 2>/dev/null; wait 2>/dev/null || true; rm 
 run() { # scheme port extra-wisp-args... ; then conformance args via CONF_ARGS
   local scheme=$1 port=$2; shift 2
   "$WISP" --listen 127.0.0.1:$port --token $TOKEN --public-ip 127.0.0.1 \
-    --allow-remote 127.0.0.0/8 --ice-ports 41000-41399 "$@" >"$TMP/wisp-$scheme.log" 2>&1 &
+    --allow-remote 127.0.0.0/8 --ice-ports 41000-41399 --turn-listen 127.0.0.1:0 \
+    --turn-relay-ports 41400-41499 "$@" >"$TMP/wisp-$scheme.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp-$scheme.log" && break; sleep 0.1; done
   grep -q "wisp is running" "$TMP/wisp-$scheme.log" || { cat "$TMP/wisp-$scheme.log"; exit 1; }

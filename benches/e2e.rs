@@ -6,7 +6,7 @@
 //! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floor: a
 //! minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured the same way.
 //!
-//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5]`
+//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"]`
 //! Writes target/e2e-bench.{md,json,svg}. Every loop is bounded.
 
 use std::net::UdpSocket;
@@ -82,9 +82,11 @@ struct Server {
     base: String,
 }
 
-fn start_server() -> Server {
+/// `extra`: more wisp flags, e.g. `--ice-udp-port 46000` to measure single-port mode.
+fn start_server(extra: &[String]) -> Server {
     let port = 18380;
     let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(extra)
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -539,7 +541,11 @@ fn main() {
     let floor_pps = floor(max_n.min(100), 2000);
     eprintln!("floor: {floor_pps:.0} packets per CPU-second (UDP in, SRTP AES-128-GCM, sendto)");
 
-    let mut server = start_server();
+    // `--wisp-args "--ice-udp-port 46000"`: run the sweep against another server setup.
+    let extra: Vec<String> = arg("--wisp-args")
+        .map(|a| a.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut server = start_server(&extra);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -152,6 +152,17 @@ pub struct Publisher {
     pub answer: String,
     /// The 201's `Link` header values.
     pub links: Vec<String>,
+    /// The lossy relay media goes through, if any.
+    pub relay: Option<LossyRelay>,
+}
+
+async fn via_relay(answer: &str, lossy: Option<(usize, bool, bool)>) -> Option<LossyRelay> {
+    match lossy {
+        Some((every, up, down)) => {
+            Some(LossyRelay::start(first_candidate(answer), every, up, down).await)
+        }
+        None => None,
+    }
 }
 
 impl Publisher {
@@ -161,6 +172,26 @@ impl Publisher {
     }
 
     pub async fn join_with(server: &wisp::Server, room: &str, ice: ClientIce) -> Publisher {
+        Publisher::join_inner(server, room, ice, None).await
+    }
+
+    /// Publishes through a [`LossyRelay`] dropping every `every`-th media datagram going up.
+    pub async fn join_lossy(server: &wisp::Server, room: &str, every: usize) -> Publisher {
+        Publisher::join_inner(
+            server,
+            room,
+            ClientIce::default(),
+            Some((every, true, false)),
+        )
+        .await
+    }
+
+    async fn join_inner(
+        server: &wisp::Server,
+        room: &str,
+        ice: ClientIce,
+        lossy: Option<(usize, bool, bool)>,
+    ) -> Publisher {
         let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
         let video_ssrc = rand::random::<u32>();
@@ -181,7 +212,11 @@ impl Publisher {
         let offer = peer.offer().await;
         let r = post_sdp(&url(server, &wisp::http::paths::whip(room)), &offer).await;
         assert_eq!(r.status, 201, "{}", r.body);
-        peer.accept(r.body.clone()).await;
+        let relay = via_relay(&r.body, lossy).await;
+        let answer = relay
+            .as_ref()
+            .map_or(r.body.clone(), |l| l.rewrite_answer(&r.body));
+        peer.accept(answer).await;
         peer.connected().await;
         Publisher {
             peer,
@@ -199,6 +234,7 @@ impl Publisher {
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect(),
             answer: r.body,
+            relay,
         }
     }
 
@@ -287,6 +323,7 @@ pub struct Viewer {
     pub etag: String,
     pub answer: String,
     pub packets: mpsc::UnboundedReceiver<(RtpCodecKind, rtc::rtp::packet::Packet)>,
+    pub relay: Option<LossyRelay>,
 }
 
 impl Viewer {
@@ -295,6 +332,26 @@ impl Viewer {
     }
 
     pub async fn join_with(server: &wisp::Server, path: &str, ice: ClientIce) -> Viewer {
+        Viewer::join_inner(server, path, ice, None).await
+    }
+
+    /// Plays through a [`LossyRelay`] dropping every `every`-th media datagram coming down.
+    pub async fn join_lossy(server: &wisp::Server, path: &str, every: usize) -> Viewer {
+        Viewer::join_inner(
+            server,
+            path,
+            ClientIce::default(),
+            Some((every, false, true)),
+        )
+        .await
+    }
+
+    async fn join_inner(
+        server: &wisp::Server,
+        path: &str,
+        ice: ClientIce,
+        lossy: Option<(usize, bool, bool)>,
+    ) -> Viewer {
         let peer = Peer::with_ice(ice).await;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             peer.pc
@@ -311,7 +368,11 @@ impl Viewer {
         let offer = peer.offer().await;
         let r = post_sdp(&url(server, path), &offer).await;
         assert_eq!(r.status, 201, "{}", r.body);
-        peer.accept(r.body.clone()).await;
+        let relay = via_relay(&r.body, lossy).await;
+        let answer = relay
+            .as_ref()
+            .map_or(r.body.clone(), |l| l.rewrite_answer(&r.body));
+        peer.accept(answer).await;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut peer = peer;
         let mut tracks = std::mem::replace(&mut peer.tracks, mpsc::unbounded_channel().1);
@@ -337,6 +398,117 @@ impl Viewer {
             etag: r.etag.unwrap(),
             answer: r.body,
             packets: rx,
+            relay,
         }
     }
+}
+
+/// A UDP relay on loopback that drops every `every`-th SRTP/SRTCP datagram going `up`
+/// (client → server) and/or `down` (server → client). ICE, DTLS and STUN pass untouched, so
+/// only media is lost: deterministic loss for NACK and keyframe-recovery tests.
+pub struct LossyRelay {
+    /// Where the client must send (put in place of the server's candidates).
+    pub addr: std::net::SocketAddr,
+    pub dropped: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl LossyRelay {
+    pub async fn start(
+        server: std::net::SocketAddr,
+        every: usize,
+        up: bool,
+        down: bool,
+    ) -> LossyRelay {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let client_side = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let server_side = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = client_side.local_addr().unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
+        let is_media = |b: &[u8]| b.first().is_some_and(|x| (128..=191).contains(x));
+        let (cs, ss, d, c) = (
+            client_side.clone(),
+            server_side.clone(),
+            dropped.clone(),
+            client.clone(),
+        );
+        let upward = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut n = 0usize;
+            while let Ok((len, from)) = cs.recv_from(&mut buf).await {
+                *c.lock().unwrap() = Some(from);
+                if up && is_media(&buf[..len]) {
+                    n += 1;
+                    if n.is_multiple_of(every) {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                let _ = ss.send_to(&buf[..len], server).await;
+            }
+        });
+        let (cs, ss, d) = (client_side, server_side, dropped.clone());
+        let downward = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut n = 0usize;
+            while let Ok((len, _)) = ss.recv_from(&mut buf).await {
+                if down && is_media(&buf[..len]) {
+                    n += 1;
+                    if n.is_multiple_of(every) {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                let to = *client.lock().unwrap();
+                if let Some(to) = to {
+                    let _ = cs.send_to(&buf[..len], to).await;
+                }
+            }
+        });
+        LossyRelay {
+            addr,
+            dropped,
+            tasks: vec![upward, downward],
+        }
+    }
+
+    /// The answer with every server candidate replaced by one pointing at this relay.
+    pub fn rewrite_answer(&self, answer: &str) -> String {
+        let mut out = String::new();
+        let mut done = false;
+        for line in answer.split_inclusive('\n') {
+            if line.starts_with("a=candidate:") {
+                if !done {
+                    out.push_str(&format!(
+                        "a=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
+                        self.addr.ip(),
+                        self.addr.port()
+                    ));
+                    done = true;
+                }
+                continue;
+            }
+            out.push_str(line);
+        }
+        out
+    }
+}
+
+/// The server address of an answer's first candidate.
+pub fn first_candidate(answer: &str) -> std::net::SocketAddr {
+    let l = answer
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .expect("a candidate");
+    let f: Vec<&str> = l.split_whitespace().collect();
+    format!("{}:{}", f[4], f[5]).parse().unwrap()
 }

@@ -104,7 +104,7 @@ struct Rig {
 
 fn rig(rt: &tokio::runtime::Runtime, n: usize) -> Rig {
     let _g = rt.enter();
-    let fanout = TrackFanout::new(MediaKind::Video, vp8(), Box::new(|| {}));
+    let fanout = TrackFanout::new(MediaKind::Video, vp8(), None, Box::new(|| {}));
     let written = Arc::new(AtomicU64::new(0));
     let target = Arc::new(AtomicU64::new(u64::MAX));
     let done = Arc::new(Notify::new());

@@ -200,8 +200,20 @@ async fn whep_server_sent_events_extension() {
         "{link}"
     );
     assert!(
-        link.contains("events=\"active,inactive,viewercount"),
+        link.contains("events=\"active,inactive,layers,viewercount"),
         "{link}"
+    );
+    let links: Vec<&str> = r
+        .headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.contains("/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"")),
+        "the layer selection extension is advertised: {links:?}"
     );
     let entry = link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_string();
 

@@ -256,6 +256,33 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             }
             _ => Err(Error::MethodNotAllowed { allow: "POST" }),
         },
+        Route::SessionLayer(id) => match *req.method() {
+            Method::POST => {
+                let body = body_text(req)?;
+                let sel: LayerRequest = if body.trim().is_empty() {
+                    LayerRequest::default()
+                } else {
+                    serde_json::from_str(&body).map_err(|_| {
+                        Error::BadRequest(
+                            "The body must be a JSON object such as {\"mediaId\":\"1\",\"rid\":\"h\"}."
+                                .into(),
+                        )
+                    })?
+                };
+                let pref = match (sel.rid, sel.max_height) {
+                    (Some(rid), _) => crate::media::LayerPref::Rid(rid),
+                    (None, Some(h)) => crate::media::LayerPref::MaxHeight(h),
+                    (None, None) => crate::media::LayerPref::Auto,
+                };
+                let media = sel.media_id.map(|m| match m {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                });
+                app.sfu.select_layer(id, media.as_deref(), pref)?;
+                Ok(headers::empty(StatusCode::OK))
+            }
+            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
+        },
         Route::SessionSseStream(id, sid) => match *req.method() {
             Method::GET => {
                 let (viewer, room, events) = app.sfu.event_stream(id, &sid)?;
@@ -271,6 +298,16 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         },
         _ => Err(Error::NotFound),
     }
+}
+
+/// The body of a WHEP layer selection request (whep-core-extensions §4).
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerRequest {
+    /// The m-line index (a string in the draft; numbers accepted too).
+    media_id: Option<serde_json::Value>,
+    rid: Option<String>,
+    max_height: Option<u16>,
 }
 
 async fn endpoint(
@@ -349,6 +386,14 @@ async fn endpoint(
                     paths::session_sse(&created.session),
                     paths::SSE_REL,
                     crate::sfu::WHEP_EVENTS.join(",")
+                );
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    h.append(header::LINK, v);
+                }
+                let link = format!(
+                    "<{}>; rel=\"{}\"",
+                    paths::session_layer(&created.session),
+                    paths::LAYER_REL
                 );
                 if let Ok(v) = HeaderValue::from_str(&link) {
                     h.append(header::LINK, v);

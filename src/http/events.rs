@@ -122,6 +122,8 @@ pub fn whep_stream(
     use crate::sfu::ViewerState;
     let (roster, rx) = room.subscribe();
     let mut state = viewer.state.subscribe();
+    let mut layers = viewer.layers.subscribe();
+    layers.mark_changed(); // the current layers, if any, come first
     let wants = move |name: &str| events.iter().any(|e| e == name);
     let mut first: Vec<String> = Vec::new();
     if wants("roster") {
@@ -138,36 +140,45 @@ pub fn whep_stream(
             .to_sse(),
         );
     }
-    let init = (first, rx, state, wants);
-    let frames = stream::unfold(init, |(mut first, mut rx, mut state, wants)| async move {
-        if !first.is_empty() {
-            let f = first.remove(0);
-            return Some((
-                Ok::<_, Infallible>(Frame::data(Bytes::from(f))),
-                (first, rx, state, wants),
-            ));
-        }
-        loop {
-            let next = tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(e) if wants(e.name()) => Some(Bytes::from(e.to_sse())),
-                    Ok(_) => None,
-                    Err(broadcast::error::RecvError::Lagged(_)) => return None,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                c = state.changed() => {
-                    c.ok()?; // the session ended
-                    let active = matches!(*state.borrow_and_update(), ViewerState::Watching(_));
-                    let name = if active { "active" } else { "inactive" };
-                    wants(name).then(|| Bytes::from(format!("event: {name}\ndata: {{}}\n\n")))
-                }
-                _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
-            };
-            if let Some(b) = next {
-                return Some((Ok(Frame::data(b)), (first, rx, state, wants)));
+    let init = (first, rx, state, layers, wants);
+    let frames = stream::unfold(
+        init,
+        |(mut first, mut rx, mut state, mut layers, wants)| async move {
+            if !first.is_empty() {
+                let f = first.remove(0);
+                return Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(f))),
+                    (first, rx, state, layers, wants),
+                ));
             }
-        }
-    });
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(e) if wants(e.name()) => Some(Bytes::from(e.to_sse())),
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(_)) => return None,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    c = state.changed() => {
+                        c.ok()?; // the session ended
+                        let active = matches!(*state.borrow_and_update(), ViewerState::Watching(_));
+                        let name = if active { "active" } else { "inactive" };
+                        wants(name).then(|| Bytes::from(format!("event: {name}\ndata: {{}}\n\n")))
+                    }
+                    c = layers.changed() => {
+                        c.ok()?;
+                        let data = layers.borrow_and_update().clone();
+                        (wants("layers") && !data.is_empty())
+                            .then(|| Bytes::from(format!("event: layers\ndata: {data}\n\n")))
+                    }
+                    _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
+                };
+                if let Some(b) = next {
+                    return Some((Ok(Frame::data(b)), (first, rx, state, layers, wants)));
+                }
+            }
+        },
+    );
     sse_response(StreamBody::new(frames).boxed())
 }
 

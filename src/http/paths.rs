@@ -42,6 +42,12 @@ pub fn session_sse(id: &SessionId) -> String {
 
 /// The extension's Link relation.
 pub const SSE_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+/// The WHEP video layer selection extension.
+pub const LAYER_REL: &str = "urn:ietf:params:whep:ext:core:layer";
+
+pub fn session_layer(id: &SessionId) -> String {
+    format!("{SESSION}{id}/layer")
+}
 
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub enum Route {
     RoomAccess(RoomId),
     /// WHEP server-sent-events extension entry point of a session.
     SessionSse(SessionId),
+    /// `POST /session/{id}/layer`: WHEP video layer selection.
+    SessionLayer(SessionId),
     /// One event stream created there.
     SessionSseStream(SessionId, String),
     /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
@@ -121,6 +129,7 @@ pub fn route(path: &str) -> Route {
         return match (parts.next(), parts.next()) {
             (None, _) => Route::Session(id),
             (Some("sse"), None) => Route::SessionSse(id),
+            (Some("layer"), None) => Route::SessionLayer(id),
             (Some("sse"), Some(stream)) if !stream.is_empty() && stream.len() <= 64 => {
                 Route::SessionSseStream(id, stream.to_string())
             }

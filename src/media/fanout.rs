@@ -18,6 +18,13 @@ use crate::media::sink::{Item, SlotSink};
 use crate::rtc::RtpPacket;
 use crate::signal::{CodecSpec, MediaKind};
 
+#[derive(Debug, Default)]
+struct Rate {
+    last: Option<(u64, Instant)>,
+    bps: u64,
+    peak: u64,
+}
+
 /// Keyframe requests to one publisher track are sent at most this often (aggregated over all
 /// viewers that asked).
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,6 +33,7 @@ pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct FanoutStats {
     pub packets_in: AtomicU64,
+    pub bytes_in: AtomicU64,
     pub keyframes_in: AtomicU64,
     pub keyframe_requests_sent: AtomicU64,
 }
@@ -34,6 +42,12 @@ pub struct TrackFanout {
     pub id: SourceId,
     pub kind: MediaKind,
     pub codec: CodecSpec,
+    /// The simulcast layer (RTP stream id) this fan-out carries, if the publisher simulcasts.
+    pub rid: Option<String>,
+    /// Bitrate and size of what arrives, for layer choice and the `layers` event.
+    rate: std::sync::Mutex<Rate>,
+    /// Width << 16 | height of the last keyframe (VP8), 0 until known.
+    dims: std::sync::atomic::AtomicU32,
     /// Lower-case codec name, precomputed for keyframe detection.
     codec_name: String,
     sinks: ArcSwap<Vec<Arc<SlotSink>>>,
@@ -52,11 +66,15 @@ impl TrackFanout {
     pub fn new(
         kind: MediaKind,
         codec: CodecSpec,
+        rid: Option<String>,
         request_upstream: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<TrackFanout> {
         Arc::new(TrackFanout {
             id: SourceId::next(),
             kind,
+            rid,
+            rate: Default::default(),
+            dims: Default::default(),
             codec_name: codec.name(),
             codec,
             sinks: ArcSwap::from_pointee(Vec::new()),
@@ -74,9 +92,18 @@ impl TrackFanout {
             return; // padding-only probes carry nothing to forward
         }
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_in
+            .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
         let keyframe = self.kind == MediaKind::Video && is_keyframe(&self.codec_name, &pkt.payload);
         if keyframe {
             self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
+            if let Some((w, h)) = crate::media::keyframe::vp8_dimensions(&pkt.payload)
+                .filter(|_| self.codec_name == "vp8")
+            {
+                self.dims
+                    .store((w as u32) << 16 | h as u32, Ordering::Relaxed);
+            }
         }
         let pkt = Arc::new(pkt);
         let sinks = match &self.gop {
@@ -98,6 +125,44 @@ impl TrackFanout {
                 self.request_keyframe();
             }
         }
+    }
+
+    /// Updates the bitrate from the byte counter (the room's tick calls this).
+    pub fn sample_rate(&self, now: Instant) {
+        let bytes = self.stats.bytes_in.load(Ordering::Relaxed);
+        let mut r = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((b0, t0)) = r.last {
+            let dt = now.saturating_duration_since(t0).as_secs_f64();
+            if dt < 0.2 {
+                return;
+            }
+            let bps = ((bytes - b0) as f64 * 8.0 / dt) as u64;
+            // A light smoothing over ~1 s of ticks; the peak only ever grows.
+            r.bps = if r.bps == 0 {
+                bps
+            } else {
+                (r.bps * 3 + bps) / 4
+            };
+            r.peak = r.peak.max(r.bps);
+        }
+        r.last = Some((bytes, now));
+    }
+
+    /// Current payload bitrate (bit/s), smoothed; 0 while unknown or paused.
+    pub fn bitrate(&self) -> u64 {
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).bps
+    }
+
+    /// The highest smoothed bitrate seen: a stable rank for simulcast layers (a paused layer
+    /// keeps its place).
+    pub fn peak_bitrate(&self) -> u64 {
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).peak
+    }
+
+    /// Width and height of the last keyframe, when the codec tells (VP8).
+    pub fn dimensions(&self) -> Option<(u16, u16)> {
+        let d = self.dims.load(Ordering::Relaxed);
+        (d != 0).then_some(((d >> 16) as u16, d as u16))
     }
 
     /// Asks the publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].

@@ -17,19 +17,23 @@ pub fn is_keyframe(name: &str, payload: &[u8]) -> bool {
 
 /// RFC 7741: start of partition 0 (S=1, PID=0) and the VP8 frame tag's P bit clear.
 fn vp8(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
-    let s = b0 & 0x10 != 0;
-    let pid = b0 & 0x07;
-    if !s || pid != 0 {
-        return false;
+    vp8_frame(p).is_some_and(|f| f.first().is_some_and(|tag| tag & 0x01 == 0))
+}
+
+/// The VP8 frame bytes of a packet that starts partition 0 of a frame (S=1, PID=0), after the
+/// RFC 7741 payload descriptor.
+fn vp8_frame(p: &[u8]) -> Option<&[u8]> {
+    let &b0 = p.first()?;
+    if b0 & 0x10 == 0 || b0 & 0x07 != 0 {
+        return None;
     }
     let mut i = 1;
     if b0 & 0x80 != 0 {
-        let Some(&x) = p.get(1) else { return false };
+        let &x = p.get(1)?;
         i = 2;
         if x & 0x80 != 0 {
             // PictureID, 7 or 15 bits
-            let Some(&pic) = p.get(i) else { return false };
+            let &pic = p.get(i)?;
             i += if pic & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -39,7 +43,19 @@ fn vp8(p: &[u8]) -> bool {
             i += 1; // TID/KEYIDX
         }
     }
-    p.get(i).is_some_and(|tag| tag & 0x01 == 0)
+    p.get(i..)
+}
+
+/// Width and height from a VP8 keyframe's first packet (RFC 6386 §9.1: 3-byte frame tag,
+/// start code 9d 01 2a, then 14-bit width and height, little-endian).
+pub fn vp8_dimensions(p: &[u8]) -> Option<(u16, u16)> {
+    let f = vp8_frame(p)?;
+    if f.len() < 10 || f[0] & 0x01 != 0 || f[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u16::from_le_bytes([f[6], f[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([f[8], f[9]]) & 0x3fff;
+    Some((w, h))
 }
 
 /// draft-ietf-payload-vp9: B (start of frame) set and P (inter-picture predicted) clear.
@@ -83,6 +99,19 @@ fn av1(p: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp8_keyframe_dimensions() {
+        // descriptor S=1, then tag (key), start code, 640 x 360
+        let p = [
+            0x10, 0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0xff,
+        ];
+        assert_eq!(vp8_dimensions(&p), Some((640, 360)));
+        let mut delta = p;
+        delta[1] |= 0x01;
+        assert_eq!(vp8_dimensions(&delta), None);
+        assert_eq!(vp8_dimensions(&p[..8]), None);
+    }
 
     #[test]
     fn vp8_key_and_delta() {

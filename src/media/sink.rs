@@ -96,7 +96,48 @@ pub struct SlotSink {
     ready: AtomicBool,
     /// The fan-out this slot is attached to (for keyframe requests and codec lookups).
     source: ArcSwapOption<TrackFanout>,
+    /// Which simulcast layer this slot wants (WHEP layer selection).
+    layer: std::sync::Mutex<LayerPref>,
     pub stats: SinkStats,
+}
+
+/// Which simulcast layer a video slot wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LayerPref {
+    /// The server's choice: the best active layer.
+    #[default]
+    Auto,
+    /// One encoding by RTP stream id; the best active layer while it is missing or paused.
+    Rid(String),
+    /// The best active layer no taller than this (layers of unknown size do not qualify).
+    MaxHeight(u16),
+}
+
+impl LayerPref {
+    /// Picks from `layers` ordered lowest to highest quality, each with (rid, active, height).
+    pub fn pick(&self, layers: &[(Option<&str>, bool, Option<u16>)]) -> Option<usize> {
+        let active: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].1).collect();
+        let pool = if active.is_empty() {
+            (0..layers.len()).collect()
+        } else {
+            active
+        };
+        let best = pool.last().copied();
+        match self {
+            LayerPref::Auto => best,
+            LayerPref::Rid(r) => pool
+                .iter()
+                .copied()
+                .find(|i| layers[*i].0 == Some(r.as_str()))
+                .or(best),
+            LayerPref::MaxHeight(h) => pool
+                .iter()
+                .copied()
+                .rev()
+                .find(|i| layers[*i].2.is_some_and(|lh| lh <= *h))
+                .or_else(|| pool.first().copied()),
+        }
+    }
 }
 
 impl SlotSink {
@@ -110,6 +151,7 @@ impl SlotSink {
             overflowed: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
+            layer: Default::default(),
             stats: SinkStats::default(),
         });
         tokio::spawn(writer(Arc::downgrade(&sink), out.clone(), rx));
@@ -146,6 +188,15 @@ impl SlotSink {
     /// Marks the slot's transport as connected (see `ready`).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn layer(&self) -> LayerPref {
+        self.layer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the layer preference; the room applies it at its next reconcile.
+    pub fn set_layer(&self, pref: LayerPref) {
+        *self.layer.lock().unwrap_or_else(|e| e.into_inner()) = pref;
     }
 
     pub fn source(&self) -> Option<Arc<TrackFanout>> {

@@ -69,13 +69,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
-        let Some((info, requester)) = track::describe(&remote).await else {
-            tracing::debug!("ignoring a track without SSRC or codec");
-            return;
-        };
-        if let Some(sink) = self.observer.on_track(info, requester) {
-            tokio::spawn(track::read_loop(remote, sink));
-        }
+        tokio::spawn(track::demux(remote, self.observer.clone()));
     }
 }
 

@@ -49,21 +49,23 @@ impl KeyframeRequester {
     }
 }
 
-pub(crate) async fn describe(
+/// What the library knows about one SSRC of a remote track.
+async fn describe(
     remote: &Arc<dyn TrackRemote>,
+    ssrc: u32,
+    rid: Option<String>,
 ) -> Option<(InTrackInfo, KeyframeRequester)> {
-    let ssrc = *remote.ssrcs().await.first()?;
     let codec = remote.codec(ssrc).await?;
     let kind = match remote.kind().await {
         ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => MediaKind::Audio,
         ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
         _ => return None,
     };
-    let rid = remote
-        .rid(ssrc)
-        .await
-        .map(|r| r.to_string())
-        .filter(|r| !r.is_empty());
+    let rid = match rid {
+        Some(r) => Some(r),
+        None => remote.rid(ssrc).await.map(|r| r.to_string()),
+    }
+    .filter(|r| !r.is_empty());
     Some((
         InTrackInfo {
             kind,
@@ -83,16 +85,54 @@ pub(crate) async fn describe(
     ))
 }
 
-/// The reader task of one incoming track: every packet goes to the sink, in order.
-pub(crate) async fn read_loop(remote: Arc<dyn TrackRemote>, sink: Arc<dyn RtpSink>) {
+/// The reader task of one incoming track. A simulcast track carries one RTP stream per layer
+/// (rid) through the same remote track, so packets are split by SSRC: each layer gets its own
+/// sink (its own fan-out), announced when the library opens it or, failing that, at its first
+/// packet. A plain track is the one-layer case.
+pub(crate) async fn demux(remote: Arc<dyn TrackRemote>, observer: Arc<dyn super::PeerObserver>) {
+    let mut sinks: Vec<(u32, Option<Arc<dyn RtpSink>>)> = Vec::new();
+    async fn open(
+        remote: &Arc<dyn TrackRemote>,
+        observer: &Arc<dyn super::PeerObserver>,
+        ssrc: u32,
+        rid: Option<String>,
+    ) -> Option<Arc<dyn RtpSink>> {
+        let Some((info, requester)) = describe(remote, ssrc, rid).await else {
+            tracing::debug!(ssrc, "ignoring an RTP stream without codec");
+            return None;
+        };
+        observer.on_track(info, requester)
+    }
     while let Some(evt) = remote.poll().await {
         match evt {
-            TrackRemoteEvent::OnRtpPacket(pkt) => sink.on_rtp(pkt),
+            TrackRemoteEvent::OnOpen(init) if !sinks.iter().any(|(s, _)| *s == init.ssrc) => {
+                let rid = init.rid.map(|r| r.to_string());
+                let sink = open(&remote, &observer, init.ssrc, rid).await;
+                sinks.push((init.ssrc, sink));
+            }
+            TrackRemoteEvent::OnRtpPacket(pkt) => {
+                let ssrc = pkt.header.ssrc;
+                let sink = match sinks.iter().find(|(s, _)| *s == ssrc) {
+                    Some((_, sink)) => sink.clone(),
+                    None => {
+                        let sink = open(&remote, &observer, ssrc, None).await;
+                        sinks.push((ssrc, sink.clone()));
+                        sink
+                    }
+                };
+                if let Some(sink) = sink {
+                    sink.on_rtp(pkt);
+                }
+            }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
     }
-    sink.on_end();
+    for (_, sink) in sinks.into_iter() {
+        if let Some(sink) = sink {
+            sink.on_end();
+        }
+    }
 }
 
 /// One outgoing track of a viewer session (one answered m-line).

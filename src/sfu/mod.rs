@@ -46,6 +46,7 @@ pub struct Session {
 pub const WHEP_EVENTS: &[&str] = &[
     "active",
     "inactive",
+    "layers",
     "viewercount",
     "roster",
     "joined",
@@ -356,6 +357,8 @@ impl Sfu {
             state,
             announced: Mutex::new(Vec::new()),
             assigned: Mutex::new([Vec::new(), Vec::new()]),
+            layers: watch::channel(String::new()).0,
+            layers_sent: Mutex::new(None),
         });
         let etag = new_etag();
         let session = Arc::new(Session {
@@ -444,6 +447,54 @@ impl Sfu {
             SessionKind::Viewer(v) => Ok((v.clone(), session.room.clone(), events)),
             SessionKind::Publisher(_) => Err(Error::NotFound),
         }
+    }
+
+    /// WHEP layer selection: which simulcast layer the video slot `media` (m-line index or
+    /// mid; default the first video slot) shows.
+    pub fn select_layer(
+        &self,
+        id: SessionId,
+        media: Option<&str>,
+        pref: crate::media::LayerPref,
+    ) -> Result<()> {
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        let SessionKind::Viewer(v) = &session.kind else {
+            return Err(Error::NotFound);
+        };
+        let slot = match media {
+            None => v.slots.iter().find(|s| s.kind == MediaKind::Video),
+            Some(m) => m
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| v.slots.get(i))
+                .or_else(|| v.slots.iter().find(|s| s.mid == m)),
+        }
+        .filter(|s| s.kind == MediaKind::Video)
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "mediaId {} is not a video m-line of this session.",
+                media.unwrap_or("(default)")
+            ))
+        })?;
+        if let crate::media::LayerPref::Rid(rid) = &pref
+            && let Some(src) = slot.source()
+        {
+            let published = session.room.publishers().iter().any(|p| {
+                let layers = p.layers(MediaKind::Video);
+                layers.iter().any(|t| Arc::ptr_eq(t, &src))
+                    && layers
+                        .iter()
+                        .any(|t| t.rid.as_deref() == Some(rid.as_str()))
+            });
+            if !published {
+                return Err(Error::BadRequest(format!(
+                    "The publisher shown here sends no layer with rid \"{rid}\"."
+                )));
+            }
+        }
+        slot.set_layer(pref);
+        session.room.reconcile();
+        Ok(())
     }
 
     pub fn delete_event_stream(&self, id: SessionId, sid: &str) -> Result<()> {

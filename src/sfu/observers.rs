@@ -55,9 +55,14 @@ impl PeerObserver for PublisherObserver {
         keyframes: KeyframeRequester,
     ) -> Option<Arc<dyn RtpSink>> {
         let room = self.room.upgrade()?;
-        tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, "track arrived");
+        tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, rid = ?info.rid, "track arrived");
         let kind = info.kind;
-        let fanout = TrackFanout::new(info.kind, info.codec, Box::new(move || keyframes.request()));
+        let fanout = TrackFanout::new(
+            info.kind,
+            info.codec,
+            info.rid,
+            Box::new(move || keyframes.request()),
+        );
         room.add_track(&self.participant, fanout.clone());
         let audio_level_id = match kind {
             MediaKind::Audio => *self

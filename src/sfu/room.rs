@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use crate::media::vad::{Dominant, Vad, VadConfig};
-use crate::media::{SlotSink, TrackFanout};
+use crate::media::{LayerPref, SlotSink, TrackFanout};
 use crate::sfu::events::{ParticipantInfo, RoomEvent, SlotInfo};
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
 use crate::signal::MediaKind;
@@ -98,6 +98,47 @@ impl Participant {
             .find(|t| t.kind == kind)
             .cloned()
     }
+
+    /// The tracks of `kind`, lowest quality first: simulcast layers ranked by the highest
+    /// bitrate each has reached (stable: a paused layer keeps its rank), ties in arrival order.
+    pub fn layers(&self, kind: MediaKind) -> Vec<Arc<TrackFanout>> {
+        let mut v: Vec<Arc<TrackFanout>> = self
+            .tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|t| t.kind == kind)
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| t.peak_bitrate());
+        v
+    }
+
+    /// The track a slot with preference `pref` should show.
+    pub fn pick(&self, kind: MediaKind, pref: &LayerPref) -> Option<Arc<TrackFanout>> {
+        let layers = self.layers(kind);
+        if layers.len() <= 1 {
+            return layers.into_iter().next();
+        }
+        let desc: Vec<_> = layers
+            .iter()
+            .map(|t| {
+                (
+                    t.rid.as_deref(),
+                    layer_active(t),
+                    t.dimensions().map(|d| d.1),
+                )
+            })
+            .collect();
+        pref.pick(&desc).map(|i| layers[i].clone())
+    }
+}
+
+/// A layer is active while it runs at more than a tenth of its best rate (browsers pause
+/// the top layers when their uplink estimate drops).
+pub fn layer_active(t: &TrackFanout) -> bool {
+    let peak = t.peak_bitrate();
+    peak == 0 || t.bitrate() * 10 > peak
 }
 
 /// Who each slot of one kind shows, and since when.
@@ -125,7 +166,14 @@ pub struct Viewer {
     pub announced: Mutex<Vec<SlotInfo>>,
     /// Per kind (audio, video): who each slot of that kind shows, and since when.
     pub assigned: Mutex<[SlotHolders; 2]>,
+    /// The WHEP `layers` event data (JSON), refreshed by the room tick.
+    pub layers: watch::Sender<String>,
+    /// When `layers` was last sent, with the shape it had (rids, sizes, active flags).
+    pub layers_sent: Mutex<Option<(Instant, String)>>,
 }
+
+/// How often the `layers` event repeats when only bitrates moved.
+const LAYERS_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Members {
@@ -207,6 +255,11 @@ impl Room {
     /// Periodic: closes VAD intervals that saw no packets and re-ranks the dominant speaker.
     pub fn tick(&self, now: Instant) {
         let publishers = self.publishers();
+        for p in &publishers {
+            for t in p.tracks() {
+                t.sample_rate(now);
+            }
+        }
         let mut candidates = Vec::with_capacity(publishers.len());
         for p in &publishers {
             let (change, speaking, loudness) = {
@@ -230,6 +283,62 @@ impl Room {
         // Slot changes held back by a dwell time become due as time passes; the program feed
         // follows the dominant speaker.
         self.reconcile();
+        self.publish_layers(now, &publishers);
+    }
+
+    /// Refreshes each viewer's WHEP `layers` event: per video m-line (by index), the layers
+    /// of the publisher it shows, lowest first. Sent when their shape changes, else every
+    /// [`LAYERS_EVERY`] with fresh bitrates.
+    fn publish_layers(&self, now: Instant, publishers: &[Arc<Participant>]) {
+        let viewers = self.members().viewers.clone();
+        for v in viewers {
+            let mut data = serde_json::Map::new();
+            let mut shape = String::new();
+            for (i, slot) in v.slots.iter().enumerate() {
+                if slot.kind != MediaKind::Video {
+                    continue;
+                }
+                let Some(src) = slot.source() else { continue };
+                let Some(p) = publishers
+                    .iter()
+                    .find(|p| p.tracks().iter().any(|t| Arc::ptr_eq(t, &src)))
+                else {
+                    continue;
+                };
+                let layers: Vec<serde_json::Value> = p
+                    .layers(MediaKind::Video)
+                    .iter()
+                    .map(|t| {
+                        let mut o = serde_json::json!({ "bitrate": t.bitrate() });
+                        if let Some(r) = &t.rid {
+                            o["rid"] = r.clone().into();
+                        }
+                        if let Some((w, h)) = t.dimensions() {
+                            o["width"] = w.into();
+                            o["height"] = h.into();
+                        }
+                        shape.push_str(&format!(
+                            "{i}:{:?}:{:?}:{};",
+                            t.rid,
+                            t.dimensions(),
+                            layer_active(t)
+                        ));
+                        o
+                    })
+                    .collect();
+                data.insert(i.to_string(), layers.into());
+            }
+            let mut sent = v.layers_sent.lock().unwrap_or_else(|e| e.into_inner());
+            let due = match &*sent {
+                None => !data.is_empty(),
+                Some((at, last)) => *last != shape || now.duration_since(*at) >= LAYERS_EVERY,
+            };
+            if due {
+                *sent = Some((now, shape));
+                v.layers
+                    .send_replace(serde_json::Value::Object(data).to_string());
+            }
+        }
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {
@@ -428,7 +537,7 @@ impl Room {
                     participant: participant.map(|p| p.id.to_string()),
                 });
                 let want = participant
-                    .and_then(|p| p.track(slot.kind))
+                    .and_then(|p| p.pick(slot.kind, &slot.layer()))
                     .filter(|_| slot.is_ready());
                 let have = slot.source();
                 let same = match (&have, &want) {

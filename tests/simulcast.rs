@@ -1,0 +1,270 @@
+//! Simulcast: a publisher sends three layers (rids q, h, f); a viewer gets exactly one, the
+//! best by default, switches on a keyframe of the layer it selects through the WHEP layer
+//! extension with continuous sequence numbers, and learns the layers from the `layers` event.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use wisp::http::paths;
+use wisp::rtc::client::client_codec;
+
+const RIDS: [&str; 3] = ["q", "h", "f"];
+/// Payload sizes per layer, so the server can rank them by bitrate.
+const SIZES: [usize; 3] = [60, 300, 900];
+
+struct SimulcastPublisher {
+    _peer: Peer,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrcs: [u32; 3],
+    /// Negotiated ids of the MID and RID header extensions: a browser stamps them on each
+    /// layer's packets so the receiver can tell the layers apart (RFC 8852/8843).
+    mid_ext: u8,
+    rid_ext: u8,
+    mid: String,
+}
+
+fn extmap(sdp: &str, uri: &str) -> u8 {
+    sdp.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("a=extmap:")?;
+            let (id, u) = rest.split_once(' ')?;
+            (u.trim() == uri).then(|| id.split('/').next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{uri} not negotiated"))
+}
+
+impl SimulcastPublisher {
+    async fn join(server: &wisp::Server, room: &str) -> SimulcastPublisher {
+        let peer = Peer::new().await;
+        let ssrcs = [rand::random(), rand::random(), rand::random()];
+        let encodings = RIDS
+            .iter()
+            .zip(ssrcs)
+            .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: rid.to_string(),
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: client_codec(RtpCodecKind::Video),
+                ..Default::default()
+            })
+            .collect();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "sim".into(),
+            "sim-video".into(),
+            "sim".into(),
+            RtpCodecKind::Video,
+            encodings,
+        )));
+        peer.pc
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+        let offer = peer.offer().await;
+        assert!(offer.contains("a=simulcast:send"), "{offer}");
+        let r = post_sdp(&url(server, &paths::whip(room)), &offer).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(r.body.contains("a=simulcast:recv"), "{}", r.body);
+        peer.accept(r.body.clone()).await;
+        peer.connected().await;
+        let mid = r
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        SimulcastPublisher {
+            _peer: peer,
+            track,
+            ssrcs,
+            mid_ext: extmap(&r.body, "urn:ietf:params:rtp-hdrext:sdes:mid"),
+            rid_ext: extmap(&r.body, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+            mid,
+        }
+    }
+
+    /// Frame `n` on every layer: payload = VP8 descriptor + tag, then the layer index.
+    async fn send(&self, n: u16, key: bool) {
+        for (layer, ssrc) in self.ssrcs.iter().enumerate() {
+            let mut p = video_payload(n, key).to_vec();
+            p.truncate(4);
+            p.push(layer as u8);
+            p.resize(SIZES[layer], layer as u8);
+            let mut header = rtc::rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type: 96,
+                sequence_number: n,
+                timestamp: n as u32 * 3000,
+                ssrc: *ssrc,
+                ..Default::default()
+            };
+            header
+                .set_extension(self.mid_ext, Bytes::from(self.mid.clone()))
+                .unwrap();
+            header
+                .set_extension(self.rid_ext, Bytes::from(RIDS[layer]))
+                .unwrap();
+            let pkt = rtc::rtp::packet::Packet {
+                header,
+                payload: Bytes::from(p),
+            };
+            let _ = self.track.write_rtp(pkt).await;
+        }
+    }
+}
+
+/// Sends frames (keyframe every 10) until `done` says enough about the viewer's packets.
+async fn pump(
+    publisher: &SimulcastPublisher,
+    viewer: &mut Viewer,
+    n: &mut u16,
+    mut done: impl FnMut(&[(u8, u16)]) -> bool,
+) -> Vec<(u8, u16)> {
+    let mut got: Vec<(u8, u16)> = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let start = *n;
+    loop {
+        assert!(
+            *n - start < 1500,
+            "the viewer never got what it waited for: {:?}",
+            &got[got.len().saturating_sub(20)..]
+        );
+        ticker.tick().await;
+        publisher.send(*n, n.is_multiple_of(10)).await;
+        *n += 1;
+        while let Ok((kind, p)) = viewer.packets.try_recv() {
+            if kind == RtpCodecKind::Video {
+                got.push((p.payload[4], p.header.sequence_number));
+            }
+        }
+        if done(&got) {
+            return got;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_gets_one_layer_and_switches_on_request() {
+    let server = start().await;
+    let publisher = SimulcastPublisher::join(&server, "sim").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("sim")).await;
+    let mut n = 0u16;
+
+    // By default the best layer: once the ranking settles, 30 packets in a row from "f".
+    let got = pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+    })
+    .await;
+    let tail = &got[got.len() - 30..];
+    assert!(
+        tail.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1)),
+        "one layer, no gaps: {tail:?}"
+    );
+
+    // The viewer asks for the low layer (m-line 1 is its video).
+    let r = http()
+        .post(url(&server, &format!("{}/layer", viewer.session)))
+        .header("content-type", "application/json")
+        .body(r#"{"mediaId":"1","rid":"q"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let before = got.last().unwrap().1;
+    let got = pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 0)
+    })
+    .await;
+    // Sequence numbers run on across the switch: no gap, no repeat.
+    let mut last = before;
+    for (_, seq) in &got {
+        assert_eq!(
+            *seq,
+            last.wrapping_add(1),
+            "continuous across the switch: {got:?}"
+        );
+        last = *seq;
+    }
+    let layers: Vec<u8> = got.iter().map(|(l, _)| *l).collect();
+    let first_low = layers.iter().position(|l| *l == 0).unwrap();
+    assert!(
+        layers[first_low..].iter().all(|l| *l == 0),
+        "no flapping back: {layers:?}"
+    );
+
+    // A rid nobody sends is refused in words.
+    let r = http()
+        .post(url(&server, &format!("{}/layer", viewer.session)))
+        .body(r#"{"mediaId":"1","rid":"zz"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("zz"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_event_lists_the_simulcast_layers() {
+    let server = start().await;
+    let publisher = SimulcastPublisher::join(&server, "sim2").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("sim2")).await;
+    let mut n = 0u16;
+    pump(&publisher, &mut viewer, &mut n, |g| g.len() >= 20).await;
+
+    let sse = url(&server, &format!("{}/sse", viewer.session));
+    let r = http()
+        .post(&sse)
+        .body(r#"["layers"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let stream = url(&server, r.headers()["location"].to_str().unwrap());
+    let mut resp = http().get(&stream).send().await.unwrap();
+    let mut text = String::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let data = within("a layers event", async {
+        loop {
+            tokio::select! {
+                chunk = resp.chunk() => {
+                    text.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+                    if let Some(i) = text.find("event: layers\ndata: ") {
+                        let rest = &text[i + 20..];
+                        if let Some(end) = rest.find('\n') {
+                            return rest[..end].to_string();
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    publisher.send(n, n.is_multiple_of(10)).await;
+                    n += 1;
+                }
+            }
+        }
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let layers = v["1"].as_array().expect("m-line 1 has layers");
+    let rids: Vec<&str> = layers.iter().filter_map(|l| l["rid"].as_str()).collect();
+    assert_eq!(rids, vec!["q", "h", "f"], "lowest first: {data}");
+}

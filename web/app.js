@@ -1,6 +1,6 @@
 // The conference page: publish camera+mic with WHIP, receive everyone through ONE WHEP session
 // of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
-import { Session, peerConnection } from '/web/whip.js';
+import { Session, addSendTracks, peerConnection } from '/web/whip.js';
 
 const params = new URLSearchParams(location.search);
 // Slots in the one WHEP session: how many others are seen at once (last-N beyond that).
@@ -10,7 +10,7 @@ const state = (text) => { $('state').textContent = text; };
 const showError = (e) => { $('error').textContent = e.message || String(e); state('failed'); };
 
 // Exposed for the browser tests.
-const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null };
+const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null, active: null, layers: new Map() };
 
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || localStorage.getItem('wisp-name') || '';
@@ -68,7 +68,7 @@ async function join() {
 async function startPub() {
   const endpoint = `/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`;
   const pc = await peerConnection(endpoint, app.token);
-  for (const t of local.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [local] });
+  addSendTracks(pc, local, { simulcast: !params.has('nosimulcast') });
   app.pub = new Session(endpoint, { token: app.token, onState: onConnState });
   await app.pub.start(pc);
 }
@@ -106,7 +106,7 @@ async function recover() {
     } catch (_) {
       try {
         await s.stop();
-        if (s === app.sub) remoteStreams.clear();
+        if (s === app.sub) { remoteStreams.clear(); app.layers.clear(); }
         await restart();
         if (s === app.pub) app.me = app.pub.participant;
       } catch (e) { state(`failed: ${e.message}`); }
@@ -145,7 +145,9 @@ function openEvents(url) {
   events = new EventSource(url);
   events.addEventListener('roster', (e) => {
     // The snapshot carries who is speaking right now: someone may have started before we came.
-    const ps = JSON.parse(e.data).participants;
+    const data = JSON.parse(e.data);
+    const ps = data.participants;
+    app.active = data.activeSpeaker || null;
     app.roster = new Map(ps.map((p) => [p.id, p]));
     app.speaking = new Set(ps.filter((p) => p.speaking).map((p) => p.id));
     render();
@@ -157,6 +159,7 @@ function openEvents(url) {
     if (s.speaking) app.speaking.add(s.id); else app.speaking.delete(s.id);
     render();
   });
+  events.addEventListener('active-speaker', (e) => { app.active = JSON.parse(e.data).id; render(); });
   events.addEventListener('slots', (e) => {
     const s = JSON.parse(e.data);
     if (s.viewer !== app.me) return;
@@ -164,6 +167,16 @@ function openEvents(url) {
     render();
   });
   events.onerror = () => { if (events.readyState === EventSource.CLOSED) state('events lost — rejoin'); };
+}
+
+/** Asks for a layer for the slot with `mid`, once per change of preference. */
+function wantLayer(mid, pref) {
+  const key = JSON.stringify(pref);
+  if (!app.sub?.pc || app.layers.get(mid) === key) return;
+  const index = app.sub.pc.getTransceivers().findIndex((t) => t.mid === mid);
+  if (index < 0) return;
+  app.layers.set(mid, key);
+  app.sub.selectLayer(index, pref).catch((e) => console.warn(`layer selection failed: ${e.message}`));
 }
 
 function render() {
@@ -175,6 +188,11 @@ function render() {
     const v = tile.querySelector('video');
     if (v.srcObject !== stream) v.srcObject = stream;
     tile.classList.toggle('speaking', !!who && app.speaking.has(who));
+    // The active speaker's tile is large and gets the best layer; the others are thumbnails
+    // and ask for a small one (WHEP layer selection; no-op without simulcast).
+    const featured = !!who && who === app.active;
+    tile.classList.toggle('featured', featured);
+    wantLayer(mid, featured ? {} : { maxHeight: 240 });
   }
   const self = document.querySelector('.tile[data-key="self"]');
   if (self) self.classList.toggle('speaking', app.speaking.has(app.me));

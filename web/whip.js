@@ -38,6 +38,32 @@ export async function peerConnection(endpoint, token) {
   return new RTCPeerConnection({ iceServers, iceTransportPolicy: relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
 }
 
+/**
+ * Adds `stream`'s tracks as send-only. Video is offered as simulcast when the browser takes
+ * sendEncodings, so the server can give each viewer the layer that fits: rids q/h/f (1/4, 1/2,
+ * full) from 720p up, h/f below (browsers drop the top layers of a small source, so three
+ * layers of a 360p camera would leave out the full one). A browser that refuses gets one
+ * plain encoding.
+ */
+export function addSendTracks(pc, stream, { simulcast = true } = {}) {
+  for (const track of stream.getTracks()) {
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (track.kind === 'video' && simulcast) {
+      const tall = (track.getSettings().height || 0) >= 720;
+      const layers = [
+        ...(tall ? [{ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }] : []),
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: tall ? 500_000 : 250_000 },
+        { rid: 'f', maxBitrate: tall ? 1_500_000 : 800_000 },
+      ];
+      try {
+        pc.addTransceiver(track, { ...init, sendEncodings: layers });
+        continue;
+      } catch (e) { console.warn(`no simulcast here: ${e.message}`); }
+    }
+    pc.addTransceiver(track, init);
+  }
+}
+
 /** One WHIP or WHEP session over an RTCPeerConnection. */
 export class Session {
   constructor(endpoint, { token, onState } = {}) {
@@ -81,6 +107,8 @@ export class Session {
     this.iceServers = iceServersFromLinks(res.headers.get('Link'));
     const sse = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:server-sent-events"/);
     this.sseUrl = sse ? sse[1] : null;
+    const layer = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:layer"/);
+    this.layerUrl = layer ? layer[1] : null;
     if (this.iceServers.length) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
     if (pending.length) await this.trickle(pending);
@@ -127,6 +155,20 @@ export class Session {
       .replace(/a=candidate:.*\r\n/g, '');
     answer = answer.replace(/(a=mid:.*\r\n)/, `$1${cands.map((c) => c + '\r\n').join('')}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  }
+
+  /**
+   * WHEP layer selection: `pref` is `{}` (the server's choice), `{ rid }` or `{ maxHeight }`
+   * for the video m-line at index `mediaId`.
+   */
+  async selectLayer(mediaId, pref) {
+    if (!this.layerUrl) return false;
+    const res = await fetch(new URL(this.layerUrl, this.location), {
+      method: 'POST', headers: this.headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ mediaId: String(mediaId), ...pref }),
+    });
+    if (res.status !== 200) console.warn(`layer selection answered ${res.status}: ${await res.text()}`);
+    return res.status === 200;
   }
 
   async stop() {

@@ -96,6 +96,34 @@ try {
   const aliceSawBobSpeak = await alice.evaluate(() => [...window.wisp.speaking].some((id) => window.wisp.roster.get(id)?.name === 'bob'));
   if (aliceSawBobSpeak) throw new Error('alice\'s page highlighted silent bob');
   step('silent bob is not highlighted');
+
+  // Simulcast: the page offers layers; the active speaker's tile is large and gets the best
+  // layer, thumbnails ask for a small one (WHEP layer selection).
+  const sent = await alice.evaluate(async () => {
+    const rids = [];
+    (await window.wisp.pub.pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid && (r.framesEncoded || 0) > 0) rids.push(`${r.rid}:${r.frameHeight}`);
+    });
+    return rids.sort();
+  });
+  if (sent.length < 2) throw new Error(`alice should send at least two simulcast layers, sends ${JSON.stringify(sent)}`);
+  step(`alice publishes simulcast: ${sent.join(', ')} (rid:height)`);
+  await until(bob, async () => {
+    const w = window.wisp;
+    const aliceMid = [...w.slots].find(([, p]) => p === w.active)?.[0];
+    const carolMid = [...w.slots].find(([, p]) => p && w.roster.get(p)?.name === 'carol')?.[0];
+    if (!aliceMid || !carolMid) return false;
+    if (!document.querySelector(`.tile[data-key="slot-${aliceMid}"]`)?.classList.contains('featured')) return false;
+    const h = {};
+    (await w.sub.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') h[r.mid] = r.frameHeight || 0; });
+    window.__layers = h;
+    return h[aliceMid] > 0 && h[carolMid] > 0 && h[aliceMid] > h[carolMid];
+  }, null, { timeout: T, what: 'bob: the featured speaker in a larger layer than the thumbnail' }).catch(async (e) => {
+    const seen = await bob.evaluate(() => JSON.stringify({ active: window.wisp.active, slots: [...window.wisp.slots], heights: window.__layers }));
+    throw new Error(`${e.message}: ${seen}`);
+  });
+  const heights = await bob.evaluate(() => JSON.stringify(window.__layers));
+  step(`bob's page: alice (speaking) featured in a larger layer than carol's thumbnail ${heights}`);
   if (shot) await bob.screenshot({ path: shot });
 
   const dave = await (await bb.newContext()).newPage();

@@ -24,8 +24,9 @@ fi
 step "release build"
 cargo build --release --locked
 
-step "real clients in the lab: GStreamer whipsink -> wisp -> whepsrc"
-bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+step "real clients in the lab: GStreamer whipsink/whepsrc and aiortc, publishers x players"
+bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/release \
+  target/aiortc-venv/bin/python
 
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp

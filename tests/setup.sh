@@ -12,7 +12,7 @@ PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gst
 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
 libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux
-chromium openssl nftables"
+chromium openssl nftables python3-venv"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
@@ -43,6 +43,12 @@ TOML
   echo "[workspace]" >>"$OUT/Cargo.toml"
   cargo build --release --locked --manifest-path "$OUT/Cargo.toml" \
     --no-default-features --features rustls-ring -q
+fi
+# aiortc (PyPI) for the interop matrix's aiortc publisher and player, in its own venv.
+if ! target/aiortc-venv/bin/python -c "import aiortc, numpy" 2>/dev/null; then
+  rm -rf target/aiortc-venv
+  python3 -m venv target/aiortc-venv
+  target/aiortc-venv/bin/pip install -q --disable-pip-version-check aiortc==1.16.0 numpy==2.4.6
 fi
 # playwright-core drives Debian's chromium; it never downloads a browser.
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

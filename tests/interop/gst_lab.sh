@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Real-client interop in the lab (shared/DESIGN.md): GStreamer whipsink publishes a test
-# pattern through wisp and whepsrc decodes it, inside a private network namespace with no
-# route out. Cases: VP8+Opus; H264 from x264 + Opus to a viewer that accepts only High
-# profile; H264 Constrained Baseline + Opus.
+# Real-client interop in the lab (shared/DESIGN.md): publishers x players through wisp, each
+# cell decoding frames on the player, inside a private network namespace with no route out.
+# GStreamer whipsink -> whepsrc: VP8+Opus; VP9+Opus; H264 from x264 + Opus to a viewer that
+# accepts only High profile; H264 Constrained Baseline + Opus. aiortc -> whepsrc (VP8+Opus),
+# whipsink -> aiortc (VP8+Opus), aiortc -> aiortc.
 #
-# usage: tests/interop/gst_lab.sh <path to wisp binary> <GST_PLUGIN_PATH>
+# usage: tests/interop/gst_lab.sh <path to wisp binary> <GST_PLUGIN_PATH> [aiortc python]
 set -euo pipefail
 WISP=$(realpath "$1")
 export GST_PLUGIN_PATH=$(realpath "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
+AIORTC=${3:-}
 
 if [ "${WISP_IN_LAB:-}" != 1 ]; then
   exec unshare -n env WISP_IN_LAB=1 bash "$0" "$@"
@@ -57,6 +59,7 @@ run_case() {
   wait "$pub" 2>/dev/null || true
 }
 
+run_case vp9 "vp9enc deadline=1 keyframe-max-dist=30 ! rtpvp9pay pt=98 ! application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000" ""
 run_case vp8 "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000" ""
 # GStreamer 1.22's webrtcbin makes x264enc fall back to Constrained Baseline under whipsink even
 # when High is asked for; the case still checks that a viewer accepting only High gets it.
@@ -64,6 +67,28 @@ run_case h264-to-high-viewer "x264enc tune=zerolatency key-int-max=30 speed-pres
   "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)640028"
 run_case h264-cb "x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000" \
   "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f"
+
+# aiortc cells: as publisher (VP8+Opus) to whepsrc and to aiortc, and as player of whipsink.
+cell() { # name publisher-command player-command
+  if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $1 "* ]]; then return; fi
+  echo "== $1"
+  bash -c "$2" >"$LOG/pub-$1.log" 2>&1 &
+  local pub=$!
+  if bash -c "$3"; then echo "ok   $1: the player decoded frames"; else echo "FAIL $1"; fail=1; tail -20 "$LOG/pub-$1.log"; fi
+  kill -INT "$pub" 2>/dev/null || true
+  wait "$pub" 2>/dev/null || true
+}
+if [ -n "$AIORTC" ]; then
+  W=http://127.0.0.1:18080
+  GSTPUB="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gst-aio"
+  cell aiortc-to-whepsrc "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-gst" \
+    "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-aio-gst --frames 30 --timeout 60"
+  cell whipsink-to-aiortc "$GSTPUB" "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-gst-aio --frames 30 --timeout 60"
+  cell aiortc-to-aiortc "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-aio" \
+    "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-aio-aio --frames 30 --timeout 60"
+else
+  echo "SKIP (loudly): aiortc cells, no aiortc python given"
+fi
 
 if [ "$fail" != 0 ]; then
   echo "--- wisp log"; tail -40 "$LOG/wisp.log"

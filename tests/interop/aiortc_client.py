@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""A WHIP publisher and a WHEP player built on aiortc, for the interop matrix.
+
+  aiortc_client.py publish <whip-url> [--seconds 60]
+      sends a moving test pattern (VP8) and a tone (Opus) until killed or the time is up;
+      DELETEs its session on SIGINT/SIGTERM.
+  aiortc_client.py play <whep-url> [--frames 30] [--timeout 60]
+      receives audio and video and exits 0 once --frames video frames were decoded,
+      1 on timeout or error.
+
+Both send the complete offer (aiortc gathers before it returns from setLocalDescription).
+"""
+import argparse
+import asyncio
+import fractions
+import math
+import signal
+import sys
+import urllib.parse
+import urllib.request
+
+import numpy
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from av import AudioFrame, VideoFrame
+
+
+class Pattern(VideoStreamTrack):
+    """A 320x240 frame whose colour bands move, so every frame differs."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        img = numpy.zeros((240, 320, 3), numpy.uint8)
+        img[:, :, 0] = (numpy.arange(320) + self.n * 4) % 256
+        img[:, :, 1] = (numpy.arange(240)[:, None] + self.n * 2) % 256
+        self.n += 1
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class Tone(AudioStreamTrack):
+    """A 440 Hz tone, 20 ms per frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.t = 0
+
+    async def recv(self):
+        await super().recv()  # paces at real time
+        samples = 960
+        t = (numpy.arange(samples) + self.t) / 48000
+        self.t += samples
+        pcm = (numpy.sin(2 * math.pi * 440 * t) * 8000).astype(numpy.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self.t
+        frame.time_base = fractions.Fraction(1, 48000)
+        return frame
+
+
+def http(method, url, body=None, content_type=None):
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method)
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return r.status, dict(r.headers), r.read().decode()
+
+
+async def exchange(pc, url):
+    await pc.setLocalDescription(await pc.createOffer())
+    loop = asyncio.get_running_loop()
+    status, headers, answer = await loop.run_in_executor(
+        None, http, "POST", url, pc.localDescription.sdp, "application/sdp")
+    if status != 201:
+        raise SystemExit(f"POST {url}: {status} {answer}")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return urllib.parse.urljoin(url, headers.get("Location") or headers.get("location"))
+
+
+async def publish(url, seconds):
+    pc = RTCPeerConnection()
+    pc.addTransceiver(Pattern(), direction="sendonly")
+    pc.addTransceiver(Tone(), direction="sendonly")
+    session = await exchange(pc, url)
+    stop = asyncio.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(s, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+    await asyncio.get_running_loop().run_in_executor(None, http, "DELETE", session)
+    await pc.close()
+
+
+async def play(url, frames, timeout):
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    done = asyncio.get_running_loop().create_future()
+    counts = {"video": 0, "audio": 0}
+
+    @pc.on("track")
+    def on_track(track):
+        async def pull():
+            try:
+                while True:
+                    frame = await track.recv()
+                    counts[track.kind] += 1
+                    if track.kind == "video" and counts["video"] >= frames and not done.done():
+                        done.set_result((frame.width, frame.height))
+            except Exception:
+                pass
+        asyncio.ensure_future(pull())
+
+    session = await exchange(pc, url)
+    try:
+        w, h = await asyncio.wait_for(done, timeout)
+        print(f"aiortc decoded {counts['video']} video frames ({w}x{h}) and {counts['audio']} audio frames")
+        ok = True
+    except asyncio.TimeoutError:
+        print(f"timeout: {counts}", file=sys.stderr)
+        ok = False
+    await asyncio.get_running_loop().run_in_executor(None, http, "DELETE", session)
+    await pc.close()
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["publish", "play"])
+    ap.add_argument("url")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--timeout", type=float, default=60)
+    a = ap.parse_args()
+    if a.mode == "publish":
+        asyncio.run(publish(a.url, a.seconds))
+    else:
+        sys.exit(0 if asyncio.run(play(a.url, a.frames, a.timeout)) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -63,9 +63,9 @@ impl SlotOutput for Counter {
         }
         true
     }
-    async fn next_keyframe_request(&self) -> bool {
+    async fn next_feedback(&self) -> Option<Vec<wisp::rtc::feedback::Feedback>> {
         std::future::pending::<()>().await;
-        false
+        None
     }
 }
 

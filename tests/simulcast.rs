@@ -268,3 +268,28 @@ async fn layers_event_lists_the_simulcast_layers() {
     let rids: Vec<&str> = layers.iter().filter_map(|l| l["rid"].as_str()).collect();
     assert_eq!(rids, vec!["q", "h", "f"], "lowest first: {data}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_layer_follows_the_viewers_bandwidth_estimate() {
+    let server = start().await;
+    let publisher = SimulcastPublisher::join(&server, "sim3").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("sim3")).await;
+    let mut n = 0u16;
+    // Layers run at about 48, 240 and 720 kbit/s: no estimate, the best one.
+    pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+    })
+    .await;
+    // The viewer's REMB says 150 kbit/s: only q fits.
+    viewer.send_estimate(150_000.0).await;
+    pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 0)
+    })
+    .await;
+    // Plenty again: back up to f (a 75 % headroom rule, so no flapping at the edge).
+    viewer.send_estimate(5_000_000.0).await;
+    pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+    })
+    .await;
+}

@@ -20,7 +20,7 @@ pub mod vad;
 
 pub use fanout::TrackFanout;
 pub use rewriter::Rewriter;
-pub use sink::{LayerPref, SlotOutput, SlotSink};
+pub use sink::{LayerDesc, LayerPref, SlotOutput, SlotSink};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -26,8 +26,10 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// Sends one packet; false if it was refused.
     fn write(&self, pkt: RtpPacket) -> impl std::future::Future<Output = bool> + Send;
-    /// Resolves at the receiver's next keyframe request; false once it is gone.
-    fn next_keyframe_request(&self) -> impl std::future::Future<Output = bool> + Send;
+    /// Resolves at the receiver's next feedback; `None` once it is gone.
+    fn next_feedback(
+        &self,
+    ) -> impl std::future::Future<Output = Option<Vec<crate::rtc::feedback::Feedback>>> + Send;
 }
 
 impl SlotOutput for OutTrack {
@@ -53,8 +55,8 @@ impl SlotOutput for OutTrack {
     async fn write(&self, pkt: RtpPacket) -> bool {
         OutTrack::write(self, pkt).await
     }
-    async fn next_keyframe_request(&self) -> bool {
-        OutTrack::next_keyframe_request(self).await
+    async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
+        OutTrack::next_feedback(self).await
     }
 }
 
@@ -98,6 +100,8 @@ pub struct SlotSink {
     source: ArcSwapOption<TrackFanout>,
     /// Which simulcast layer this slot wants (WHEP layer selection).
     layer: std::sync::Mutex<LayerPref>,
+    /// The viewer's latest bandwidth estimate (REMB) seen on this slot, bit/s; 0 = none.
+    estimate: AtomicU64,
     pub stats: SinkStats,
 }
 
@@ -113,10 +117,29 @@ pub enum LayerPref {
     MaxHeight(u16),
 }
 
+/// What layer choice knows about one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerDesc<'a> {
+    pub rid: Option<&'a str>,
+    pub active: bool,
+    pub height: Option<u16>,
+    /// Current bitrate, bit/s.
+    pub bitrate: u64,
+}
+
 impl LayerPref {
-    /// Picks from `layers` ordered lowest to highest quality, each with (rid, active, height).
-    pub fn pick(&self, layers: &[(Option<&str>, bool, Option<u16>)]) -> Option<usize> {
-        let active: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].1).collect();
+    /// Picks from `layers` ordered lowest to highest quality. `current` is the layer shown now;
+    /// `budget` the bandwidth the viewer's estimate leaves for this slot. Auto with a budget
+    /// keeps the current layer while it fits, moves up only when the higher layer fits in
+    /// 75 % of the budget (hysteresis), and down to the best layer within 90 % when the
+    /// current one no longer fits.
+    pub fn pick(
+        &self,
+        layers: &[LayerDesc<'_>],
+        current: Option<usize>,
+        budget: Option<u64>,
+    ) -> Option<usize> {
+        let active: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].active).collect();
         let pool = if active.is_empty() {
             (0..layers.len()).collect()
         } else {
@@ -124,17 +147,35 @@ impl LayerPref {
         };
         let best = pool.last().copied();
         match self {
-            LayerPref::Auto => best,
+            LayerPref::Auto => {
+                let Some(b) = budget else { return best };
+                let rate = |i: usize| layers[i].bitrate;
+                let keep = current.filter(|c| pool.contains(c) && rate(*c) <= b);
+                let up = pool
+                    .iter()
+                    .copied()
+                    .rev()
+                    .find(|i| rate(*i).saturating_mul(4) <= b.saturating_mul(3));
+                match keep {
+                    Some(k) => Some(up.filter(|u| *u > k).unwrap_or(k)),
+                    None => pool
+                        .iter()
+                        .copied()
+                        .rev()
+                        .find(|i| rate(*i).saturating_mul(10) <= b.saturating_mul(9))
+                        .or_else(|| pool.first().copied()),
+                }
+            }
             LayerPref::Rid(r) => pool
                 .iter()
                 .copied()
-                .find(|i| layers[*i].0 == Some(r.as_str()))
+                .find(|i| layers[*i].rid == Some(r.as_str()))
                 .or(best),
             LayerPref::MaxHeight(h) => pool
                 .iter()
                 .copied()
                 .rev()
-                .find(|i| layers[*i].2.is_some_and(|lh| lh <= *h))
+                .find(|i| layers[*i].height.is_some_and(|lh| lh <= *h))
                 .or_else(|| pool.first().copied()),
         }
     }
@@ -152,16 +193,27 @@ impl SlotSink {
             ready: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
             layer: Default::default(),
+            estimate: AtomicU64::new(0),
             stats: SinkStats::default(),
         });
         tokio::spawn(writer(Arc::downgrade(&sink), out.clone(), rx));
         let weak = Arc::downgrade(&sink);
         tokio::spawn(async move {
-            // Viewer PLI/FIR → the current source, throttled there.
-            while out.next_keyframe_request().await {
+            // Viewer PLI/FIR → the current source, throttled there; REMB → the estimate the
+            // room's layer choice reads.
+            while let Some(feedback) = out.next_feedback().await {
                 let Some(sink) = weak.upgrade() else { break };
-                if let Some(src) = sink.source() {
-                    src.request_keyframe();
+                for f in feedback {
+                    match f {
+                        crate::rtc::feedback::Feedback::KeyframeRequest => {
+                            if let Some(src) = sink.source() {
+                                src.request_keyframe();
+                            }
+                        }
+                        crate::rtc::feedback::Feedback::Estimate(bps) => {
+                            sink.estimate.store(bps.max(1), Ordering::Relaxed);
+                        }
+                    }
                 }
             }
         });
@@ -188,6 +240,11 @@ impl SlotSink {
     /// Marks the slot's transport as connected (see `ready`).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// The viewer's bandwidth estimate last seen on this slot (bit/s), if any.
+    pub fn estimate(&self) -> Option<u64> {
+        Some(self.estimate.load(Ordering::Relaxed)).filter(|e| *e > 0)
     }
 
     pub fn layer(&self) -> LayerPref {

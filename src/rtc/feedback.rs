@@ -1,5 +1,6 @@
-//! An interceptor that hands a viewer's keyframe requests (PLI, FIR) to the application, so
-//! they can be forwarded to the publisher. Every other inbound RTCP stays with the library's
+//! An interceptor that hands a viewer's keyframe requests (PLI, FIR) and bandwidth estimates
+//! (REMB) to the application: requests are forwarded to the publisher, estimates pick
+//! simulcast layers. Every other inbound RTCP stays with the library's
 //! interceptors (NACK responder, reports), as the webrtc crate's rtcp-processing example shows.
 
 use std::collections::VecDeque;
@@ -8,8 +9,31 @@ use std::time::Instant;
 use ::rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use ::rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use ::rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::error::Error;
+
+/// What a viewer's RTCP tells the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    KeyframeRequest,
+    /// The receiver's bandwidth estimate for the whole connection (REMB), bit/s.
+    Estimate(u64),
+}
+
+/// Reads the feedback out of RTCP packets delivered to the application.
+pub fn feedback(packets: &[Box<dyn ::rtc::rtcp::Packet>]) -> Vec<Feedback> {
+    packets
+        .iter()
+        .filter_map(|p| {
+            if is_keyframe_request(p.as_ref()) {
+                Some(Feedback::KeyframeRequest)
+            } else {
+                estimate(p.as_ref()).map(Feedback::Estimate)
+            }
+        })
+        .collect()
+}
 
 #[derive(Default)]
 pub struct KeyframeRequestTap {
@@ -20,6 +44,17 @@ pub struct KeyframeRequestTap {
 fn is_keyframe_request(p: &dyn ::rtc::rtcp::Packet) -> bool {
     let any = p.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+/// The bitrate of a REMB, if `p` is one.
+pub fn estimate(p: &dyn ::rtc::rtcp::Packet) -> Option<u64> {
+    p.as_any()
+        .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+        .map(|r| r.bitrate.max(0.0) as u64)
+}
+
+fn wanted(p: &dyn ::rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(p) || estimate(p).is_some()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
@@ -33,7 +68,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let wanted: Vec<Box<dyn ::rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| wanted(p.as_ref()))
                 .cloned()
                 .collect();
             if wanted.is_empty() {

@@ -173,8 +173,9 @@ impl OutTrack {
         self.track.write_rtp(pkt).await.is_ok()
     }
 
-    /// Waits for the viewer's next keyframe request; false once the track is gone.
-    pub async fn next_keyframe_request(&self) -> bool {
+    /// Waits for the viewer's next feedback (keyframe requests, bandwidth estimates); `None`
+    /// once the track is gone.
+    pub async fn next_feedback(&self) -> Option<Vec<super::feedback::Feedback>> {
         // The library binds the track once the transport is up; `poll` returns None at once
         // while unbound, so wait for the connection first.
         let mut state = self.state.clone();
@@ -184,13 +185,18 @@ impl OutTrack {
             .map(|s| *s != PeerState::Connected)
             .unwrap_or(true)
         {
-            return false;
+            return None;
         }
         loop {
             match self.track.poll().await {
-                Some(TrackLocalEvent::OnRtcpPacket(_)) => return true,
+                Some(TrackLocalEvent::OnRtcpPacket(p)) => {
+                    let f = super::feedback::feedback(&p);
+                    if !f.is_empty() {
+                        return Some(f);
+                    }
+                }
                 Some(_) => continue,
-                None => return false,
+                None => return None,
             }
         }
     }

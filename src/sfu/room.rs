@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use crate::media::vad::{Dominant, Vad, VadConfig};
-use crate::media::{LayerPref, SlotSink, TrackFanout};
+use crate::media::{LayerDesc, LayerPref, SlotSink, TrackFanout};
 use crate::sfu::events::{ParticipantInfo, RoomEvent, SlotInfo};
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
 use crate::signal::MediaKind;
@@ -114,23 +114,30 @@ impl Participant {
         v
     }
 
-    /// The track a slot with preference `pref` should show.
-    pub fn pick(&self, kind: MediaKind, pref: &LayerPref) -> Option<Arc<TrackFanout>> {
+    /// The track a slot with preference `pref` should show, given what it shows now and the
+    /// bandwidth the viewer's estimate leaves it.
+    pub fn pick(
+        &self,
+        kind: MediaKind,
+        pref: &LayerPref,
+        current: Option<&Arc<TrackFanout>>,
+        budget: Option<u64>,
+    ) -> Option<Arc<TrackFanout>> {
         let layers = self.layers(kind);
         if layers.len() <= 1 {
             return layers.into_iter().next();
         }
         let desc: Vec<_> = layers
             .iter()
-            .map(|t| {
-                (
-                    t.rid.as_deref(),
-                    layer_active(t),
-                    t.dimensions().map(|d| d.1),
-                )
+            .map(|t| LayerDesc {
+                rid: t.rid.as_deref(),
+                active: layer_active(t),
+                height: t.dimensions().map(|d| d.1),
+                bitrate: t.bitrate(),
             })
             .collect();
-        pref.pick(&desc).map(|i| layers[i].clone())
+        let current = current.and_then(|c| layers.iter().position(|t| Arc::ptr_eq(t, c)));
+        pref.pick(&desc, current, budget).map(|i| layers[i].clone())
     }
 }
 
@@ -523,6 +530,16 @@ impl Room {
             }
             let mut index = [0usize; 2];
             let mut map = Vec::with_capacity(v.slots.len());
+            // The viewer's bandwidth estimate (REMB, one per connection) and what its video
+            // slots carry now: each slot's budget is the estimate minus the others' share.
+            let estimate = v.slots.iter().filter_map(|s| s.estimate()).max();
+            let rate_of = |s: &SlotSink| s.source().map_or(0, |t| t.bitrate());
+            let used: u64 = v
+                .slots
+                .iter()
+                .filter(|s| s.kind == MediaKind::Video)
+                .map(|s| rate_of(s))
+                .sum();
             for slot in &v.slots {
                 let k = match slot.kind {
                     MediaKind::Audio => 0,
@@ -536,10 +553,11 @@ impl Room {
                     kind: if k == 0 { "audio" } else { "video" },
                     participant: participant.map(|p| p.id.to_string()),
                 });
-                let want = participant
-                    .and_then(|p| p.pick(slot.kind, &slot.layer()))
-                    .filter(|_| slot.is_ready());
                 let have = slot.source();
+                let budget = estimate.map(|e| e.saturating_sub(used - rate_of(slot)));
+                let want = participant
+                    .and_then(|p| p.pick(slot.kind, &slot.layer(), have.as_ref(), budget))
+                    .filter(|_| slot.is_ready());
                 let same = match (&have, &want) {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     (None, None) => true,

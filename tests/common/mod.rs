@@ -324,9 +324,30 @@ pub struct Viewer {
     pub answer: String,
     pub packets: mpsc::UnboundedReceiver<(RtpCodecKind, rtc::rtp::packet::Packet)>,
     pub relay: Option<LossyRelay>,
+    /// The remote tracks, for sending feedback (e.g. REMB) like a browser would.
+    pub remotes: Arc<std::sync::Mutex<Vec<Arc<dyn TrackRemote>>>>,
 }
 
 impl Viewer {
+    /// Sends a REMB (receiver bandwidth estimate) on the video track, as Chromium does.
+    pub async fn send_estimate(&self, bps: f32) {
+        let mut video = None;
+        let remotes = self.remotes.lock().unwrap().clone();
+        for r in remotes {
+            if r.kind().await == RtpCodecKind::Video {
+                video = Some(r);
+            }
+        }
+        let video = video.expect("a video track");
+        let ssrcs = video.ssrcs().await;
+        let remb = rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 0,
+            bitrate: bps,
+            ssrcs,
+        };
+        video.write_rtcp(vec![Box::new(remb)]).await.unwrap();
+    }
+
     pub async fn join(server: &wisp::Server, path: &str) -> Viewer {
         Viewer::join_with(server, path, ClientIce::default()).await
     }
@@ -376,8 +397,11 @@ impl Viewer {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut peer = peer;
         let mut tracks = std::mem::replace(&mut peer.tracks, mpsc::unbounded_channel().1);
+        let remotes: Arc<std::sync::Mutex<Vec<Arc<dyn TrackRemote>>>> = Default::default();
+        let seen = remotes.clone();
         tokio::spawn(async move {
             while let Some(t) = tracks.recv().await {
+                seen.lock().unwrap().push(t.clone());
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let kind = t.kind().await;
@@ -399,6 +423,7 @@ impl Viewer {
             answer: r.body,
             packets: rx,
             relay,
+            remotes,
         }
     }
 }

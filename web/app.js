@@ -68,7 +68,7 @@ async function join() {
 async function startPub() {
   const endpoint = `/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`;
   const pc = await peerConnection(endpoint, app.token);
-  addSendTracks(pc, local, { simulcast: !params.has('nosimulcast') });
+  addSendTracks(pc, local, { simulcast: !params.has('nosimulcast'), videoCodec: params.get('codec') });
   app.pub = new Session(endpoint, { token: app.token, onState: onConnState });
   await app.pub.start(pc);
 }

@@ -45,9 +45,19 @@ export async function peerConnection(endpoint, token) {
  * layers of a 360p camera would leave out the full one). A browser that refuses gets one
  * plain encoding.
  */
-export function addSendTracks(pc, stream, { simulcast = true } = {}) {
+export function addSendTracks(pc, stream, { simulcast = true, videoCodec = null } = {}) {
   for (const track of stream.getTracks()) {
     const init = { direction: 'sendonly', streams: [stream] };
+    if (track.kind === 'video' && videoCodec) {
+      // A chosen codec (e.g. ?codec=h264): offer only it, so the whole path uses it.
+      const t = pc.addTransceiver(track, init);
+      const want = `video/${videoCodec}`.toLowerCase();
+      const caps = (RTCRtpSender.getCapabilities('video')?.codecs || [])
+        .filter((c) => c.mimeType.toLowerCase() === want);
+      if (!caps.length) throw new Error(`this browser cannot send ${videoCodec}`);
+      t.setCodecPreferences(caps);
+      continue;
+    }
     if (track.kind === 'video' && simulcast) {
       const tall = (track.getSettings().height || 0) >= 720;
       const layers = [

@@ -235,7 +235,9 @@ impl RtcEngine {
                     .await
                     .map_err(lib_error("transceiver"))?;
             }
-            peer.negotiate(offer).await
+            // Of several H.264 variants, take the one most players decode.
+            let offer = crate::signal::codec::prefer_decodable_h264(offer);
+            peer.negotiate(&offer).await
         }
         .await;
         match result {

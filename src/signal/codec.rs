@@ -236,3 +236,119 @@ mod tests {
         assert!(!vp8.compatible_with(&vp9p0));
     }
 }
+
+/// Reorders the H.264 payload types of each video m-line of a WHIP offer so that the variant
+/// most viewers can decode comes first: packetization-mode 1 before 0, then Constrained
+/// Baseline, Baseline, Main, Constrained High, High, others. Other codecs keep their places
+/// (positions held by H.264 payloads are refilled in the new order), so the publisher's own
+/// choice between codec families stands. Answerers take the first codec they share with the
+/// offer, so a browser offering 42001f first and 42e01f later ends up sending Constrained
+/// Baseline, which GStreamer and other players accept.
+pub fn prefer_decodable_h264(sdp: &str) -> String {
+    // payload type -> (is H.264, fmtp)
+    let mut h264: HashMap<String, String> = HashMap::new();
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("a=rtpmap:")
+            && let Some((pt, enc)) = rest.split_once(' ')
+            && enc.to_ascii_lowercase().starts_with("h264/")
+        {
+            h264.entry(pt.to_string()).or_default();
+        }
+    }
+    if h264.len() < 2 {
+        return sdp.to_string();
+    }
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("a=fmtp:")
+            && let Some((pt, params)) = rest.split_once(' ')
+            && let Some(f) = h264.get_mut(pt)
+        {
+            *f = params.trim().to_string();
+        }
+    }
+    let rank = |pt: &str| {
+        let p = fmtp_params(h264.get(pt).map(String::as_str).unwrap_or(""));
+        let mode = p.get("packetization-mode").map(String::as_str) != Some("1");
+        let profile = match p
+            .get("profile-level-id")
+            .and_then(|v| h264_profile(v))
+            .unwrap_or(H264Profile::Baseline)
+        {
+            H264Profile::ConstrainedBaseline => 0,
+            H264Profile::Baseline => 1,
+            H264Profile::Main => 2,
+            H264Profile::ConstrainedHigh => 3,
+            H264Profile::High => 4,
+            _ => 5,
+        };
+        (mode, profile)
+    };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let t = line.trim_end();
+        let eol = &line[t.len()..];
+        match t.strip_prefix("m=video ") {
+            Some(rest) => {
+                let fields: Vec<&str> = rest.split(' ').collect();
+                if fields.len() < 3 {
+                    out.push_str(line);
+                    continue;
+                }
+                let pts = &fields[2..];
+                let mut sorted: Vec<&str> = pts
+                    .iter()
+                    .copied()
+                    .filter(|p| h264.contains_key(*p))
+                    .collect();
+                sorted.sort_by_key(|p| rank(p));
+                let mut next = sorted.into_iter();
+                let reordered: Vec<&str> = pts
+                    .iter()
+                    .map(|p| {
+                        if h264.contains_key(*p) {
+                            next.next().unwrap_or(p)
+                        } else {
+                            p
+                        }
+                    })
+                    .collect();
+                out.push_str("m=video ");
+                out.push_str(&fields[..2].join(" "));
+                out.push(' ');
+                out.push_str(&reordered.join(" "));
+                out.push_str(eol);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod prefer_tests {
+    use super::*;
+
+    #[test]
+    fn constrained_baseline_mode_1_goes_first_among_h264_only() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102 104 106 108 45\r\n\
+a=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n\
+a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+a=rtpmap:108 H264/90000\r\na=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640034\r\n\
+a=rtpmap:45 AV1/90000\r\n";
+        let out = prefer_decodable_h264(sdp);
+        assert!(
+            out.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 106 102 108 104 45\r\n"),
+            "{out}"
+        );
+        // Everything else is untouched.
+        assert_eq!(
+            out.replace("96 106 102 108 104 45", "96 102 104 106 108 45"),
+            sdp
+        );
+        // One H.264 variant, or none: nothing to do.
+        let vp8 = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        assert_eq!(prefer_decodable_h264(vp8), vp8);
+    }
+}

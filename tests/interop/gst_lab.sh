@@ -90,6 +90,23 @@ else
   echo "SKIP (loudly): aiortc cells, no aiortc python given"
 fi
 
+# Chromium cells (Debian's chromium via playwright-core; the page publishes, /watch plays).
+CELL="node $HERE/../browser/cell.mjs"
+W=http://127.0.0.1:18080
+GSTH264="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gsth-chr"
+GSTVP8="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gst-chr"
+cell whipsink-vp8-to-chromium "$GSTVP8" "$CELL play $W lab-gst-chr 30"
+cell whipsink-h264-to-chromium "$GSTH264" "$CELL play $W lab-gsth-chr 30"
+cell chromium-vp8-to-whepsrc "$CELL publish $W lab-chr-gst vp8" \
+  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chr-gst --frames 30 --timeout 60"
+cell chromium-h264-to-whepsrc "$CELL publish $W lab-chrh-gst h264" \
+  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chrh-gst --frames 30 --timeout 60 --video-caps 'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f'"
+if [ -n "$AIORTC" ]; then
+  cell aiortc-to-chromium "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-chr" "$CELL play $W lab-aio-chr 30"
+  cell chromium-vp8-to-aiortc "$CELL publish $W lab-chr-aio vp8" \
+    "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-chr-aio --frames 30 --timeout 60"
+fi
+
 if [ "$fail" != 0 ]; then
   echo "--- wisp log"; tail -40 "$LOG/wisp.log"
   exit 1

@@ -43,7 +43,8 @@ try {
   }
   await alice.goto(`${base}/?room=nat&name=alice&autojoin`);
   await alice.waitForFunction(() => !!window.wisp?.me, null, { timeout: T });
-  await bob.goto(`${base}/?room=nat&name=bob&autojoin`);
+  // Bob's page also forces iceTransportPolicy "relay" (?relay=1), as a strict client would.
+  await bob.goto(`${base}/?room=nat&name=bob&autojoin${sharedPort === null ? '&relay=1' : ''}`);
   for (const [me, page] of [['alice', alice], ['bob', bob]]) {
     await until(page, async () => {
       let frames = 0;

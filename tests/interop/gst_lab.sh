@@ -101,6 +101,9 @@ cell chromium-vp8-to-whepsrc "$CELL publish $W lab-chr-gst vp8" \
   "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chr-gst --frames 30 --timeout 60"
 cell chromium-h264-to-whepsrc "$CELL publish $W lab-chrh-gst h264" \
   "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chrh-gst --frames 30 --timeout 60 --video-caps 'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f'"
+cell chromium-vp9-to-whepsrc "$CELL publish $W lab-chr9-gst vp9" \
+  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chr9-gst --frames 30 --timeout 60"
+cell chromium-av1-to-chromium "$CELL publish $W lab-chra-chr av1" "$CELL play $W lab-chra-chr 30"
 if [ -n "$AIORTC" ]; then
   cell aiortc-to-chromium "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-chr" "$CELL play $W lab-aio-chr 30"
   cell chromium-vp8-to-aiortc "$CELL publish $W lab-chr-aio vp8" \

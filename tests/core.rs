@@ -385,3 +385,88 @@ async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
     assert_eq!(codec.mime_type.to_ascii_lowercase(), "video/vp8");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_that_cannot_decode_a_later_publisher_is_told_to_reconnect() {
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
+    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+    let server = start().await;
+    // The viewer comes first, offering only H.264, into an empty room: 201, nothing to show.
+    let peer = Peer::new().await;
+    let video = peer
+        .pc
+        .add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    video
+        .set_codec_preferences(vec![RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/H264".into(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: 125,
+        }])
+        .await
+        .unwrap();
+    let r = post_sdp(&url(&server, &paths::whep("r6")), &peer.offer().await).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    peer.accept(r.body.clone()).await;
+    peer.connected().await;
+    let session = r.location.unwrap();
+    let c = http()
+        .post(url(&server, &format!("{session}/sse")))
+        .body(r#"["reconnect"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.status(), 201);
+    let mut events = http()
+        .get(url(&server, c.headers()["location"].to_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    // A VP8 publisher arrives: the viewer cannot take it, and is told so in words.
+    let publisher = Publisher::join(&server, "r6").await;
+    let mut text = String::new();
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+    let mut n = 0u16;
+    let data = within("a reconnect event", async {
+        loop {
+            tokio::select! {
+                chunk = events.chunk() => {
+                    text.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+                    if let Some(i) = text.find("event: reconnect\ndata: ") {
+                        let rest = &text[i + 23..];
+                        if let Some(end) = rest.find('\n') {
+                            return rest[..end].to_string();
+                        }
+                    }
+                }
+                // The publisher's track exists once its media flows.
+                _ = ticker.tick() => {
+                    publisher.send_video(n, n.is_multiple_of(10)).await;
+                    n += 1;
+                }
+            }
+        }
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(v["url"], "/whep/r6", "{data}");
+    assert!(v["reason"].as_str().unwrap().contains("VP8"), "{data}");
+    // Re-POSTing the same offer now gets the counter-offer it can answer.
+    let again = post_sdp(&url(&server, &paths::whep("r6")), &peer.offer().await).await;
+    assert_eq!(again.status, 406, "{}", again.body);
+}

@@ -200,7 +200,7 @@ async fn whep_server_sent_events_extension() {
         "{link}"
     );
     assert!(
-        link.contains("events=\"active,inactive,layers,viewercount"),
+        link.contains("events=\"active,inactive,layers,reconnect,viewercount"),
         "{link}"
     );
     let links: Vec<&str> = r

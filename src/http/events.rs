@@ -124,6 +124,13 @@ pub fn whep_stream(
     let mut state = viewer.state.subscribe();
     let mut layers = viewer.layers.subscribe();
     layers.mark_changed(); // the current layers, if any, come first
+    let mut unplayable = viewer.unplayable.subscribe();
+    unplayable.mark_changed();
+    // Where the player POSTs again when told to reconnect.
+    let endpoint = match &viewer.target {
+        Some(p) => crate::http::paths::whep_participant(room.id.as_str(), p.as_str()),
+        None => crate::http::paths::whep(room.id.as_str()),
+    };
     let wants = move |name: &str| events.iter().any(|e| e == name);
     let mut first: Vec<String> = Vec::new();
     if wants("roster") {
@@ -140,17 +147,18 @@ pub fn whep_stream(
             .to_sse(),
         );
     }
-    let init = (first, rx, state, layers, wants);
+    let init = (first, rx, state, (layers, unplayable, endpoint), wants);
     let frames = stream::unfold(
         init,
-        |(mut first, mut rx, mut state, mut layers, wants)| async move {
+        |(mut first, mut rx, mut state, mut more, wants)| async move {
             if !first.is_empty() {
                 let f = first.remove(0);
                 return Some((
                     Ok::<_, Infallible>(Frame::data(Bytes::from(f))),
-                    (first, rx, state, layers, wants),
+                    (first, rx, state, more, wants),
                 ));
             }
+            let (layers, unplayable, endpoint) = &mut more;
             loop {
                 let next = tokio::select! {
                     r = rx.recv() => match r {
@@ -165,7 +173,18 @@ pub fn whep_stream(
                         let name = if active { "active" } else { "inactive" };
                         wants(name).then(|| Bytes::from(format!("event: {name}\ndata: {{}}\n\n")))
                     }
-                    c = layers.changed() => {
+                    c = unplayable.changed() => {
+                    c.ok()?;
+                    let why = unplayable.borrow_and_update().clone();
+                    match why {
+                        Some(reason) if wants("reconnect") => {
+                            let data = serde_json::json!({ "url": endpoint, "reason": reason });
+                            Some(Bytes::from(format!("event: reconnect\ndata: {data}\n\n")))
+                        }
+                        _ => None,
+                    }
+                }
+                c = layers.changed() => {
                         c.ok()?;
                         let data = layers.borrow_and_update().clone();
                         (wants("layers") && !data.is_empty())
@@ -174,7 +193,7 @@ pub fn whep_stream(
                     _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
                 };
                 if let Some(b) = next {
-                    return Some((Ok(Frame::data(b)), (first, rx, state, layers, wants)));
+                    return Some((Ok(Frame::data(b)), (first, rx, state, more, wants)));
                 }
             }
         },

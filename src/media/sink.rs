@@ -102,6 +102,8 @@ pub struct SlotSink {
     layer: std::sync::Mutex<LayerPref>,
     /// The viewer's latest bandwidth estimate (REMB) seen on this slot, bit/s; 0 = none.
     estimate: AtomicU64,
+    /// Whether the viewer negotiated a payload type for a codec.
+    accepts: Box<dyn Fn(&CodecSpec) -> bool + Send + Sync>,
     pub stats: SinkStats,
 }
 
@@ -194,6 +196,10 @@ impl SlotSink {
             source: ArcSwapOption::empty(),
             layer: Default::default(),
             estimate: AtomicU64::new(0),
+            accepts: {
+                let o = out.clone();
+                Box::new(move |c: &CodecSpec| o.payload_type_for(c).is_some())
+            },
             stats: SinkStats::default(),
         });
         tokio::spawn(writer(Arc::downgrade(&sink), out.clone(), rx));
@@ -240,6 +246,11 @@ impl SlotSink {
     /// Marks the slot's transport as connected (see `ready`).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether this slot's viewer can receive `codec` (negotiated a payload type for it).
+    pub fn accepts(&self, codec: &CodecSpec) -> bool {
+        (self.accepts)(codec)
     }
 
     /// The viewer's bandwidth estimate last seen on this slot (bit/s), if any.

@@ -47,6 +47,7 @@ pub const WHEP_EVENTS: &[&str] = &[
     "active",
     "inactive",
     "layers",
+    "reconnect",
     "viewercount",
     "roster",
     "joined",
@@ -359,6 +360,7 @@ impl Sfu {
             assigned: Mutex::new([Vec::new(), Vec::new()]),
             layers: watch::channel(String::new()).0,
             layers_sent: Mutex::new(None),
+            unplayable: watch::channel(None).0,
         });
         let etag = new_etag();
         let session = Arc::new(Session {

@@ -175,6 +175,9 @@ pub struct Viewer {
     pub assigned: Mutex<[SlotHolders; 2]>,
     /// The WHEP `layers` event data (JSON), refreshed by the room tick.
     pub layers: watch::Sender<String>,
+    /// Set when a slot is given a publisher whose codec the viewer did not negotiate: the WHEP
+    /// `reconnect` event then asks the player to POST again (and get a counter-offer).
+    pub unplayable: watch::Sender<Option<String>>,
     /// When `layers` was last sent, with the shape it had (rids, sizes, active flags).
     pub layers_sent: Mutex<Option<(Instant, String)>>,
 }
@@ -558,6 +561,21 @@ impl Room {
                 let want = participant
                     .and_then(|p| p.pick(slot.kind, &slot.layer(), have.as_ref(), budget))
                     .filter(|_| slot.is_ready());
+                if let Some(t) = &want
+                    && !slot.accepts(&t.codec)
+                {
+                    let reason = format!(
+                        "m-line {} did not negotiate {} ({})",
+                        slot.mid, t.codec.mime_type, t.codec.fmtp
+                    );
+                    v.unplayable.send_if_modified(|u| {
+                        let first = u.is_none();
+                        if first {
+                            *u = Some(reason);
+                        }
+                        first
+                    });
+                }
                 let same = match (&have, &want) {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     (None, None) => true,

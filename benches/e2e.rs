@@ -6,7 +6,7 @@
 //! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floor: a
 //! minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured the same way.
 //!
-//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"]`
+//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"] [--obs]`
 //! Writes target/e2e-bench.{md,json,svg}. Every loop is bounded.
 
 use std::net::UdpSocket;
@@ -76,6 +76,10 @@ struct Point {
     latency_ms_p999: f64,
     join_ms_median: f64,
 }
+
+/// `--obs`: the publisher behaves like OBS — a keyframe every 4 s and keyframe requests
+/// ignored — so a viewer's join depends on the server's keyframe cache alone.
+static OBS_LIKE: AtomicBool = AtomicBool::new(false);
 
 struct Server {
     child: Child,
@@ -199,7 +203,10 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
                 tick.tick().await;
                 let t = start.elapsed().as_secs_f64();
                 while (nv as f64) < t * vpps {
-                    let key = want_key.swap(false, Ordering::Relaxed) || nv % 500 == 0;
+                    let obs = OBS_LIKE.load(Ordering::Relaxed);
+                    let every = if obs { (4.0 * vpps) as u64 } else { 500 };
+                    let asked = want_key.swap(false, Ordering::Relaxed) && !obs;
+                    let key = asked || nv % every == 0;
                     let mut p = Vec::with_capacity(PACKET);
                     p.extend_from_slice(&[0x10, if key { 0 } else { 1 }]);
                     p.extend_from_slice(&now_ns().to_be_bytes());
@@ -536,6 +543,7 @@ fn main() {
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    OBS_LIKE.store(args.iter().any(|a| a == "--obs"), Ordering::Relaxed);
     let max_n = viewers.iter().copied().max().unwrap_or(10);
 
     let floor_pps = floor(max_n.min(100), 2000);

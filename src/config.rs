@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long, env = "WISP_ICE_LITE")]
     #[serde(default)]
     pub ice_lite: bool,
+    /// Who drives viewer connections: `async` (webrtc-rs's async layer) or `direct` (wisp's
+    /// own task per connection over the sans-IO core: fewer hops per forwarded packet)
+    /// [default: async].
+    #[arg(long, env = "WISP_EGRESS")]
+    pub egress: Option<String>,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
     #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Option<Vec<IpAddr>>,
@@ -130,6 +135,8 @@ pub struct Config {
     /// Single-port mode (`--ice-udp-port`).
     pub ice_udp_port: Option<u16>,
     pub ice_lite: bool,
+    /// Viewer legs driven by wisp over the sans-IO core (`--egress direct`).
+    pub direct_egress: bool,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
@@ -293,6 +300,15 @@ impl Config {
             },
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
             ice_lite: cli.ice_lite || file.ice_lite,
+            direct_egress: match cli.egress.or(file.egress).as_deref() {
+                None | Some("async") => false,
+                Some("direct") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "--egress must be `async` or `direct`, not `{other}`"
+                    ));
+                }
+            },
             public_ips,
             ice_bind,
             allow_remote: parse_nets(&allow)?,
@@ -312,6 +328,7 @@ impl Config {
             ports: self.ice_ports,
             shared_port: self.ice_udp_port,
             ice_lite: self.ice_lite,
+            direct_egress: self.direct_egress,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());
                 f.deny.extend(self.deny_remote.iter().copied());

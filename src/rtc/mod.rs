@@ -5,6 +5,7 @@
 //! the one DTLS certificate).
 
 pub mod client;
+mod direct;
 pub mod feedback;
 mod ice;
 pub mod mux;
@@ -92,6 +93,9 @@ pub struct RtcSettings {
     pub shared_port: Option<u16>,
     /// Answer ICE checks without sending any (`--ice-lite`).
     pub ice_lite: bool,
+    /// Viewer legs on wisp's own driver over the sans-IO core (`--egress direct`) instead of
+    /// the library's async layer.
+    pub direct_egress: bool,
     pub filter: CandidateFilter,
     /// PEM certificate and key for DTLS; one is generated at start when absent.
     pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,

@@ -166,6 +166,21 @@ impl MuxConn {
         &self.ufrag
     }
 
+    /// Takes this connection's queue on the shared socket bound to `ip`, with that socket
+    /// (for sending). Once per address.
+    pub(crate) fn claim(&self, ip: IpAddr) -> Option<(Arc<UdpSocket>, mpsc::Receiver<Datagram>)> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pending.iter().position(|(i, _)| *i == ip)?;
+        let shared = self
+            .muxes
+            .iter()
+            .find(|m| m.local_addr().is_ok_and(|a| a.ip() == ip))?
+            .sock
+            .clone();
+        let (_, rx) = pending.swap_remove(at);
+        Some((shared, rx))
+    }
+
     /// Adds the ufrag of an ICE restart (the old one keeps routing until the connection ends).
     pub fn add_ufrag(&self, ufrag: &str) {
         for m in &self.muxes {
@@ -262,19 +277,10 @@ impl Runtime for MuxRuntime {
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let local = socket.local_addr()?;
         drop(socket);
-        let mut pending = self.conn.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let at = pending
-            .iter()
-            .position(|(ip, _)| *ip == local.ip())
-            .ok_or_else(|| io::Error::other(format!("no shared UDP socket on {}", local.ip())))?;
-        let (_, rx) = pending.swap_remove(at);
-        let shared = self
+        let (shared, rx) = self
             .conn
-            .muxes
-            .iter()
-            .find(|m| m.local_addr().is_ok_and(|a| a.ip() == local.ip()))
-            .map(|m| m.sock.clone())
-            .ok_or_else(|| io::Error::other("shared socket vanished"))?;
+            .claim(local.ip())
+            .ok_or_else(|| io::Error::other(format!("no shared UDP socket on {}", local.ip())))?;
         Ok(Arc::new(MuxSocket {
             local,
             shared,

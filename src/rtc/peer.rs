@@ -4,10 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::rtc::media_stream::MediaStreamTrack;
-use ::rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-};
 use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -33,7 +29,7 @@ pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 /// How long an answer may wait for local candidates to be gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Port collisions with other programs tolerated before giving up on one request.
-const BIND_ATTEMPTS: usize = 8;
+pub(crate) const BIND_ATTEMPTS: usize = 8;
 
 /// What a session learns from its peer connection.
 pub trait PeerObserver: Send + Sync + 'static {
@@ -75,12 +71,12 @@ impl PeerConnectionEventHandler for Handler {
 
 /// What a connection holds on the network: a port of its own, or a place on the shared port.
 pub(crate) struct Binding {
-    _lease: Option<PortLease>,
-    mux: Option<Arc<MuxConn>>,
+    pub(crate) _lease: Option<PortLease>,
+    pub(crate) mux: Option<Arc<MuxConn>>,
 }
 
 /// ICE-safe random characters (ufrag/pwd use `[A-Za-z0-9+/]`).
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..len)
@@ -88,9 +84,17 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// Who drives a connection.
+pub(crate) enum Conn {
+    /// The library's async layer (publishers, counter-offers, and viewers by default).
+    Lib(Arc<dyn PeerConnection>),
+    /// wisp's own driver task over the sans-IO core (`--egress direct` viewers).
+    Direct(super::direct::DirectConn),
+}
+
 /// One running peer connection and the port it holds.
 pub struct RtcPeer {
-    pc: Arc<dyn PeerConnection>,
+    pub(crate) conn: Conn,
     /// Held for the connection's lifetime; released when the peer is dropped.
     binding: Binding,
     state: watch::Receiver<PeerState>,
@@ -99,11 +103,11 @@ pub struct RtcPeer {
     mids: Vec<String>,
     filter: crate::signal::CandidateFilter,
     /// Maps bound candidate addresses to the announced ones.
-    announce: crate::rtc::Announcer,
+    pub(crate) announce: crate::rtc::Announcer,
     /// Serialises ICE restarts (and trickles during them) on this connection.
     ice_lock: tokio::sync::Mutex<()>,
     /// The candidates of the first answer (the sockets outlive ICE restarts).
-    answer_candidates: std::sync::Mutex<Vec<String>>,
+    pub(crate) answer_candidates: std::sync::Mutex<Vec<String>>,
     /// Send tracks of a counter-offer, waiting for the client's answer.
     pending: tokio::sync::Mutex<Option<Vec<PendingTrack>>>,
 }
@@ -221,10 +225,17 @@ impl RtcEngine {
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
         let (pc, binding, state, gathered) = self.build(room, observer, false).await?;
-        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
+        let peer = RtcPeer::new(
+            Conn::Lib(pc),
+            binding,
+            state,
+            gathered,
+            summary,
+            &self.settings,
+        );
         let result = async {
             for m in &summary.media {
-                peer.pc
+                peer.lib()?
                     .add_transceiver_from_kind(
                         kind_of(m.kind),
                         Some(RTCRtpTransceiverInit {
@@ -259,8 +270,20 @@ impl RtcEngine {
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
+        if self.settings.direct_egress {
+            return self
+                .play_direct(room, offer, summary, prefs, observer)
+                .await;
+        }
         let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
+        let peer = RtcPeer::new(
+            Conn::Lib(pc),
+            binding,
+            state,
+            gathered,
+            summary,
+            &self.settings,
+        );
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
@@ -288,12 +311,19 @@ impl RtcEngine {
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
         let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(pc, binding, state, gathered, summary, &self.settings);
+        let peer = RtcPeer::new(
+            Conn::Lib(pc),
+            binding,
+            state,
+            gathered,
+            summary,
+            &self.settings,
+        );
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
             let offer = peer
-                .pc
+                .lib()?
                 .create_offer(None)
                 .await
                 .map_err(lib_error("offer"))?;
@@ -315,7 +345,7 @@ impl RtcEngine {
 }
 
 /// One send track per live m-line of the client's offer: its kind and mid.
-fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
+pub(crate) fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
     summary
         .media
         .iter()
@@ -330,8 +360,8 @@ pub(crate) struct PendingTrack {
 }
 
 impl RtcPeer {
-    fn new(
-        pc: Arc<dyn PeerConnection>,
+    pub(crate) fn new(
+        conn: Conn,
         binding: Binding,
         state: watch::Receiver<PeerState>,
         gathered: watch::Receiver<bool>,
@@ -339,7 +369,7 @@ impl RtcPeer {
         settings: &crate::rtc::RtcSettings,
     ) -> RtcPeer {
         RtcPeer {
-            pc,
+            conn,
             binding,
             state,
             gathered,
@@ -366,29 +396,11 @@ impl RtcPeer {
                 .flatten()
                 .unwrap_or_else(|| default_codec(*kind));
             let ssrc = rand::random::<u32>();
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("wisp-{}", &id[..8]),
-                id,
-                format!("slot-{i}"),
-                kind_of(*kind),
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: RTCRtpCodec {
-                        mime_type: codec.mime_type.clone(),
-                        clock_rate: codec.clock_rate,
-                        channels: codec.channels,
-                        sdp_fmtp_line: codec.fmtp.clone(),
-                        rtcp_feedback: vec![],
-                    },
-                    ..Default::default()
-                }],
+            let local = Arc::new(TrackLocalStaticRTP::new(track::send_track(
+                i, *kind, ssrc, &codec,
             )));
             let transceiver = self
-                .pc
+                .lib()?
                 .add_transceiver_from_track(
                     local.clone() as Arc<dyn TrackLocal>,
                     Some(RTCRtpTransceiverInit {
@@ -402,7 +414,7 @@ impl RtcPeer {
                 kind: *kind,
                 mid: mid.clone(),
                 ssrc,
-                track: local,
+                path: crate::rtc::track::OutPath::Lib(local),
                 negotiated: Default::default(),
                 state: self.state.clone(),
             });
@@ -447,7 +459,7 @@ impl RtcPeer {
         }
         let desc = RTCSessionDescription::answer(self.filter.filter_sdp(answer))
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
-        self.pc
+        self.lib()?
             .set_remote_description(desc)
             .await
             .map_err(lib_error("answer"))?;
@@ -463,29 +475,24 @@ impl RtcPeer {
         let filtered = self.filter.filter_sdp(offer);
         let desc = RTCSessionDescription::offer(filtered)
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
-        self.pc
-            .set_remote_description(desc)
+        let pc = self.lib()?;
+        pc.set_remote_description(desc)
             .await
             .map_err(lib_error("remote description"))?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(lib_error("answer"))?;
+        let answer = pc.create_answer(None).await.map_err(lib_error("answer"))?;
         self.set_local_and_gather(answer).await
     }
 
     /// Sets our side of the exchange, waits (bounded) for gathering so the SDP carries every
     /// server candidate, and keeps those candidates for ICE restarts (the sockets outlive them).
     async fn set_local_and_gather(&self, desc: RTCSessionDescription) -> Result<String> {
-        self.pc
-            .set_local_description(desc)
+        let pc = self.lib()?;
+        pc.set_local_description(desc)
             .await
             .map_err(lib_error("local description"))?;
         let mut gathered = self.gathered.clone();
         let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
-        let sdp = self
-            .pc
+        let sdp = pc
             .local_description()
             .await
             .map(|d| self.announce.rewrite(&d.sdp))
@@ -501,8 +508,8 @@ impl RtcPeer {
 
     /// The client's current ICE username fragment (from the applied remote description).
     pub async fn remote_ufrag(&self) -> Option<String> {
-        let remote = self.pc.remote_description().await?;
-        remote.sdp.lines().find_map(|l| {
+        let remote = self.remote_sdp().await?;
+        remote.lines().find_map(|l| {
             l.trim_end()
                 .strip_prefix("a=ice-ufrag:")
                 .map(str::to_string)
@@ -513,6 +520,27 @@ impl RtcPeer {
         *self.state.borrow()
     }
 
+    /// The library connection; signalling steps that only it carries (publishers,
+    /// counter-offers) use this.
+    fn lib(&self) -> Result<&Arc<dyn PeerConnection>> {
+        match &self.conn {
+            Conn::Lib(pc) => Ok(pc),
+            Conn::Direct(_) => Err(Error::Internal("not a library-driven connection".into())),
+        }
+    }
+
+    /// The applied remote description.
+    async fn remote_sdp(&self) -> Option<String> {
+        match &self.conn {
+            Conn::Lib(pc) => pc.remote_description().await.map(|d| d.sdp),
+            Conn::Direct(d) => d
+                .call(|pc, _| pc.remote_description().map(|d| d.sdp.clone()))
+                .await
+                .ok()
+                .flatten(),
+        }
+    }
+
     /// A receiver of state changes.
     pub fn watch_state(&self) -> watch::Receiver<PeerState> {
         self.state.clone()
@@ -521,6 +549,7 @@ impl RtcPeer {
     /// Adds trickled candidates; unusable ones are dropped silently.
     pub async fn add_candidates(&self, frag: &Fragment) -> Result<()> {
         let _g = self.ice_lock.lock().await;
+        let mut inits = Vec::new();
         for section in &frag.sections {
             let mid = section
                 .mid
@@ -535,14 +564,30 @@ impl RtcPeer {
                 if !usable {
                     continue;
                 }
-                let init = RTCIceCandidateInit {
+                inits.push(RTCIceCandidateInit {
                     candidate: format!("candidate:{cand}"),
                     sdp_mid: mid.clone(),
                     ..Default::default()
-                };
-                if let Err(e) = self.pc.add_ice_candidate(init).await {
-                    tracing::debug!("remote candidate not added: {e}");
+                });
+            }
+        }
+        match &self.conn {
+            Conn::Lib(pc) => {
+                for init in inits {
+                    if let Err(e) = pc.add_ice_candidate(init).await {
+                        tracing::debug!("remote candidate not added: {e}");
+                    }
                 }
+            }
+            Conn::Direct(d) => {
+                d.call(|pc, _| {
+                    for init in inits {
+                        if let Err(e) = pc.add_remote_candidate(init) {
+                            tracing::debug!("remote candidate not added: {e}");
+                        }
+                    }
+                })
+                .await?
             }
         }
         Ok(())
@@ -552,12 +597,12 @@ impl RtcPeer {
     /// candidate lines. On failure the previous ICE session stays in place.
     pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
         let _g = self.ice_lock.lock().await;
-        let remote =
-            self.pc.remote_description().await.ok_or_else(|| {
-                Error::RestartFailed("the session has no remote description".into())
-            })?;
-        let mut sdp = String::with_capacity(remote.sdp.len());
-        for line in remote.sdp.split_inclusive('\n') {
+        let remote = self
+            .remote_sdp()
+            .await
+            .ok_or_else(|| Error::RestartFailed("the session has no remote description".into()))?;
+        let mut sdp = String::with_capacity(remote.len());
+        for line in remote.split_inclusive('\n') {
             let t = line.trim_end();
             if t.starts_with("a=ice-ufrag:") {
                 sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
@@ -571,25 +616,11 @@ impl RtcPeer {
         }
         let desc =
             RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
-        self.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| Error::RestartFailed(e.to_string()))?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| Error::RestartFailed(e.to_string()))?;
-        self.pc
-            .set_local_description(answer)
-            .await
-            .map_err(|e| Error::RestartFailed(e.to_string()))?;
-        let local = self
-            .pc
-            .local_description()
-            .await
-            .ok_or_else(|| Error::RestartFailed("no local description".into()))?;
-        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local.sdp))?;
+        let local = match &self.conn {
+            Conn::Lib(pc) => lib_restart(pc, desc).await?,
+            Conn::Direct(d) => super::direct::restart(d, desc).await?,
+        };
+        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
         if let Some(m) = &self.binding.mux {
             m.add_ufrag(&restart.ufrag);
         }
@@ -605,8 +636,25 @@ impl RtcPeer {
     }
 
     pub async fn close(&self) {
-        if let Err(e) = self.pc.close().await {
-            tracing::debug!("close: {e}");
+        match &self.conn {
+            Conn::Lib(pc) => {
+                if let Err(e) = pc.close().await {
+                    tracing::debug!("close: {e}");
+                }
+            }
+            Conn::Direct(d) => d.close(),
         }
     }
+}
+
+/// Answers an ICE-restart offer on a library connection; returns the local description.
+async fn lib_restart(pc: &Arc<dyn PeerConnection>, desc: RTCSessionDescription) -> Result<String> {
+    let failed = |e: webrtc::error::Error| Error::RestartFailed(e.to_string());
+    pc.set_remote_description(desc).await.map_err(failed)?;
+    let answer = pc.create_answer(None).await.map_err(failed)?;
+    pc.set_local_description(answer).await.map_err(failed)?;
+    pc.local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| Error::RestartFailed("no local description".into()))
 }

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use std::sync::OnceLock;
 
+use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use ::rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -135,12 +139,51 @@ pub(crate) async fn demux(remote: Arc<dyn TrackRemote>, observer: Arc<dyn super:
     }
 }
 
+/// The library's description of slot `i`'s send track: one encoding with our SSRC, bound
+/// to the codec the slot prefers.
+pub(crate) fn send_track(
+    i: usize,
+    kind: MediaKind,
+    ssrc: u32,
+    codec: &CodecSpec,
+) -> MediaStreamTrack {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    MediaStreamTrack::new(
+        format!("wisp-{}", &id[..8]),
+        id,
+        format!("slot-{i}"),
+        super::setup::kind_of(kind),
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: codec.mime_type.clone(),
+                clock_rate: codec.clock_rate,
+                channels: codec.channels,
+                sdp_fmtp_line: codec.fmtp.clone(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        }],
+    )
+}
+
+/// How an outgoing track reaches the wire.
+pub(crate) enum OutPath {
+    /// Through the library's async layer (its driver task per connection).
+    Lib(Arc<TrackLocalStaticRTP>),
+    /// Straight into a connection wisp drives itself (`--egress direct`).
+    Direct(super::direct::TrackPort),
+}
+
 /// One outgoing track of a viewer session (one answered m-line).
 pub struct OutTrack {
     pub kind: MediaKind,
     pub mid: String,
     pub ssrc: u32,
-    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    pub(crate) path: OutPath,
     /// Payload types and codecs negotiated on this m-line, set once after the answer.
     pub(crate) negotiated: OnceLock<Vec<(u8, CodecSpec)>>,
     /// The owning peer connection's state, to know when the track is bound.
@@ -170,12 +213,23 @@ impl OutTrack {
 
     /// Hands one packet to the library; false if it was refused (not yet connected, closed).
     pub async fn write(&self, pkt: RtpPacket) -> bool {
-        self.track.write_rtp(pkt).await.is_ok()
+        match &self.path {
+            OutPath::Lib(track) => track.write_rtp(pkt).await.is_ok(),
+            // Never waits: a full connection queue drops, as a full link would.
+            OutPath::Direct(port) => {
+                *self.state.borrow() == PeerState::Connected && port.rtp.try_send(pkt).is_ok()
+            }
+        }
     }
 
     /// Waits for the viewer's next feedback (keyframe requests, bandwidth estimates); `None`
     /// once the track is gone.
     pub async fn next_feedback(&self) -> Option<Vec<super::feedback::Feedback>> {
+        let track = match &self.path {
+            OutPath::Lib(track) => track,
+            // Ends only with the connection's driver.
+            OutPath::Direct(port) => return port.feedback.lock().await.recv().await,
+        };
         // The library binds the track once the transport is up; `poll` returns None at once
         // while unbound, so wait for the connection first.
         let mut state = self.state.clone();
@@ -188,7 +242,7 @@ impl OutTrack {
             return None;
         }
         loop {
-            match self.track.poll().await {
+            match track.poll().await {
                 Some(TrackLocalEvent::OnRtcpPacket(p)) => {
                     let f = super::feedback::feedback(&p);
                     if !f.is_empty() {

@@ -42,9 +42,9 @@ pub struct Args {
     #[arg(long, env = "WISP_ICE_LITE")]
     #[serde(default)]
     pub ice_lite: bool,
-    /// Who drives viewer connections: `async` (webrtc-rs's async layer) or `direct` (wisp's
-    /// own task per connection over the sans-IO core: fewer hops per forwarded packet)
-    /// [default: async].
+    /// Who drives viewer connections: `direct` (wisp's own task per connection over the
+    /// sans-IO core: fewer hops per forwarded packet) or `async` (webrtc-rs's async layer,
+    /// as publishers use) [default: direct].
     #[arg(long, env = "WISP_EGRESS")]
     pub egress: Option<String>,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
@@ -301,8 +301,8 @@ impl Config {
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
             ice_lite: cli.ice_lite || file.ice_lite,
             direct_egress: match cli.egress.or(file.egress).as_deref() {
-                None | Some("async") => false,
-                Some("direct") => true,
+                None | Some("direct") => true,
+                Some("async") => false,
                 Some(other) => {
                     return Err(format!(
                         "--egress must be `async` or `direct`, not `{other}`"
@@ -399,6 +399,15 @@ mod tests {
         assert_eq!(c.vad.active_level, 25);
         assert_eq!(c.vad.interval, Duration::from_millis(300));
         assert!(Config::from_args(Args::parse_from(["wisp", "--vad-min-active", "2"])).is_err());
+    }
+
+    #[test]
+    fn egress_is_direct_or_async() {
+        let egress = |v: &str| Config::from_args(Args::parse_from(["wisp", "--egress", v]));
+        assert!(egress("direct").unwrap().direct_egress);
+        assert!(!egress("async").unwrap().direct_egress);
+        let e = egress("fast").unwrap_err();
+        assert!(e.contains("`async` or `direct`"), "{e}");
     }
 
     #[test]

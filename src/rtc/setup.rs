@@ -32,6 +32,11 @@ pub(crate) fn default_codec(kind: MediaKind) -> CodecSpec {
     }
 }
 
+/// Packets per outgoing stream kept for retransmission: 2 s of 2.5 Mbit/s video, 0.8 s at
+/// 6 Mbit/s, well beyond the round trip a NACK can still repair. The library's 1024 costs
+/// every viewer another ~60 KB per video track (the ring is allocated up front).
+const NACK_BUFFER: u16 = 512;
+
 /// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
 /// sends (NACK responder, sender reports, the keyframe-request tap); a publisher leg receives
 /// (NACK generator, receiver reports, transport-wide CC feedback for the publisher's
@@ -49,7 +54,10 @@ pub(crate) fn interceptors(
     configure_simulcast_extension_headers(media)?;
     if for_play {
         Ok(Registry::new()
-            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
+            )
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(Slot::from(14_000), KeyframeRequestTap::default()))
     } else {

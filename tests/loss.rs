@@ -1,7 +1,7 @@
 //! Loss recovery with real loss: a relay on loopback drops every 25th media datagram (4 %)
 //! between publisher and server, and between server and viewer. NACKs must bring every frame
 //! back: the ingest leg by wisp NACKing the publisher, the egress leg by wisp answering the
-//! viewer's NACKs from its retransmission buffer.
+//! viewer's NACKs from its retransmission buffer (as RFC 4588 RTX, which the viewer negotiates).
 
 mod common;
 
@@ -85,5 +85,29 @@ async fn egress_loss_is_recovered_from_the_retransmission_buffer() {
         missing(&seen, 395),
         Vec::<u16>::new(),
         "{dropped} dropped on egress"
+    );
+    // The viewer negotiated rtx, so the repairs came as RFC 4588 retransmissions on the RTX
+    // SSRC the answer pairs with the video SSRC.
+    let fid: Vec<u32> = viewer
+        .answer
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ssrc-group:FID "))
+        .expect("the answer pairs an RTX SSRC with the video SSRC")
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(fid.len(), 2, "{fid:?}");
+    let ssrcs = viewer
+        .relay
+        .as_ref()
+        .unwrap()
+        .down_ssrcs
+        .lock()
+        .unwrap()
+        .clone();
+    assert!(
+        ssrcs.contains(&fid[1]),
+        "no datagram on the RTX SSRC {} (seen {ssrcs:?})",
+        fid[1]
     );
 }

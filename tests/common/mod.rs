@@ -438,6 +438,8 @@ pub struct LossyRelay {
     /// Where the client must send (put in place of the server's candidates).
     pub addr: std::net::SocketAddr,
     pub dropped: Arc<std::sync::atomic::AtomicUsize>,
+    /// SSRCs of the RTP datagrams that went server → client (the header is not encrypted).
+    pub down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -484,11 +486,23 @@ impl LossyRelay {
                 let _ = ss.send_to(&buf[..len], server).await;
             }
         });
-        let (cs, ss, d) = (client_side, server_side, dropped.clone());
+        let down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>> = Default::default();
+        let (cs, ss, d, seen) = (
+            client_side,
+            server_side,
+            dropped.clone(),
+            down_ssrcs.clone(),
+        );
         let downward = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut n = 0usize;
             while let Ok((len, _)) = ss.recv_from(&mut buf).await {
+                // RTP, not RTCP (payload types 64-95 with the marker bit are RTCP's range).
+                if len >= 12 && is_media(&buf[..len]) && !(192..=223).contains(&buf[1]) {
+                    seen.lock()
+                        .unwrap()
+                        .insert(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+                }
                 if down && is_media(&buf[..len]) {
                     n += 1;
                     if n.is_multiple_of(every) {
@@ -505,6 +519,7 @@ impl LossyRelay {
         LossyRelay {
             addr,
             dropped,
+            down_ssrcs,
             tasks: vec![upward, downward],
         }
     }

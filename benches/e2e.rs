@@ -86,6 +86,15 @@ struct Server {
     base: String,
 }
 
+/// A bench that panics midway must not leave its server running (it would hold the ports
+/// and the next run would measure it instead).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `extra`: more wisp flags, e.g. `--ice-udp-port 46000` to measure single-port mode.
 fn start_server(extra: &[String]) -> Server {
     let port = 18380;
@@ -112,6 +121,10 @@ fn start_server(extra: &[String]) -> Server {
     while out.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("wisp is running") {
         line.clear();
     }
+    assert!(
+        line.contains("wisp is running"),
+        "wisp did not start (is port {port} taken by an earlier run?)"
+    );
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Server {
         child,

@@ -321,6 +321,19 @@ async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
         "{ct}"
     );
     assert!(r.body.contains("VP8") && r.body.contains("a=sendonly"));
+    // Told in words: a header for HTTP clients, the same sentence as the SDP's session
+    // information for clients that show only the body.
+    let reason = r.headers["x-wisp-reason"].to_str().unwrap();
+    assert_eq!(
+        reason,
+        "The publisher sends video/VP8 (mid 0), which this offer does not list; \
+         answer this counter-offer by PATCH to receive it."
+    );
+    assert!(
+        r.body.contains(&format!("\r\ni={reason}\r\n")),
+        "{}",
+        r.body
+    );
     let session = r.location.unwrap();
 
     // The player answers the counter-offer on a fresh connection (its first one is left in
@@ -469,4 +482,6 @@ async fn viewer_that_cannot_decode_a_later_publisher_is_told_to_reconnect() {
     // Re-POSTing the same offer now gets the counter-offer it can answer.
     let again = post_sdp(&url(&server, &paths::whep("r6")), &peer.offer().await).await;
     assert_eq!(again.status, 406, "{}", again.body);
+    let reason = again.headers["x-wisp-reason"].to_str().unwrap();
+    assert!(reason.contains("video/VP8"), "{reason}");
 }

@@ -348,17 +348,21 @@ async fn endpoint(
             } else {
                 app.sfu.play(&room, participant, exclude, &offer).await?
             };
-            let mut r = match created.counter_offer_until {
+            let mut r = match created.counter_offer {
                 None => headers::with_body(StatusCode::CREATED, SDP, created.answer),
-                Some(until) => {
+                Some(counter) => {
                     // WHEP draft-03 §4.2: 406 + our offer; the client PATCHes its answer.
                     let mut r = headers::with_body(StatusCode::NOT_ACCEPTABLE, SDP, created.answer);
                     let ct = format!(
                         "application/sdp; valid-until=\"{}\"",
-                        httpdate::fmt_http_date(until)
+                        httpdate::fmt_http_date(counter.until)
                     );
                     if let Ok(v) = HeaderValue::from_str(&ct) {
                         r.headers_mut().insert(header::CONTENT_TYPE, v);
+                    }
+                    // The body is SDP, not words: say why in a sentence too.
+                    if let Ok(v) = HeaderValue::from_str(&counter.reason) {
+                        r.headers_mut().insert(headers::REASON, v);
                     }
                     r
                 }

@@ -19,8 +19,9 @@ pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 pub const ALLOW_METHODS: &str = "POST, PATCH, DELETE, OPTIONS, GET, HEAD";
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match";
-pub const EXPOSE_HEADERS: &str =
-    "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, X-Wisp-Participant";
+pub const EXPOSE_HEADERS: &str = "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, X-Wisp-Participant, X-Wisp-Reason";
+/// On a WHEP `406` counter-offer: one sentence saying which codec was missing from the offer.
+pub const REASON: &str = "x-wisp-reason";
 
 /// Adds the CORS headers every response carries.
 pub fn cors(resp: &mut Response<Body>, origin: &str) {

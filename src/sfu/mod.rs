@@ -81,11 +81,20 @@ fn new_etag() -> String {
 pub struct Created {
     pub session: SessionId,
     pub participant: Option<ParticipantId>,
-    /// The SDP body: an answer, or a counter-offer when `counter_offer_until` is set.
+    /// The SDP body: an answer, or a counter-offer when `counter_offer` is set.
     pub answer: String,
     pub etag: String,
-    /// Set for a WHEP counter-offer (406): the answer must arrive by then.
-    pub counter_offer_until: Option<std::time::SystemTime>,
+    /// Set for a WHEP counter-offer (406).
+    pub counter_offer: Option<CounterOffer>,
+}
+
+/// Why and until when a WHEP counter-offer (406) stands.
+pub struct CounterOffer {
+    /// The client's answer must arrive by then.
+    pub until: std::time::SystemTime,
+    /// One sentence for people: which codec the publisher sends that the offer lacked, and what
+    /// to do. Printable ASCII only.
+    pub reason: String,
 }
 
 /// How often rooms close silent VAD intervals and re-rank the dominant speaker.
@@ -276,7 +285,7 @@ impl Sfu {
             participant: Some(participant.id.clone()),
             answer,
             etag,
-            counter_offer_until: None,
+            counter_offer: None,
         })
     }
 
@@ -323,10 +332,17 @@ impl Sfu {
             .collect();
         // If an m-line cannot carry the codec its publisher sends, counter with our own offer
         // (WHEP draft-03 §4.2) instead of answering with a black screen.
-        let counter = summary.media.iter().zip(&prefs).any(|(m, pref)| {
-            pref.as_ref()
-                .is_some_and(|c| !m.codecs.iter().any(|oc| c.can_feed(oc)))
-        });
+        let missing: Vec<_> = summary
+            .media
+            .iter()
+            .zip(&prefs)
+            .filter_map(|(m, pref)| {
+                let c = pref.as_ref()?;
+                (!m.codecs.iter().any(|oc| c.can_feed(oc))).then_some((m.mid.as_str(), c))
+            })
+            .collect();
+        let counter = !missing.is_empty();
+        let reason = signal::codec::counter_offer_reason(&missing);
         let observer = Arc::new(ViewerObserver {
             sfu: self.me.clone(),
             session: id,
@@ -341,7 +357,7 @@ impl Sfu {
                 .play(room_id.as_str(), offer, &summary, &prefs, observer)
                 .await
         };
-        let (peer, tracks, answer) = match negotiated {
+        let (peer, tracks, mut answer) = match negotiated {
             Ok(x) => x,
             Err(e) => {
                 self.drop_room_if_empty(&room);
@@ -374,7 +390,9 @@ impl Sfu {
         });
         self.sessions().insert(id, session);
         room.add_viewer(viewer);
-        let counter_offer_until = counter.then(|| {
+        let counter_offer = counter.then(|| {
+            // The same words in the body, for clients that show only the body (RFC 8866 §5.4).
+            answer = signal::offer::with_session_info(&answer, &reason);
             // Drop the session if the answer never comes.
             let sfu = self.me.clone();
             tokio::spawn(async move {
@@ -388,7 +406,10 @@ impl Sfu {
                     tracing::info!(session = %id, "counter-offer expired unanswered");
                 }
             });
-            std::time::SystemTime::now() + COUNTER_OFFER_VALIDITY
+            CounterOffer {
+                until: std::time::SystemTime::now() + COUNTER_OFFER_VALIDITY,
+                reason,
+            }
         });
         tracing::info!(room = %room_id, session = %id, counter_offer = counter, "viewer joined");
         Ok(Created {
@@ -396,7 +417,7 @@ impl Sfu {
             participant: None,
             answer,
             etag,
-            counter_offer_until,
+            counter_offer,
         })
     }
 

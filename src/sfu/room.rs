@@ -565,8 +565,9 @@ impl Room {
                     && !slot.accepts(&t.codec)
                 {
                     let reason = format!(
-                        "m-line {} did not negotiate {} ({})",
-                        slot.mid, t.codec.mime_type, t.codec.fmtp
+                        "m-line {} did not negotiate {}",
+                        slot.mid,
+                        t.codec.describe()
                     );
                     v.unplayable.send_if_modified(|u| {
                         let first = u.is_none();

@@ -116,6 +116,26 @@ impl CodecSpec {
 }
 
 impl CodecSpec {
+    /// The codec in words for a client: `video/VP9`, or `video/H264 (packetization-mode=1;…)`
+    /// when it has parameters. Only printable ASCII is kept, so it fits an HTTP header and an
+    /// SDP line whatever the publisher sent.
+    pub fn describe(&self) -> String {
+        let s = if self.fmtp.is_empty() {
+            self.mime_type.clone()
+        } else {
+            format!("{} ({})", self.mime_type, self.fmtp)
+        };
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    }
+
     /// Whether a stream encoded as `self` can be forwarded to a receiver that negotiated
     /// `receiver`: looser than [`CodecSpec::compatible_with`] where the receiver's decoder is a
     /// superset (an H.264 Constrained Baseline stream decodes on any profile's decoder, Main on
@@ -156,6 +176,24 @@ impl CodecSpec {
     }
 }
 
+/// The one-sentence reason of a WHEP counter-offer: the publisher's codecs that the offer's
+/// m-lines (by mid) do not list, and what the player can do. Printable ASCII only, so it fits
+/// an HTTP header and an SDP line whatever the offer and the publisher sent.
+pub fn counter_offer_reason(missing: &[(&str, &CodecSpec)]) -> String {
+    let what: Vec<String> = missing
+        .iter()
+        .map(|(mid, c)| format!("{} (mid {mid})", c.describe()))
+        .collect();
+    format!(
+        "The publisher sends {}, which this offer does not list; answer this counter-offer by \
+         PATCH to receive it.",
+        what.join(" and ")
+    )
+    .chars()
+    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +205,28 @@ mod tests {
             channels: 0,
             fmtp: fmtp.into(),
         }
+    }
+
+    #[test]
+    fn described_in_printable_words() {
+        assert_eq!(
+            h264("packetization-mode=1").describe(),
+            "video/H264 (packetization-mode=1)"
+        );
+        let vp9 = CodecSpec {
+            mime_type: "video/VP9".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        };
+        assert_eq!(vp9.describe(), "video/VP9");
+        assert_eq!(h264("a=é\r\nb").describe(), "video/H264 (a=???b)");
+        assert_eq!(
+            counter_offer_reason(&[("1", &vp9), ("v\u{e9}\n", &h264("profile-level-id=640028"))]),
+            "The publisher sends video/VP9 (mid 1) and video/H264 (profile-level-id=640028) \
+             (mid v), which this offer does not list; answer this counter-offer by PATCH to \
+             receive it."
+        );
     }
 
     #[test]

@@ -149,6 +149,27 @@ pub fn extmap_id(sdp: &str, kind: MediaKind, uri: &str) -> Option<u8> {
         })
 }
 
+/// `sdp` (one this server produced) with a session-level `i=` line (RFC 8866 §5.4, session
+/// information: free text for people) saying `info`, placed right after `s=` as the grammar
+/// wants. Used to put the reason for a WHEP counter-offer into the body itself, for clients
+/// that show the body and nothing else. `info` must be one line; an SDP without `s=` is
+/// returned unchanged.
+pub fn with_session_info(sdp: &str, info: &str) -> String {
+    let info: String = info.chars().filter(|c| !c.is_control()).collect();
+    let mut out = String::with_capacity(sdp.len() + info.len() + 4);
+    let mut done = false;
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        if !done && line.starts_with("s=") {
+            out.push_str("i=");
+            out.push_str(&info);
+            out.push_str(if line.ends_with("\r\n") { "\r\n" } else { "\n" });
+            done = true;
+        }
+    }
+    out
+}
+
 /// Parses and validates an offer for `role`.
 pub fn parse_offer(sdp: &str, role: Role) -> Result<OfferSummary> {
     if !sdp.trim_start().starts_with("v=") {
@@ -249,6 +270,23 @@ a=rtpmap:111 opus/48000/2\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na={video_dir}\r\na=rtcp-mux\r\n\
 a=rtpmap:96 VP8/90000\r\n"
         )
+    }
+
+    #[test]
+    fn session_info_goes_after_the_session_name() {
+        let sdp = offer("sendonly", "sendonly");
+        let with = with_session_info(&sdp, "The publisher sends video/VP9.\r\nm=evil");
+        assert!(
+            with.starts_with("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\ni=The publisher sends video/VP9.m=evil\r\nt=0 0\r\n"),
+            "{with}"
+        );
+        assert_eq!(with.matches("i=").count(), 1);
+        let parsed = SessionDescription::unmarshal(&mut Cursor::new(with.as_bytes())).unwrap();
+        assert_eq!(
+            parsed.session_information.as_deref(),
+            Some("The publisher sends video/VP9.m=evil")
+        );
+        assert_eq!(with_session_info("v=0\r\n", "x"), "v=0\r\n");
     }
 
     #[test]

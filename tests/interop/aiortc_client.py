@@ -6,7 +6,9 @@
       DELETEs its session on SIGINT/SIGTERM.
   aiortc_client.py play <whep-url> [--frames 30] [--timeout 60]
       receives audio and video and exits 0 once --frames video frames were decoded,
-      1 on timeout or error.
+      1 on timeout or error, 3 when the server said in words that it cannot serve this
+      player (a WHEP 406 counter-offer for a codec aiortc does not have: the reason is
+      printed as "told in words: ...", the session DELETEd, no media received).
 
 Both send the complete offer (aiortc gathers before it returns from setLocalDescription).
 """
@@ -16,6 +18,7 @@ import fractions
 import math
 import signal
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -71,11 +74,26 @@ def http(method, url, body=None, content_type=None):
         return r.status, dict(r.headers), r.read().decode()
 
 
+class ToldInWords(Exception):
+    """The server answered 406 with a counter-offer and its reason (X-Wisp-Reason)."""
+
+
 async def exchange(pc, url):
     await pc.setLocalDescription(await pc.createOffer())
     loop = asyncio.get_running_loop()
-    status, headers, answer = await loop.run_in_executor(
-        None, http, "POST", url, pc.localDescription.sdp, "application/sdp")
+    try:
+        status, headers, answer = await loop.run_in_executor(
+            None, http, "POST", url, pc.localDescription.sdp, "application/sdp")
+    except urllib.error.HTTPError as e:
+        if e.code != 406:
+            raise SystemExit(f"POST {url}: {e.code} {e.read().decode(errors='replace')}")
+        # WHEP draft-03 §4.2: a counter-offer. aiortc lacks the codec it offers (it would
+        # answer with the m-line rejected), so give the session back and report the reason.
+        reason = e.headers.get("X-Wisp-Reason") or "(406 without a reason)"
+        location = e.headers.get("Location")
+        if location:
+            await loop.run_in_executor(None, http, "DELETE", urllib.parse.urljoin(url, location))
+        raise ToldInWords(reason)
     if status != 201:
         raise SystemExit(f"POST {url}: {status} {answer}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -118,7 +136,13 @@ async def play(url, frames, timeout):
                 pass
         asyncio.ensure_future(pull())
 
-    session = await exchange(pc, url)
+    try:
+        session = await exchange(pc, url)
+    except ToldInWords as e:
+        print(f"told in words: {e}")
+        print(f"media received: {counts}")
+        await pc.close()
+        return 3 if counts == {"video": 0, "audio": 0} else 1
     try:
         w, h = await asyncio.wait_for(done, timeout)
         print(f"aiortc decoded {counts['video']} video frames ({w}x{h}) and {counts['audio']} audio frames")
@@ -128,7 +152,7 @@ async def play(url, frames, timeout):
         ok = False
     await asyncio.get_running_loop().run_in_executor(None, http, "DELETE", session)
     await pc.close()
-    return ok
+    return 0 if ok else 1
 
 
 def main():
@@ -142,7 +166,7 @@ def main():
     if a.mode == "publish":
         asyncio.run(publish(a.url, a.seconds))
     else:
-        sys.exit(0 if asyncio.run(play(a.url, a.frames, a.timeout)) else 1)
+        sys.exit(asyncio.run(play(a.url, a.frames, a.timeout)))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Real-client interop in the lab (shared/DESIGN.md): publishers x players through wisp, each
-# cell decoding frames on the player, inside a private network namespace with no route out.
-# GStreamer whipsink -> whepsrc: VP8+Opus; VP9+Opus; H264 from x264 + Opus to a viewer that
-# accepts only High profile; H264 Constrained Baseline + Opus. aiortc -> whepsrc (VP8+Opus),
-# whipsink -> aiortc (VP8+Opus), aiortc -> aiortc.
+# Real-client interop in the lab (shared/DESIGN.md): every publisher x every player through
+# wisp, inside a private network namespace with no route out. A cell either decodes frames on
+# the player, or - where the player cannot decode the publisher's codec - checks that the
+# player was told so in words (a WHEP 406 counter-offer whose reason the client prints, exit
+# code 3, no media received).
+#
+# Publishers: whipsink (GStreamer) VP8, VP9, H.264 from x264 asked for High, H.264
+# Constrained Baseline, all with Opus; aiortc VP8 + Opus; the Chromium conference page with
+# VP8, H.264, VP9, AV1 (+ Opus). Players: whepsrc (decodebin), aiortc, Chromium /watch.
+# Cell names are <publisher>-to-<player>; CASES="name1 name2" runs only those.
 #
 # usage: tests/interop/gst_lab.sh <path to wisp binary> <GST_PLUGIN_PATH> [aiortc python]
 set -euo pipefail
@@ -36,80 +41,112 @@ for _ in $(seq 1 100); do
 done
 grep -q "wisp is running" "$LOG/wisp.log" || { cat "$LOG/wisp.log"; exit 1; }
 
-AUDIO='audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! whip.sink_1'
-fail=0
-run_case() {
-  if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $1 "* ]]; then return; fi
-  local name=$1 video=$2 caps=$3
-  local room="lab-$name"
-  echo "== $name"
-  gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
-    ! $video ! whip.sink_0 $AUDIO \
-    whipsink name=whip whip-endpoint=http://127.0.0.1:18080/whip/$room >"$LOG/pub-$name.log" 2>&1 &
-  local pub=$!
-  local args=(--frames 30 --timeout 60)
-  [ -n "$caps" ] && args+=(--video-caps "$caps")
-  if /usr/bin/python3 "$HERE/whep_play.py" "http://127.0.0.1:18080/whep/$room" "${args[@]}"; then
-    echo "ok   $name: whepsrc decoded frames published by whipsink"
-  else
-    echo "FAIL $name"; fail=1
-    tail -20 "$LOG/pub-$name.log"
-  fi
-  kill -INT "$pub" 2>/dev/null || true
-  wait "$pub" 2>/dev/null || true
-}
-
-run_case vp9 "vp9enc deadline=1 keyframe-max-dist=30 ! rtpvp9pay pt=98 ! application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000" ""
-run_case vp8 "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000" ""
-# GStreamer 1.22's webrtcbin makes x264enc fall back to Constrained Baseline under whipsink even
-# when High is asked for; the case still checks that a viewer accepting only High gets it.
-run_case h264-to-high-viewer "x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=high ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000" \
-  "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)640028"
-run_case h264-cb "x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000" \
-  "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f"
-
-# aiortc cells: as publisher (VP8+Opus) to whepsrc and to aiortc, and as player of whipsink.
-cell() { # name publisher-command player-command
-  if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $1 "* ]]; then return; fi
-  echo "== $1"
-  bash -c "$2" >"$LOG/pub-$1.log" 2>&1 &
-  local pub=$!
-  if bash -c "$3"; then echo "ok   $1: the player decoded frames"; else echo "FAIL $1"; fail=1; tail -20 "$LOG/pub-$1.log"; fi
-  kill -INT "$pub" 2>/dev/null || true
-  wait "$pub" 2>/dev/null || true
-}
-if [ -n "$AIORTC" ]; then
-  W=http://127.0.0.1:18080
-  GSTPUB="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gst-aio"
-  cell aiortc-to-whepsrc "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-gst" \
-    "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-aio-gst --frames 30 --timeout 60"
-  cell whipsink-to-aiortc "$GSTPUB" "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-gst-aio --frames 30 --timeout 60"
-  cell aiortc-to-aiortc "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-aio" \
-    "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-aio-aio --frames 30 --timeout 60"
-else
-  echo "SKIP (loudly): aiortc cells, no aiortc python given"
-fi
-
-# Chromium cells (Debian's chromium via playwright-core; the page publishes, /watch plays).
-CELL="node $HERE/../browser/cell.mjs"
 W=http://127.0.0.1:18080
-GSTH264="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gsth-chr"
-GSTVP8="gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/lab-gst-chr"
-cell whipsink-vp8-to-chromium "$GSTVP8" "$CELL play $W lab-gst-chr 30"
-cell whipsink-h264-to-chromium "$GSTH264" "$CELL play $W lab-gsth-chr 30"
-cell chromium-vp8-to-whepsrc "$CELL publish $W lab-chr-gst vp8" \
-  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chr-gst --frames 30 --timeout 60"
-cell chromium-h264-to-whepsrc "$CELL publish $W lab-chrh-gst h264" \
-  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chrh-gst --frames 30 --timeout 60 --video-caps 'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f'"
-cell chromium-vp9-to-whepsrc "$CELL publish $W lab-chr9-gst vp9" \
-  "/usr/bin/python3 $HERE/whep_play.py $W/whep/lab-chr9-gst --frames 30 --timeout 60"
-cell chromium-av1-to-chromium "$CELL publish $W lab-chra-chr av1" "$CELL play $W lab-chra-chr 30"
-if [ -n "$AIORTC" ]; then
-  cell aiortc-to-chromium "$AIORTC $HERE/aiortc_client.py publish $W/whip/lab-aio-chr" "$CELL play $W lab-aio-chr 30"
-  cell chromium-vp8-to-aiortc "$CELL publish $W lab-chr-aio vp8" \
-    "$AIORTC $HERE/aiortc_client.py play $W/whep/lab-chr-aio --frames 30 --timeout 60"
-fi
+CELL="node $HERE/../browser/cell.mjs"
+SRC='videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1'
+AUDIO='audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! whip.sink_1'
+H264PAY='rtph264pay pt=102 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000'
+declare -A ENC=(
+  [vp8]='vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000'
+  [vp9]='vp9enc deadline=1 keyframe-max-dist=30 ! rtpvp9pay pt=98 ! application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000'
+  # GStreamer 1.22's webrtcbin makes x264enc fall back to Constrained Baseline under whipsink
+  # even when High is asked for; the whepsrc cell still checks that a High-only viewer gets it.
+  [h264high]="x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=high ! $H264PAY"
+  [h264cb]="x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! $H264PAY"
+)
+HIGH_ONLY='application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)640028'
+CB_ONLY='application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f'
 
+publisher_cmd() { # publisher room
+  case $1 in
+    whipsink-*) echo "gst-launch-1.0 -q $SRC ! ${ENC[${1#whipsink-}]} ! whip.sink_0 $AUDIO whipsink name=whip whip-endpoint=$W/whip/$2" ;;
+    aiortc-vp8) echo "$AIORTC $HERE/aiortc_client.py publish $W/whip/$2" ;;
+    chromium-*) echo "$CELL publish $W $2 ${1#chromium-}" ;;
+  esac
+}
+player_cmd() { # player room publisher
+  case $1 in
+    whepsrc)
+      # Without caps whep_play.py offers every codec this GStreamer can decode.
+      local caps=
+      case $3 in
+        whipsink-h264high) caps=$HIGH_ONLY ;;
+        whipsink-h264cb | chromium-h264) caps=$CB_ONLY ;;
+      esac
+      echo "/usr/bin/python3 $HERE/whep_play.py $W/whep/$2 --frames 30 --timeout 60${caps:+ --video-caps '$caps'}" ;;
+    aiortc)
+      # Chromium publishers' padding probes leave sequence holes that stall aiortc's jitter
+      # buffer until 512 packets have passed (README, note 1 under the matrix): 20-45 s seen,
+      # longer when the page's frame rate drops under load. A wider bound, not a retry.
+      local t=60
+      [[ $3 == chromium-* ]] && t=120
+      echo "$AIORTC $HERE/aiortc_client.py play $W/whep/$2 --frames 30 --timeout $t" ;;
+    chromium) echo "$CELL play $W $2 30" ;;
+  esac
+}
+
+fail=0
+ran=0
+stop() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# A cell that decodes: `cell <publisher> <player>`.
+# A cell that cannot: `cell <publisher> <player> <codec>`: the player must exit 3 having
+# printed "told in words: The publisher sends <codec>...", with no media received. The player
+# starts once the publisher's video flows, so its POST meets the publisher's codec.
+cell() {
+  local pub=$1 player=$2 words=${3:-}
+  local name="$pub-to-$player" room="lab-$pub-$player"
+  if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $name "* ]]; then return; fi
+  if [ -z "$AIORTC" ] && [[ "$pub $player" == *aiortc* ]]; then
+    echo "SKIP (loudly) $name: no aiortc python given"; return
+  fi
+  echo "== $name"
+  ran=$((ran + 1))
+  local start=$SECONDS
+  bash -c "$(publisher_cmd "$pub" "$room")" >"$LOG/pub-$name.log" 2>&1 &
+  local p=$!
+  local rc=0 out
+  if [ -z "$words" ]; then
+    out=$(bash -c "$(player_cmd "$player" "$room" "$pub")" 2>&1) || rc=$?
+    echo "$out" | sed 's/^/     /'
+    if [ "$rc" = 0 ]; then
+      echo "ok   $name: the player decoded frames ($((SECONDS - start)) s)"
+    else
+      echo "FAIL $name (exit $rc)"; fail=1; tail -20 "$LOG/pub-$name.log"
+    fi
+  else
+    if ! /usr/bin/python3 "$HERE/wait_publisher.py" "$W" "$room" --timeout 60; then
+      echo "FAIL $name: the publisher never sent video"; fail=1; tail -20 "$LOG/pub-$name.log"
+      stop "$p"; return
+    fi
+    out=$(bash -c "$(player_cmd "$player" "$room" "$pub")" 2>&1) || rc=$?
+    echo "$out" | sed 's/^/     /'
+    local told
+    told=$(echo "$out" | grep -m1 '^told in words: ' || true)
+    if [ "$rc" = 3 ] && [[ "$told" == "told in words: The publisher sends $words"* ]]; then
+      echo "ok   $name: ${told} ($((SECONDS - start)) s)"
+    else
+      echo "FAIL $name (exit $rc, expected 3 and words about $words)"; fail=1
+      tail -20 "$LOG/pub-$name.log"
+    fi
+  fi
+  stop "$p"
+}
+
+for pub in whipsink-vp8 whipsink-vp9 whipsink-h264high whipsink-h264cb aiortc-vp8 \
+  chromium-vp8 chromium-h264 chromium-vp9 chromium-av1; do
+  for player in whepsrc aiortc chromium; do
+    case "$pub/$player" in
+      # aiortc 1.x decodes VP8 and H.264 only.
+      */aiortc) case $pub in *-vp9) cell "$pub" "$player" video/VP9 ;; *-av1) cell "$pub" "$player" video/AV1 ;; *) cell "$pub" "$player" ;; esac ;;
+      # GStreamer 1.22 has no RTP AV1 depayloader (rtpav1depay is in 1.24).
+      chromium-av1/whepsrc) cell "$pub" "$player" video/AV1 ;;
+      *) cell "$pub" "$player" ;;
+    esac
+  done
+done
+
+echo "$ran cells, $SECONDS s"
 if [ "$fail" != 0 ]; then
   echo "--- wisp log"; tail -40 "$LOG/wisp.log"
   exit 1

@@ -112,6 +112,56 @@ async fn publish_then_two_viewers_receive_identical_payloads() {
     server.shutdown().await.unwrap();
 }
 
+/// Padding-only probes are not forwarded, and leave no hole: a hole no NACK can fill stalls
+/// jitter buffers (aiortc's waits for 512 packets past one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_padding_leaves_no_sequence_gap() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "pad").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("pad")).await;
+    let mut video: Vec<rtc::rtp::packet::Packet> = Vec::new();
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+    let (mut n, mut seq, mut pads) = (0u16, 0u16, 0usize);
+    while video.len() < 60 {
+        assert!(n < MAX_PACKETS, "the viewer did not receive enough video");
+        ticker.tick().await;
+        publisher.send_video_seq(seq, n, n.is_multiple_of(10)).await;
+        seq = seq.wrapping_add(1);
+        if n % 4 == 3 {
+            // Three probes after every fourth frame.
+            for _ in 0..3 {
+                publisher.send_video_padding(seq, n).await;
+                seq = seq.wrapping_add(1);
+                pads += 1;
+            }
+        }
+        n += 1;
+        while let Ok((kind, p)) = viewer.packets.try_recv() {
+            if kind == RtpCodecKind::Video {
+                video.push(p);
+            }
+        }
+    }
+    assert!(pads >= 40, "{pads} padding packets sent");
+    assert!(
+        video.iter().all(|p| !p.payload.is_empty()),
+        "no padding forwarded"
+    );
+    for w in video.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let frame = |p: &rtc::rtp::packet::Packet| u16::from_be_bytes([p.payload[2], p.payload[3]]);
+        assert_eq!(frame(b), frame(a) + 1, "every frame arrives");
+        assert_eq!(
+            b.header.sequence_number,
+            a.header.sequence_number.wrapping_add(1),
+            "frames {} and {} are consecutive on the wire",
+            frame(a),
+            frame(b)
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_viewer_triggers_a_keyframe_request_when_nothing_is_cached() {
     let server = start().await;

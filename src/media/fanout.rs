@@ -14,6 +14,7 @@ use crate::media::gop::GopCache;
 
 use crate::media::SourceId;
 use crate::media::keyframe::is_keyframe;
+use crate::media::padding::SeqCloser;
 use crate::media::sink::{Item, SlotSink};
 use crate::rtc::RtpPacket;
 use crate::signal::{CodecSpec, MediaKind};
@@ -51,6 +52,8 @@ pub struct TrackFanout {
     /// Lower-case codec name, precomputed for keyframe detection.
     codec_name: String,
     sinks: ArcSwap<Vec<Arc<SlotSink>>>,
+    /// Renumbers over dropped padding (see `media::padding`).
+    seq: std::sync::Mutex<SeqCloser>,
     /// Video only: the current group of pictures. Locked by the reader task once per packet
     /// (uncontended) and by `attach` when a slot joins, so the two never interleave.
     gop: Option<std::sync::Mutex<GopCache>>,
@@ -78,6 +81,7 @@ impl TrackFanout {
             codec_name: codec.name(),
             codec,
             sinks: ArcSwap::from_pointee(Vec::new()),
+            seq: Default::default(),
             gop: (kind == MediaKind::Video).then(Default::default),
             request_upstream,
             epoch: Instant::now(),
@@ -87,10 +91,16 @@ impl TrackFanout {
     }
 
     /// The packet path: one `Arc` for the packet, then a non-blocking offer to each sink.
-    pub fn forward(&self, pkt: RtpPacket) {
-        if pkt.payload.is_empty() {
-            return; // padding-only probes carry nothing to forward
-        }
+    pub fn forward(&self, mut pkt: RtpPacket) {
+        // Padding-only probes carry nothing to forward; the numbers after them move down so
+        // viewers see no hole (uncontended: only this track's reader task locks it).
+        let seq = self
+            .seq
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(pkt.header.sequence_number, pkt.payload.is_empty());
+        let Some(seq) = seq else { return };
+        pkt.header.sequence_number = seq;
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_in

@@ -244,17 +244,39 @@ impl Publisher {
     /// Sends video frame `n` as one packet: a VP8 keyframe when `key`, else a delta frame.
     /// The payload encodes `n`, so a receiver can check it byte for byte.
     pub async fn send_video(&self, n: u16, key: bool) -> bool {
+        self.send_video_seq(n, n, key).await
+    }
+
+    /// Video frame `n` under sequence number `seq` (when padding took numbers in between).
+    pub async fn send_video_seq(&self, seq: u16, n: u16, key: bool) -> bool {
         let pkt = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
                 marker: true,
                 payload_type: 96,
-                sequence_number: n,
+                sequence_number: seq,
                 timestamp: n as u32 * 3000,
                 ssrc: self.video_ssrc,
                 ..Default::default()
             },
             payload: video_payload(n, key),
+        };
+        self.video.write_rtp(pkt).await.is_ok()
+    }
+
+    /// A padding-only video packet (a bandwidth probe, as Chromium sends without RTX).
+    pub async fn send_video_padding(&self, seq: u16, n: u16) -> bool {
+        let pkt = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                padding: true,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp: n as u32 * 3000,
+                ssrc: self.video_ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::new(),
         };
         self.video.write_rtp(pkt).await.is_ok()
     }

@@ -75,12 +75,7 @@ player_cmd() { # player room publisher
       esac
       echo "/usr/bin/python3 $HERE/whep_play.py $W/whep/$2 --frames 30 --timeout 60${caps:+ --video-caps '$caps'}" ;;
     aiortc)
-      # Chromium publishers' padding probes leave sequence holes that stall aiortc's jitter
-      # buffer until 512 packets have passed (README, note 1 under the matrix): 20-45 s seen,
-      # longer when the page's frame rate drops under load. A wider bound, not a retry.
-      local t=60
-      [[ $3 == chromium-* ]] && t=120
-      echo "$AIORTC $HERE/aiortc_client.py play $W/whep/$2 --frames 30 --timeout $t" ;;
+      echo "$AIORTC $HERE/aiortc_client.py play $W/whep/$2 --frames 30 --timeout 60" ;;
     chromium) echo "$CELL play $W $2 30" ;;
   esac
 }

@@ -10,15 +10,14 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
 };
 
 use crate::error::{Error, Result};
 use crate::rtc::ice::IceRestart;
 use crate::rtc::mux::{MuxConn, MuxRuntime};
-use crate::rtc::setup::{default_codec, interceptors, kind_of};
+use crate::rtc::setup::{default_codec, kind_of, leg_parts};
 use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
 use crate::rtc::{PeerState, PortLease, RtcEngine};
 use crate::signal::{CodecSpec, Fragment, MediaKind, OfferSummary};
@@ -96,7 +95,7 @@ pub(crate) enum Conn {
 pub struct RtcPeer {
     pub(crate) conn: Conn,
     /// Held for the connection's lifetime; released when the peer is dropped.
-    binding: Binding,
+    pub(crate) binding: Binding,
     state: watch::Receiver<PeerState>,
     gathered: watch::Receiver<bool>,
     /// Mids of the negotiated m-lines, for trickle candidates.
@@ -105,7 +104,7 @@ pub struct RtcPeer {
     /// Maps bound candidate addresses to the announced ones.
     pub(crate) announce: crate::rtc::Announcer,
     /// Serialises ICE restarts (and trickles during them) on this connection.
-    ice_lock: tokio::sync::Mutex<()>,
+    pub(crate) ice_lock: tokio::sync::Mutex<()>,
     /// The candidates of the first answer (the sockets outlive ICE restarts).
     pub(crate) answer_candidates: std::sync::Mutex<Vec<String>>,
     /// Send tracks of a counter-offer, waiting for the client's answer.
@@ -140,27 +139,12 @@ impl RtcEngine {
             } else {
                 (None, Some(MuxConn::new(&self.muxes, &random_token(16))), 0)
             };
-            let mut media = MediaEngine::default();
-            media
-                .register_default_codecs()
-                .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
-            let registry = interceptors(for_play, &mut media)
-                .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
-            let mut se = SettingEngineBuilder::new()
-                // A server neither resolves nor announces mDNS names; it also keeps the driver
-                // from opening a multicast socket per session.
-                .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
-                .with_ice_timeouts(
-                    Some(s.ice_disconnected_timeout),
-                    Some(s.ice_failed_timeout),
-                    Some(Duration::from_secs(2)),
-                );
-            if s.ice_lite {
-                se = se.with_lite(true);
-            }
-            if let Some(m) = &mux {
-                se = se.with_ice_credentials(m.ufrag().to_owned(), random_token(32));
-            }
+            let parts = leg_parts(
+                s,
+                self.certificate(),
+                for_play,
+                mux.as_ref().map(|m| m.ufrag().to_owned()),
+            )?;
             // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
             // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
             // its NAT 1:1 setting).
@@ -172,9 +156,6 @@ impl RtcEngine {
                     .map(|ip| SocketAddr::new(*ip, port))
                     .collect(),
             };
-            let config = RTCConfigurationBuilder::new()
-                .with_certificates(vec![self.certificate()])
-                .build();
             let (gathered_tx, gathered_rx) = watch::channel(false);
             let (state_tx, state_rx) = watch::channel(PeerState::New);
             let handler = Arc::new(Handler {
@@ -187,10 +168,10 @@ impl RtcEngine {
                 builder = builder.with_runtime(MuxRuntime::new(m.clone()));
             }
             match builder
-                .with_configuration(config)
-                .with_media_engine(media)
-                .with_interceptor_registry(registry)
-                .with_setting_engine(se.build())
+                .with_configuration(parts.config)
+                .with_media_engine(parts.media)
+                .with_interceptor_registry(parts.registry)
+                .with_setting_engine(parts.settings)
                 .with_handler(handler)
                 .with_udp_addrs(binds)
                 .build()
@@ -530,7 +511,7 @@ impl RtcPeer {
     }
 
     /// The applied remote description.
-    async fn remote_sdp(&self) -> Option<String> {
+    pub(crate) async fn remote_sdp(&self) -> Option<String> {
         match &self.conn {
             Conn::Lib(pc) => pc.remote_description().await.map(|d| d.sdp),
             Conn::Direct(d) => d
@@ -593,48 +574,6 @@ impl RtcPeer {
         Ok(())
     }
 
-    /// Restarts ICE with the client's new credentials. Returns the server's new ufrag, pwd and
-    /// candidate lines. On failure the previous ICE session stays in place.
-    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
-        let _g = self.ice_lock.lock().await;
-        let remote = self
-            .remote_sdp()
-            .await
-            .ok_or_else(|| Error::RestartFailed("the session has no remote description".into()))?;
-        let mut sdp = String::with_capacity(remote.len());
-        for line in remote.split_inclusive('\n') {
-            let t = line.trim_end();
-            if t.starts_with("a=ice-ufrag:") {
-                sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
-            } else if t.starts_with("a=ice-pwd:") {
-                sdp.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
-            } else if t.starts_with("a=candidate:") || t.starts_with("a=end-of-candidates") {
-                continue; // candidates of the old generation
-            } else {
-                sdp.push_str(line);
-            }
-        }
-        let desc =
-            RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
-        let local = match &self.conn {
-            Conn::Lib(pc) => lib_restart(pc, desc).await?,
-            Conn::Direct(d) => super::direct::restart(d, desc).await?,
-        };
-        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
-        if let Some(m) = &self.binding.mux {
-            m.add_ufrag(&restart.ufrag);
-        }
-        if restart.candidates.is_empty() {
-            // The sockets are kept across the restart, so the first answer's candidates stand.
-            let first = self
-                .answer_candidates
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            restart.candidates = first.clone();
-        }
-        Ok(restart)
-    }
-
     pub async fn close(&self) {
         match &self.conn {
             Conn::Lib(pc) => {
@@ -645,16 +584,4 @@ impl RtcPeer {
             Conn::Direct(d) => d.close(),
         }
     }
-}
-
-/// Answers an ICE-restart offer on a library connection; returns the local description.
-async fn lib_restart(pc: &Arc<dyn PeerConnection>, desc: RTCSessionDescription) -> Result<String> {
-    let failed = |e: webrtc::error::Error| Error::RestartFailed(e.to_string());
-    pc.set_remote_description(desc).await.map_err(failed)?;
-    let answer = pc.create_answer(None).await.map_err(failed)?;
-    pc.set_local_description(answer).await.map_err(failed)?;
-    pc.local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| Error::RestartFailed("no local description".into()))
 }

@@ -1,8 +1,15 @@
 //! Per-leg media engine and interceptor setup, and the codec defaults.
 
+use std::time::Duration;
+
 use ::rtc::interceptor::Slot;
 use ::rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use webrtc::peer_connection::{MediaEngine, Registry};
+use webrtc::peer_connection::{
+    MediaEngine, RTCConfiguration, RTCConfigurationBuilder, Registry, SettingEngine,
+    SettingEngineBuilder,
+};
+
+use crate::error::{Error, Result};
 
 use crate::rtc::feedback::KeyframeRequestTap;
 use crate::rtc::peer::AUDIO_LEVEL_URI;
@@ -30,6 +37,53 @@ pub(crate) fn default_codec(kind: MediaKind) -> CodecSpec {
             fmtp: String::new(),
         },
     }
+}
+
+/// What every connection of one kind is built from, with the server's settings: codecs and
+/// interceptors of the leg (`for_play`: a viewer), ICE/mDNS settings, and the one DTLS
+/// certificate. `ufrag` fixes our ICE credentials up front (single-port mode routes by it).
+pub(crate) struct LegParts {
+    pub media: MediaEngine,
+    pub registry: Registry,
+    pub settings: SettingEngine,
+    pub config: RTCConfiguration,
+}
+
+pub(crate) fn leg_parts(
+    s: &super::RtcSettings,
+    certificate: ::rtc::peer_connection::certificate::RTCCertificate,
+    for_play: bool,
+    ufrag: Option<String>,
+) -> Result<LegParts> {
+    let mut media = MediaEngine::default();
+    media
+        .register_default_codecs()
+        .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
+    let registry = interceptors(for_play, &mut media)
+        .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
+    let mut se = SettingEngineBuilder::new()
+        // A server neither resolves nor announces mDNS names; it also keeps the library's
+        // driver from opening a multicast socket per session.
+        .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(s.ice_disconnected_timeout),
+            Some(s.ice_failed_timeout),
+            Some(Duration::from_secs(2)),
+        );
+    if s.ice_lite {
+        se = se.with_lite(true);
+    }
+    if let Some(u) = ufrag {
+        se = se.with_ice_credentials(u, super::peer::random_token(32));
+    }
+    Ok(LegParts {
+        media,
+        registry,
+        settings: se.build(),
+        config: RTCConfigurationBuilder::new()
+            .with_certificates(vec![certificate])
+            .build(),
+    })
 }
 
 /// Packets per outgoing stream kept for retransmission: 2 s of 2.5 Mbit/s video, 0.8 s at

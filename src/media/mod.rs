@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod gop;
 pub mod keyframe;
 pub mod padding;
+pub mod red;
 pub mod rewriter;
 pub mod sink;
 pub mod vad;

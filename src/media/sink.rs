@@ -277,12 +277,38 @@ impl SlotSink {
     }
 }
 
+/// How a source's payloads become this slot's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// As they are.
+    Same,
+    /// RED (RFC 2198) to a viewer that takes only Opus: the primary block.
+    RedPrimary,
+}
+
+/// The payload type and shape a slot sends `codec` with, if its viewer can take it. RED goes
+/// as RED only to a viewer that negotiated it over the same Opus payload type (the blocks
+/// inside name it); every other Opus viewer gets the primary blocks.
+fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, Shape)> {
+    if !codec.is_red() {
+        return out.payload_type_for(codec).map(|pt| (pt, Shape::Same));
+    }
+    let opus = out.payload_type_for(&crate::signal::red::opus_codec());
+    let red = out.payload_type_for(codec).filter(|pt| Some(*pt) != opus);
+    match (red, opus) {
+        (Some(r), Some(o)) if Some(o) == codec.red_inner_pt() => Some((r, Shape::Same)),
+        (_, Some(o)) => Some((o, Shape::RedPrimary)),
+        (Some(r), None) => Some((r, Shape::Same)),
+        (None, None) => None,
+    }
+}
+
 /// The writer task's state across packets.
 struct Writer<O> {
     out: Arc<O>,
     rewriter: Option<Rewriter>,
-    /// Cached per source: the payload type to send with, if the viewer negotiated the codec.
-    pt: Option<(SourceId, Option<u8>)>,
+    /// Cached per source: how to send it, if the viewer negotiated a codec that can carry it.
+    pt: Option<(SourceId, Option<(u8, Shape)>)>,
     warned: bool,
 }
 
@@ -298,12 +324,12 @@ impl<O: SlotOutput> Writer<O> {
         let pt = match self.pt {
             Some((id, pt)) if id == src.id => pt,
             _ => {
-                let pt = self.out.payload_type_for(&src.codec);
+                let pt = send_as(self.out.as_ref(), &src.codec);
                 self.pt = Some((src.id, pt));
                 pt
             }
         };
-        let Some(pt) = pt else {
+        let Some((pt, shape)) = pt else {
             if !self.warned {
                 tracing::warn!(
                     mid = %sink.mid,
@@ -315,6 +341,10 @@ impl<O: SlotOutput> Writer<O> {
                 self.warned = true;
             }
             return None;
+        };
+        let payload = match shape {
+            Shape::Same => pkt.payload.clone(),
+            Shape::RedPrimary => pkt.payload.slice(crate::media::red::primary(&pkt.payload)?),
         };
         let rw = self.rewriter.get_or_insert_with(|| {
             Rewriter::new(src.kind == MediaKind::Video, src.codec.clock_rate)
@@ -345,7 +375,7 @@ impl<O: SlotOutput> Writer<O> {
                     ssrc: self.out.ssrc(),
                     ..Default::default()
                 },
-                payload: pkt.payload.clone(),
+                payload,
             }),
         }
     }
@@ -396,5 +426,57 @@ async fn writer<O: SlotOutput>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::red::{opus_codec, red_codec};
+
+    /// A slot output that negotiated `codecs` (payload type, codec), like `OutTrack`.
+    struct Negotiated(Vec<(u8, CodecSpec)>);
+
+    impl SlotOutput for Negotiated {
+        fn kind(&self) -> MediaKind {
+            MediaKind::Audio
+        }
+        fn mid(&self) -> &str {
+            "0"
+        }
+        fn ssrc(&self) -> u32 {
+            1
+        }
+        fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
+            let find = |f: &dyn Fn(&CodecSpec) -> bool| {
+                self.0.iter().find(|(_, c)| f(c)).map(|(pt, _)| *pt)
+            };
+            find(&|c| codec.compatible_with(c)).or_else(|| find(&|c| codec.can_feed(c)))
+        }
+        fn describe(&self) -> String {
+            String::new()
+        }
+        async fn write(&self, _: RtpPacket) -> bool {
+            true
+        }
+        async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
+            None
+        }
+    }
+
+    #[test]
+    fn red_goes_as_red_only_to_viewers_that_took_it_over_the_same_opus() {
+        let red = red_codec(); // 111/111
+        let chrome = Negotiated(vec![(63, red.clone()), (111, opus_codec())]);
+        assert_eq!(send_as(&chrome, &red), Some((63, Shape::Same)));
+        let opus_only = Negotiated(vec![(111, opus_codec())]);
+        assert_eq!(send_as(&opus_only, &red), Some((111, Shape::RedPrimary)));
+        // RED negotiated, but the viewer's Opus is 109: the blocks would name the wrong one.
+        let firefox = Negotiated(vec![(63, red.clone()), (109, opus_codec())]);
+        assert_eq!(send_as(&firefox, &red), Some((109, Shape::RedPrimary)));
+        // Plain Opus publishers are not touched, RED viewer or not.
+        assert_eq!(send_as(&chrome, &opus_codec()), Some((111, Shape::Same)));
+        let video_only = Negotiated(vec![]);
+        assert_eq!(send_as(&video_only, &red), None);
     }
 }

@@ -229,6 +229,8 @@ impl RtcEngine {
             }
             // Of several H.264 variants, take the one most players decode.
             let offer = crate::signal::codec::prefer_decodable_h264(offer);
+            // RED over Opus first, so the publisher sends redundant audio (signal::red).
+            let offer = crate::signal::red::prefer_red(&offer);
             peer.negotiate(&offer).await
         }
         .await;

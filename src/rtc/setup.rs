@@ -24,12 +24,7 @@ pub(crate) fn kind_of(kind: MediaKind) -> RtpCodecKind {
 
 pub(crate) fn default_codec(kind: MediaKind) -> CodecSpec {
     match kind {
-        MediaKind::Audio => CodecSpec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            fmtp: "minptime=10;useinbandfec=1".into(),
-        },
+        MediaKind::Audio => crate::signal::red::opus_codec(),
         MediaKind::Video => CodecSpec {
             mime_type: "video/VP8".into(),
             clock_rate: 90000,
@@ -58,6 +53,24 @@ pub(crate) fn leg_parts(
     let mut media = MediaEngine::default();
     media
         .register_default_codecs()
+        .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
+    // RFC 2198 redundant Opus (signal::red): publishers that offer it send it, viewers that
+    // offered it receive it.
+    let red = crate::signal::red::red_codec();
+    media
+        .register_codec(
+            ::rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
+                rtp_codec: ::rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+                    mime_type: red.mime_type,
+                    clock_rate: red.clock_rate,
+                    channels: red.channels,
+                    sdp_fmtp_line: red.fmtp,
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 63,
+            },
+            RtpCodecKind::Audio,
+        )
         .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
     let registry = interceptors(for_play, &mut media)
         .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;

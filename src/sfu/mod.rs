@@ -328,6 +328,7 @@ impl Sfu {
                 let p = shown.get(index[k]);
                 index[k] += 1;
                 p.and_then(|p| p.codec(m.kind))
+                    .map(|c| c.for_viewer(&m.codecs))
             })
             .collect();
         // If an m-line cannot carry the codec its publisher sends, counter with our own offer

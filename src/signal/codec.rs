@@ -144,6 +144,10 @@ impl CodecSpec {
         if self.compatible_with(receiver) {
             return true;
         }
+        // RED over Opus feeds an Opus receiver with its primary blocks (`media::red`).
+        if self.is_red() && receiver.name() == "opus" {
+            return true;
+        }
         if self.name() != "h264" || !self.mime_type.eq_ignore_ascii_case(&receiver.mime_type) {
             return false;
         }

@@ -6,6 +6,7 @@ pub mod candidate;
 pub mod codec;
 pub mod frag;
 pub mod offer;
+pub mod red;
 
 pub use candidate::{Candidate, CandidateFilter};
 pub use codec::CodecSpec;

@@ -26,7 +26,7 @@ try {
     const sent = await page.evaluate(async () => {
       let codec = '';
       const stats = await window.wisp.pub.pc.getStats();
-      stats.forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'video') { const c = stats.get(r.codecId); codec = c ? `${c.mimeType} ${c.sdpFmtpLine || ''}` : codec; } });
+      stats.forEach((r) => { if (r.type === 'outbound-rtp') { const c = stats.get(r.codecId); if (c) codec += `${codec ? ', ' : ''}${c.mimeType} ${c.sdpFmtpLine || ''}`.trim(); } });
       return codec;
     });
     console.log(`chromium publishes ${sent || 'video'} to ${room}`);

@@ -123,6 +123,8 @@ async def play(url, frames, timeout):
     done = asyncio.get_running_loop().create_future()
     counts = {"video": 0, "audio": 0}
 
+    dims = [0, 0]
+
     @pc.on("track")
     def on_track(track):
         async def pull():
@@ -130,8 +132,11 @@ async def play(url, frames, timeout):
                 while True:
                     frame = await track.recv()
                     counts[track.kind] += 1
-                    if track.kind == "video" and counts["video"] >= frames and not done.done():
-                        done.set_result((frame.width, frame.height))
+                    if track.kind == "video":
+                        dims[:] = [frame.width, frame.height]
+                    # Audio too: a RED publisher's audio reaches aiortc as plain Opus.
+                    if counts["video"] >= frames and counts["audio"] > 0 and not done.done():
+                        done.set_result(tuple(dims))
             except Exception:
                 pass
         asyncio.ensure_future(pull())

@@ -99,14 +99,26 @@ try {
 
   // Simulcast: the page offers layers; the active speaker's tile is large and gets the best
   // layer, thumbnails ask for a small one (WHEP layer selection).
-  const sent = await alice.evaluate(async () => {
-    const rids = [];
-    (await window.wisp.pub.pc.getStats()).forEach((r) => {
-      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid && (r.framesEncoded || 0) > 0) rids.push(`${r.rid}:${r.frameHeight}`);
+  // Chromium turns layers on as its bandwidth estimate ramps up (and off when the CPU cannot
+  // keep up), so wait for two, bounded, and say why if they never come.
+  const layers = async () => {
+    const rids = []; const why = [];
+    const stats = await window.wisp.pub.pc.getStats();
+    stats.forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid) {
+        if ((r.framesEncoded || 0) > 0) rids.push(`${r.rid}:${r.frameHeight}`);
+        why.push(`${r.rid}: ${r.qualityLimitationReason || '?'}`);
+      }
+      if (r.type === 'candidate-pair' && r.nominated && r.availableOutgoingBitrate) why.push(`estimate ${Math.round(r.availableOutgoingBitrate / 1000)} kbit/s`);
     });
-    return rids.sort();
+    window.__layers = { rids: rids.sort(), why };
+    return rids.length >= 2;
+  };
+  await until(alice, layers, null, { timeout: T, what: 'two simulcast layers from alice' }).catch(async (e) => {
+    const seen = await alice.evaluate(() => JSON.stringify(window.__layers));
+    throw new Error(`alice should send at least two simulcast layers: ${e.message}; ${seen}`);
   });
-  if (sent.length < 2) throw new Error(`alice should send at least two simulcast layers, sends ${JSON.stringify(sent)}`);
+  const sent = await alice.evaluate(() => window.__layers.rids);
   step(`alice publishes simulcast: ${sent.join(', ')} (rid:height)`);
   await until(bob, async () => {
     const w = window.wisp;

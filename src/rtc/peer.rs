@@ -116,17 +116,14 @@ fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
 }
 
 impl RtcEngine {
+    /// A library-driven connection with the server's settings, bound to its port(s).
     async fn build(
         &self,
         room: &str,
         observer: Arc<dyn PeerObserver>,
         for_play: bool,
-    ) -> Result<(
-        Arc<dyn PeerConnection>,
-        Binding,
-        watch::Receiver<PeerState>,
-        watch::Receiver<bool>,
-    )> {
+        summary: &OfferSummary,
+    ) -> Result<RtcPeer> {
         let s = &self.settings;
         let mut last_err = None;
         for _ in 0..BIND_ATTEMPTS {
@@ -178,11 +175,13 @@ impl RtcEngine {
                 .await
             {
                 Ok(pc) => {
-                    return Ok((
-                        Arc::new(pc),
+                    return Ok(RtcPeer::new(
+                        Conn::Lib(Arc::new(pc)),
                         Binding { _lease: lease, mux },
                         state_rx,
                         gathered_rx,
+                        summary,
+                        s,
                     ));
                 }
                 Err(e) => {
@@ -205,15 +204,7 @@ impl RtcEngine {
         summary: &OfferSummary,
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
-        let (pc, binding, state, gathered) = self.build(room, observer, false).await?;
-        let peer = RtcPeer::new(
-            Conn::Lib(pc),
-            binding,
-            state,
-            gathered,
-            summary,
-            &self.settings,
-        );
+        let peer = self.build(room, observer, false, summary).await?;
         let result = async {
             for m in &summary.media {
                 peer.lib()?
@@ -258,15 +249,7 @@ impl RtcEngine {
                 .play_direct(room, offer, summary, prefs, observer)
                 .await;
         }
-        let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(
-            Conn::Lib(pc),
-            binding,
-            state,
-            gathered,
-            summary,
-            &self.settings,
-        );
+        let peer = self.build(room, observer, true, summary).await?;
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;
@@ -293,15 +276,7 @@ impl RtcEngine {
         prefs: &[Option<CodecSpec>],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let (pc, binding, state, gathered) = self.build(room, observer, true).await?;
-        let peer = RtcPeer::new(
-            Conn::Lib(pc),
-            binding,
-            state,
-            gathered,
-            summary,
-            &self.settings,
-        );
+        let peer = self.build(room, observer, true, summary).await?;
         let kinds = send_slots(summary);
         let result = async {
             let pending = peer.add_send_tracks(&kinds, prefs).await?;

@@ -96,9 +96,11 @@ impl Drop for Server {
 }
 
 /// `extra`: more wisp flags, e.g. `--ice-udp-port 46000` to measure single-port mode.
+/// `WISP_BIN=/path/to/wisp` runs another build (A/B comparisons of two commits).
 fn start_server(extra: &[String]) -> Server {
     let port = 18380;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+    let bin = std::env::var("WISP_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wisp").into());
+    let mut child = Command::new(bin)
         .args(extra)
         .args([
             "--listen",

@@ -1,6 +1,8 @@
 //! Micro benchmarks of the forwarding path minus sockets: one incoming packet through
-//! `TrackFanout::forward`, each slot's bounded queue, writer task and `Rewriter`, to N outputs
-//! that only count. Reports ns per packet per viewer, and allocations per forwarded packet
+//! `TrackFanout::forward` and each slot's `Rewriter` to N outputs that only count — `queue`:
+//! through each slot's bounded queue and writer task (outputs whose writes may wait, the
+//! `--egress async` legs); `inline`: rewritten and written by the fan-out itself (outputs that
+//! never wait, the default `--egress direct` legs). Reports ns per packet per viewer, and allocations per forwarded packet
 //! per viewer (counting allocator). Also the rewriter alone.
 //!
 //! `cargo bench --bench fanout`
@@ -37,6 +39,17 @@ struct Counter {
     written: Arc<AtomicU64>,
     done: Arc<Notify>,
     target: Arc<AtomicU64>,
+    inline: bool,
+}
+
+impl Counter {
+    fn count(&self, pkt: RtpPacket) {
+        black_box(&pkt);
+        let n = self.written.fetch_add(1, Ordering::AcqRel) + 1;
+        if n == self.target.load(Ordering::Acquire) {
+            self.done.notify_one();
+        }
+    }
 }
 
 impl SlotOutput for Counter {
@@ -56,12 +69,15 @@ impl SlotOutput for Counter {
         String::new()
     }
     async fn write(&self, pkt: RtpPacket) -> bool {
-        black_box(&pkt);
-        let n = self.written.fetch_add(1, Ordering::AcqRel) + 1;
-        if n == self.target.load(Ordering::Acquire) {
-            self.done.notify_one();
-        }
+        self.count(pkt);
         true
+    }
+    fn writes_at_once(&self) -> bool {
+        self.inline
+    }
+    fn write_now(&self, pkt: RtpPacket) -> wisp::rtc::Sent {
+        self.count(pkt);
+        wisp::rtc::Sent::Ok
     }
     async fn next_feedback(&self) -> Option<Vec<wisp::rtc::feedback::Feedback>> {
         std::future::pending::<()>().await;
@@ -102,7 +118,7 @@ struct Rig {
     _sinks: Vec<Arc<SlotSink>>,
 }
 
-fn rig(rt: &tokio::runtime::Runtime, n: usize) -> Rig {
+fn rig(rt: &tokio::runtime::Runtime, n: usize, inline: bool) -> Rig {
     let _g = rt.enter();
     let fanout = TrackFanout::new(MediaKind::Video, vp8(), None, Box::new(|| {}));
     let written = Arc::new(AtomicU64::new(0));
@@ -114,6 +130,7 @@ fn rig(rt: &tokio::runtime::Runtime, n: usize) -> Rig {
                 written: written.clone(),
                 done: done.clone(),
                 target: target.clone(),
+                inline,
             }));
             s.set_source(Some(fanout.clone()));
             fanout.attach(&s);
@@ -167,26 +184,41 @@ fn fanout(c: &mut Criterion) {
     let payload = Bytes::from(vec![0x90u8; 1200]);
     let mut group = c.benchmark_group("fanout");
     group.measurement_time(Duration::from_secs(3));
-    for n in [1usize, 10, 100, 1000] {
-        let mut r = rig(&rt, n);
-        burst(&rt, &mut r, n, BURST, &payload); // warm: keyframe opens the gates
+    for (mode, inline) in [("queue", false), ("inline", true)] {
+        for n in [1usize, 10, 100, 1000] {
+            fanout_point(&rt, &mut group, &payload, mode, inline, n);
+        }
+    }
+    group.finish();
+}
+
+fn fanout_point(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    payload: &Bytes,
+    mode: &str,
+    inline: bool,
+    n: usize,
+) {
+    {
+        let mut r = rig(rt, n, inline);
+        burst(rt, &mut r, n, BURST, payload); // warm: keyframe opens the gates
         // Allocations per forwarded packet per viewer, over one burst.
         let a0 = ALLOCS.load(Ordering::Relaxed);
-        burst(&rt, &mut r, n, BURST, &payload);
+        burst(rt, &mut r, n, BURST, payload);
         let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (BURST as f64 * n as f64);
-        println!("fanout/{n}: {allocs:.3} allocations per packet per viewer");
+        println!("fanout/{mode}/{n}: {allocs:.3} allocations per packet per viewer");
         group.throughput(Throughput::Elements(BURST as u64 * n as u64));
-        group.bench_function(format!("{n}"), |b| {
+        group.bench_function(format!("{mode}/{n}"), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    burst(&rt, &mut r, n, BURST, &payload);
+                    burst(rt, &mut r, n, BURST, payload);
                 }
                 start.elapsed()
             })
         });
     }
-    group.finish();
 }
 
 fn rewriter(c: &mut Criterion) {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::media::SourceId;
 use crate::media::fanout::TrackFanout;
 use crate::media::rewriter::Rewriter;
-use crate::rtc::{OutTrack, RtpHeader, RtpPacket};
+use crate::rtc::{OutTrack, RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
 /// Where a slot's rewritten packets go: an [`OutTrack`] in the server, a counter in benches.
@@ -26,6 +26,16 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// Sends one packet; false if it was refused.
     fn write(&self, pkt: RtpPacket) -> impl std::future::Future<Output = bool> + Send;
+    /// Whether this output's writes never wait ([`SlotOutput::write_now`]). Then the fan-out
+    /// rewrites and writes each packet in place, and the slot has no queue or writer task of
+    /// its own: one task wake per packet per viewer fewer.
+    fn writes_at_once(&self) -> bool {
+        false
+    }
+    /// The in-place write of an output that [`SlotOutput::writes_at_once`].
+    fn write_now(&self, _pkt: RtpPacket) -> Sent {
+        Sent::Refused
+    }
     /// Resolves at the receiver's next feedback; `None` once it is gone.
     fn next_feedback(
         &self,
@@ -54,6 +64,12 @@ impl SlotOutput for OutTrack {
     }
     async fn write(&self, pkt: RtpPacket) -> bool {
         OutTrack::write(self, pkt).await
+    }
+    fn writes_at_once(&self) -> bool {
+        OutTrack::writes_at_once(self)
+    }
+    fn write_now(&self, pkt: RtpPacket) -> Sent {
+        OutTrack::write_now(self, pkt)
     }
     async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
         OutTrack::next_feedback(self).await
@@ -90,7 +106,7 @@ pub struct SlotSink {
     pub kind: MediaKind,
     /// The m-line this slot answers.
     pub mid: String,
-    tx: mpsc::Sender<Item>,
+    feed: Feed,
     /// Set by `offer` when the queue overflowed; the writer then resyncs on a keyframe.
     overflowed: AtomicBool,
     /// The viewer's transport is up: only then is the slot attached to a source, so the
@@ -105,6 +121,19 @@ pub struct SlotSink {
     /// Whether the viewer negotiated a payload type for a codec.
     accepts: Box<dyn Fn(&CodecSpec) -> bool + Send + Sync>,
     pub stats: SinkStats,
+}
+
+/// How a slot's packets reach its output.
+enum Feed {
+    /// Through the slot's bounded queue to its writer task (outputs whose writes may wait).
+    Queue(mpsc::Sender<Item>),
+    /// Rewritten and written by the offering task itself (outputs that never wait).
+    Inline(Box<dyn InlineFeed>),
+}
+
+/// A writer run by whoever offers (the fan-out, or `attach` for a burst).
+trait InlineFeed: Send + Sync {
+    fn feed(&self, sink: &SlotSink, item: Item) -> bool;
 }
 
 /// Which simulcast layer a video slot wants.
@@ -186,11 +215,17 @@ impl LayerPref {
 impl SlotSink {
     /// Creates the slot and spawns its writer and feedback tasks on the current runtime.
     pub fn spawn<O: SlotOutput>(out: Arc<O>) -> Arc<SlotSink> {
-        let (tx, rx) = mpsc::channel(SLOT_QUEUE);
+        let (feed, rx) = if out.writes_at_once() {
+            let w = Writer::new(out.clone());
+            (Feed::Inline(Box::new(std::sync::Mutex::new(w))), None)
+        } else {
+            let (tx, rx) = mpsc::channel(SLOT_QUEUE);
+            (Feed::Queue(tx), Some(rx))
+        };
         let sink = Arc::new(SlotSink {
             kind: out.kind(),
             mid: out.mid().to_string(),
-            tx,
+            feed,
             overflowed: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
@@ -202,7 +237,9 @@ impl SlotSink {
             },
             stats: SinkStats::default(),
         });
-        tokio::spawn(writer(Arc::downgrade(&sink), out.clone(), rx));
+        if let Some(rx) = rx {
+            tokio::spawn(writer(Arc::downgrade(&sink), out.clone(), rx));
+        }
         let weak = Arc::downgrade(&sink);
         tokio::spawn(async move {
             // Viewer PLI/FIR → the current source, throttled there; REMB → the estimate the
@@ -228,15 +265,24 @@ impl SlotSink {
 
     /// Non-blocking hand-off from the fan-out. Returns false when the packet was dropped.
     pub fn offer(&self, item: Item) -> bool {
-        match self.tx.try_send(item) {
+        let tx = match &self.feed {
+            Feed::Queue(tx) => tx,
+            Feed::Inline(w) => return w.feed(self, item),
+        };
+        match tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
-                self.overflowed.store(true, Ordering::Relaxed);
+                self.overflow();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => true,
         }
+    }
+
+    /// Counts a dropped packet; the writer resyncs on the next keyframe.
+    fn overflow(&self) {
+        self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+        self.overflowed.store(true, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -313,6 +359,15 @@ struct Writer<O> {
 }
 
 impl<O: SlotOutput> Writer<O> {
+    fn new(out: Arc<O>) -> Writer<O> {
+        Writer {
+            out,
+            rewriter: None,
+            pt: None,
+            warned: false,
+        }
+    }
+
     /// Rewrites one packet of `src` for this slot, or `None` to drop it.
     fn step(
         &mut self,
@@ -387,17 +442,65 @@ impl<O: SlotOutput> Writer<O> {
     }
 }
 
+impl<O: SlotOutput> Writer<O> {
+    /// Writes one packet in place; false when the output's queue was full.
+    fn write_now(&self, sink: &SlotSink, pkt: RtpPacket) -> bool {
+        match self.out.write_now(pkt) {
+            Sent::Ok => {
+                sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Sent::Full => {
+                sink.overflow();
+                false
+            }
+            Sent::Refused => true,
+        }
+    }
+}
+
+/// The in-place writer: the same steps as the writer task, under a lock that only two
+/// fan-outs feeding one slot across a layer switch ever contend for.
+impl<O: SlotOutput> InlineFeed for std::sync::Mutex<Writer<O>> {
+    fn feed(&self, sink: &SlotSink, item: Item) -> bool {
+        let mut w = self.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = sink.source.load();
+        let Some(s) = guard.as_ref() else {
+            return true;
+        };
+        match item {
+            Item::Packet { src, keyframe, pkt } => {
+                if s.id != src {
+                    return true; // offered by a fan-out the slot has just left
+                }
+                match w.step(sink, s, &pkt, keyframe) {
+                    Some(p) => w.write_now(sink, p),
+                    None => true,
+                }
+            }
+            Item::Burst { src, packets } => {
+                if s.id != src {
+                    return true;
+                }
+                for (i, pkt) in packets.iter().enumerate() {
+                    if let Some(p) = w.step(sink, s, pkt, i == 0)
+                        && !w.write_now(sink, p)
+                    {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
 async fn writer<O: SlotOutput>(
     sink: std::sync::Weak<SlotSink>,
     out: Arc<O>,
     mut rx: mpsc::Receiver<Item>,
 ) {
-    let mut w = Writer {
-        out,
-        rewriter: None,
-        pt: None,
-        warned: false,
-    };
+    let mut w = Writer::new(out);
     while let Some(item) = rx.recv().await {
         let Some(sink) = sink.upgrade() else { break };
         match item {

@@ -24,7 +24,7 @@ pub use ::rtc::rtp::packet::Packet as RtpPacket;
 pub use ice::IceRestart;
 pub use peer::{AUDIO_LEVEL_URI, PeerObserver, RtcPeer};
 pub use ports::{PortLease, PortPool};
-pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
+pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink, Sent};
 
 use crate::error::{Error, Result};
 use crate::signal::CandidateFilter;

@@ -170,6 +170,17 @@ pub(crate) fn send_track(
     )
 }
 
+/// What became of a write that does not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued for the wire.
+    Ok,
+    /// The connection's queue is full: dropped, as a full link would.
+    Full,
+    /// Not sendable now (not connected yet, or closed).
+    Refused,
+}
+
 /// How an outgoing track reaches the wire.
 pub(crate) enum OutPath {
     /// Through the library's async layer (its driver task per connection).
@@ -219,6 +230,27 @@ impl OutTrack {
             OutPath::Direct(port) => {
                 *self.state.borrow() == PeerState::Connected && port.rtp.try_send(pkt).is_ok()
             }
+        }
+    }
+
+    /// Whether [`OutTrack::write_now`] is the way to write: a connection wisp drives, whose
+    /// queue never makes a writer wait.
+    pub fn writes_at_once(&self) -> bool {
+        matches!(self.path, OutPath::Direct(_))
+    }
+
+    /// Queues one packet for a connection wisp drives, without waiting.
+    pub fn write_now(&self, pkt: RtpPacket) -> Sent {
+        let OutPath::Direct(port) = &self.path else {
+            return Sent::Refused;
+        };
+        if *self.state.borrow() != PeerState::Connected {
+            return Sent::Refused;
+        }
+        match port.rtp.try_send(pkt) {
+            Ok(()) => Sent::Ok,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Refused,
         }
     }
 

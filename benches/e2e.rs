@@ -1,12 +1,14 @@
 //! End-to-end load bench: the release `wisp` as its own process on loopback, one webrtc-rs
-//! publisher sending 2.5 Mbit/s of synthetic video in 1,200-byte packets plus Opus-sized audio
-//! at 50 packets/s (send time in the payload), and N webrtc-rs viewers that count and
+//! publisher sending 2.5 Mbit/s of synthetic video in 1,200-byte packets, 30 frames/s with
+//! each frame's packets back to back (`--paced`: evenly spread), plus Opus-sized audio at
+//! 50 packets/s (send time in the payload), and N webrtc-rs viewers that count and
 //! timestamp what they receive. For each N: forwarded packets/s, server CPU-seconds (from
 //! /proc/<pid>/stat) and so packets per server CPU-second, RSS per viewer, loss, end-to-end
 //! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floor: a
 //! minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured the same way.
 //!
-//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"] [--obs]`
+//! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"] [--obs]
+//! [--paced]`
 //! Writes target/e2e-bench.{md,json,svg}. Every loop is bounded.
 
 use std::net::UdpSocket;
@@ -26,6 +28,7 @@ use wisp::rtc::client::{ClientPeer, local_track};
 const VIDEO_BPS: f64 = 2_500_000.0;
 const PACKET: usize = 1200;
 const AUDIO_PPS: f64 = 50.0;
+const FPS: f64 = 30.0;
 const STEP: Duration = Duration::from_secs(20); // bound on any one wait
 
 fn now_ns() -> u64 {
@@ -80,6 +83,8 @@ struct Point {
 /// `--obs`: the publisher behaves like OBS — a keyframe every 4 s and keyframe requests
 /// ignored — so a viewer's join depends on the server's keyframe cache alone.
 static OBS_LIKE: AtomicBool = AtomicBool::new(false);
+/// `--paced`: video packets evenly spread instead of sent a frame at a time.
+static PACED: AtomicBool = AtomicBool::new(false);
 
 struct Server {
     child: Child,
@@ -209,40 +214,55 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         let (want_key, sent_video) = (want_key.clone(), sent_video.clone());
         tokio::spawn(async move {
             let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
+            // Framed (default): 30 frames/s, each frame's packets back to back under one
+            // timestamp, as OBS and GStreamer send them. Paced: one packet per "frame", evenly
+            // spread (a perfect pacer, no bursts at all).
+            let (fps, per_frame) = if PACED.load(Ordering::Relaxed) {
+                (vpps, 1.0)
+            } else {
+                (FPS, vpps / FPS)
+            };
             let start = Instant::now();
-            let (mut nv, mut na) = (0u64, 0u64);
+            let (mut nv, mut nf, mut na) = (0u64, 0u64, 0u64);
             let mut tick = tokio::time::interval(Duration::from_millis(2));
             let filler = vec![0x5au8; PACKET - 10];
             // Bounded: at most ten minutes of media.
             while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(600) {
                 tick.tick().await;
                 let t = start.elapsed().as_secs_f64();
-                while (nv as f64) < t * vpps {
+                while (nf as f64) <= t * fps {
                     let obs = OBS_LIKE.load(Ordering::Relaxed);
-                    let every = if obs { (4.0 * vpps) as u64 } else { 500 };
+                    let every = if obs { 4.0 * fps } else { 2.0 * fps } as u64;
                     let asked = want_key.swap(false, Ordering::Relaxed) && !obs;
-                    let key = asked || nv % every == 0;
-                    let mut p = Vec::with_capacity(PACKET);
-                    p.extend_from_slice(&[0x10, if key { 0 } else { 1 }]);
-                    p.extend_from_slice(&now_ns().to_be_bytes());
-                    p.extend_from_slice(&filler);
-                    let pkt = rtc::rtp::packet::Packet {
-                        header: rtc::rtp::header::Header {
-                            version: 2,
-                            marker: true,
-                            payload_type: 96,
-                            sequence_number: nv as u16,
-                            timestamp: (nv * 3000) as u32,
-                            ssrc: vs,
-                            ..Default::default()
-                        },
-                        payload: Bytes::from(p),
-                    };
-                    if video.write_rtp(pkt).await.is_ok() {
-                        sent.fetch_add(1, Ordering::Relaxed);
-                        sent_video.fetch_add(1, Ordering::Relaxed);
+                    let key = asked || nf % every == 0;
+                    let end = ((nf + 1) as f64 * per_frame).ceil() as u64;
+                    let first = nv;
+                    while nv < end {
+                        let mut p = Vec::with_capacity(PACKET);
+                        // VP8 descriptor: S on a frame's first packet; P = 0 on a keyframe.
+                        let s = if nv == first { 0x10 } else { 0x00 };
+                        p.extend_from_slice(&[s, if key { 0 } else { 1 }]);
+                        p.extend_from_slice(&now_ns().to_be_bytes());
+                        p.extend_from_slice(&filler);
+                        let pkt = rtc::rtp::packet::Packet {
+                            header: rtc::rtp::header::Header {
+                                version: 2,
+                                marker: nv + 1 == end,
+                                payload_type: 96,
+                                sequence_number: nv as u16,
+                                timestamp: (nf as f64 * 90_000.0 / fps) as u32,
+                                ssrc: vs,
+                                ..Default::default()
+                            },
+                            payload: Bytes::from(p),
+                        };
+                        if video.write_rtp(pkt).await.is_ok() {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            sent_video.fetch_add(1, Ordering::Relaxed);
+                        }
+                        nv += 1;
                     }
-                    nv += 1;
+                    nf += 1;
                 }
                 while (na as f64) < t * AUDIO_PPS {
                     let pkt = rtc::rtp::packet::Packet {
@@ -559,6 +579,7 @@ fn main() {
         .collect();
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
     OBS_LIKE.store(args.iter().any(|a| a == "--obs"), Ordering::Relaxed);
+    PACED.store(args.iter().any(|a| a == "--paced"), Ordering::Relaxed);
     let max_n = viewers.iter().copied().max().unwrap_or(10);
 
     let floor_pps = floor(max_n.min(100), 2000);

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
 mod answer;
+mod send;
 pub(crate) use answer::restart;
 
 use crate::error::{Error, Result};
@@ -182,6 +183,7 @@ impl Wiring {
             observer,
             tracks: self.tracks,
             readers,
+            out: Vec::with_capacity(BATCH),
             send_errors: 0,
         };
         drop(self.rtp_tx);
@@ -231,6 +233,8 @@ struct Driver {
     tracks: Vec<TrackFeedback>,
     /// The socket readers, stopped when the driver ends.
     readers: Vec<tokio::task::AbortHandle>,
+    /// Datagrams of one flush, kept for its capacity.
+    out: Vec<send::Datagram>,
     send_errors: u64,
 }
 
@@ -333,23 +337,28 @@ impl Driver {
         });
     }
 
-    /// Sends everything the core has queued. A full socket buffer drops the datagram, as the
-    /// network would.
+    /// Sends everything the core has queued, runs of equal datagrams as one segmented send
+    /// (see `send`). A full socket buffer drops the datagram, as the network would.
     fn flush(&mut self) {
         while let Some(msg) = self.pc.poll_write() {
             let socket = match self.sockets.as_slice() {
-                [(_, s)] => s,
-                many => match many.iter().find(|(a, _)| *a == msg.transport.local_addr) {
-                    Some((_, s)) => s,
+                [_] => 0,
+                many => match many
+                    .iter()
+                    .position(|(a, _)| *a == msg.transport.local_addr)
+                {
+                    Some(i) => i,
                     None => continue,
                 },
             };
-            if socket
-                .try_send_to(&msg.message, msg.transport.peer_addr)
-                .is_err()
-            {
-                self.send_errors += 1;
-            }
+            self.out.push(send::Datagram {
+                socket,
+                peer: msg.transport.peer_addr,
+                data: msg.message,
+            });
+        }
+        if !self.out.is_empty() {
+            self.send_errors += send::send_all(&self.sockets, &mut self.out);
         }
     }
 

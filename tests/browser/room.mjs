@@ -106,7 +106,9 @@ try {
     const stats = await window.wisp.pub.pc.getStats();
     stats.forEach((r) => {
       if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid) {
-        if ((r.framesEncoded || 0) > 0) rids.push(`${r.rid}:${r.frameHeight}`);
+        // Encoding now (a layer Chromium has turned off again keeps its frame count but
+        // reports no height).
+        if ((r.framesEncoded || 0) > 0 && r.frameHeight > 0) rids.push(`${r.rid}:${r.frameHeight}`);
         why.push(`${r.rid}: ${r.qualityLimitationReason || '?'}`);
       }
       if (r.type === 'candidate-pair' && r.nominated && r.availableOutgoingBitrate) why.push(`estimate ${Math.round(r.availableOutgoingBitrate / 1000)} kbit/s`);
@@ -132,7 +134,9 @@ try {
     return h[aliceMid] > 0 && h[carolMid] > 0 && h[aliceMid] > h[carolMid];
   }, null, { timeout: T, what: 'bob: the featured speaker in a larger layer than the thumbnail' }).catch(async (e) => {
     const seen = await bob.evaluate(() => JSON.stringify({ active: window.wisp.active, slots: [...window.wisp.slots], heights: window.__layers }));
-    throw new Error(`${e.message}: ${seen}`);
+    await alice.evaluate(layers);
+    const sending = await alice.evaluate(() => JSON.stringify(window.__layers));
+    throw new Error(`${e.message}: ${seen}; alice now sends ${sending}`);
   });
   const heights = await bob.evaluate(() => JSON.stringify(window.__layers));
   step(`bob's page: alice (speaking) featured in a larger layer than carol's thumbnail ${heights}`);

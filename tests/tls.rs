@@ -24,10 +24,26 @@ fn make_cert() -> Cert {
     }
 }
 
-fn dir(name: &str) -> PathBuf {
+/// A scratch directory for one test's certificate files, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("wisp-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 fn write(d: &std::path::Path, c: &Cert) -> (PathBuf, PathBuf) {
@@ -49,7 +65,8 @@ fn strict(c: &Cert) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_h2_by_alpn() {
     let a = make_cert();
-    let (cert, key) = write(&dir("alpn"), &a);
+    let d = dir("alpn");
+    let (cert, key) = write(&d, &a);
     let mut c = test_config();
     c.tls = Tls::Files { cert, key };
     let server = start_with(c).await;
@@ -148,7 +165,8 @@ async fn bad_pem_fails_at_start_with_a_clear_message() {
 #[tokio::test]
 async fn configured_dtls_certificate_gives_a_stable_fingerprint() {
     let a = make_cert();
-    let (cert, key) = write(&dir("dtls"), &a);
+    let d = dir("dtls");
+    let (cert, key) = write(&d, &a);
     let fingerprint = |_| {
         let mut c = test_config();
         c.dtls = Some((cert.clone(), key.clone()));
@@ -171,7 +189,8 @@ async fn turn_over_tls_uses_the_https_certificate() {
     use rtc::stun::message::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let cert = make_cert();
-    let (cp, kp) = write(&dir("turns"), &cert);
+    let d = dir("turns");
+    let (cp, kp) = write(&d, &cert);
     let mut c = test_config();
     c.tls = Tls::Files { cert: cp, key: kp };
     let relay = c.ice_ports.0 - 100;

@@ -15,6 +15,10 @@ import { until } from './poll.mjs';
 
 const [base, speechWav, silenceWav, shot] = process.argv.slice(2);
 const T = 30_000;
+// The featured tile's layer follows bob's bandwidth estimate (REMB): Chromium's receive-side
+// estimator ramps by about 8 %/s from a few hundred kbit/s and backs off whenever the four
+// Chromiums of this test starve each other of the two cores, so give it longer than T.
+const RAMP = 60_000;
 const args = (wav) => [
   '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
   `--use-file-for-fake-audio-capture=${wav}`, '--disable-background-networking',
@@ -132,7 +136,7 @@ try {
     (await w.sub.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') h[r.mid] = r.frameHeight || 0; });
     window.__layers = h;
     return h[aliceMid] > 0 && h[carolMid] > 0 && h[aliceMid] > h[carolMid];
-  }, null, { timeout: T, what: 'bob: the featured speaker in a larger layer than the thumbnail' }).catch(async (e) => {
+  }, null, { timeout: RAMP, what: 'bob: the featured speaker in a larger layer than the thumbnail' }).catch(async (e) => {
     const seen = await bob.evaluate(() => JSON.stringify({ active: window.wisp.active, slots: [...window.wisp.slots], heights: window.__layers }));
     await alice.evaluate(layers);
     const sending = await alice.evaluate(() => JSON.stringify(window.__layers));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use common::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::track_local::TrackLocal;
 use wisp::http::paths;
 use wisp::sfu::{SessionId, SessionKind, ViewerState};
 
@@ -206,6 +207,27 @@ async fn late_viewer_triggers_a_keyframe_request_when_nothing_is_cached() {
     server.shutdown().await.unwrap();
 }
 
+/// Keyframes the server counted on the video of the room's first publisher.
+fn video_keyframes_in(server: &wisp::Server, room: &str) -> u64 {
+    let room = wisp::sfu::RoomId::parse(room).unwrap();
+    server
+        .sfu
+        .room(&room)
+        .and_then(|r| r.publishers().first().cloned())
+        .map(|p| {
+            p.tracks()
+                .iter()
+                .filter(|t| t.kind == wisp::signal::MediaKind::Video)
+                .map(|t| {
+                    t.stats
+                        .keyframes_in
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                })
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
     let server = start().await;
@@ -213,25 +235,7 @@ async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
     // One keyframe, then deltas; the publisher never answers PLI (like OBS). Keyframes are
     // sent only until the server has one (the very first writes may precede the library's
     // track binding), which the server's own counters tell.
-    let room = wisp::sfu::RoomId::parse("r5").unwrap();
-    let keyframes_seen = || {
-        server
-            .sfu
-            .room(&room)
-            .and_then(|r| r.publishers().first().cloned())
-            .map(|p| {
-                p.tracks()
-                    .iter()
-                    .filter(|t| t.kind == wisp::signal::MediaKind::Video)
-                    .map(|t| {
-                        t.stats
-                            .keyframes_in
-                            .load(std::sync::atomic::Ordering::Relaxed)
-                    })
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-    };
+    let keyframes_seen = || video_keyframes_in(&server, "r5");
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
     let mut n = 0u16;
     let mut last_key = 0u16;
@@ -269,6 +273,119 @@ async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
             frame(&w[0]) + 1,
             "cached group then live, nothing lost or doubled"
         );
+        assert_eq!(
+            w[1].header.sequence_number,
+            w[0].header.sequence_number.wrapping_add(1)
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// The RTP packets of a capture in `tests/fixtures/rtp/` (see `tests/interop/capture_rtp.py`).
+fn rtp_fixture(bytes: &[u8]) -> Vec<rtc::rtp::packet::Packet> {
+    use rtc::shared::marshal::Unmarshal;
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let [a, b, tail @ ..] = rest {
+        let n = u16::from_be_bytes([*a, *b]) as usize;
+        let mut raw = &tail[..n];
+        out.push(rtc::rtp::packet::Packet::unmarshal(&mut raw).unwrap());
+        rest = &tail[n..];
+    }
+    out
+}
+
+/// Issue 20: x264 with sliced threads writes each keyframe picture as an AUD, then SPS, PPS
+/// and one IDR slice four times over (config-interval=-1 repeats the parameter sets), each its
+/// own packet. A publisher that ignores PLI sends one group of pictures; a viewer that joins
+/// halfway must get the whole keyframe picture, from its first packet, before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_viewer_gets_the_whole_sliced_h264_keyframe_picture_from_the_cache() {
+    let server = start().await;
+    let publisher = Publisher::join_h264(&server, "r-h264").await;
+    let pt = publisher
+        .answer
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("a=rtpmap:")?;
+            let (pt, codec) = rest.split_once(' ')?;
+            codec.starts_with("H264/").then(|| pt.parse::<u8>().ok())?
+        })
+        .expect("the answer accepts H.264");
+    let capture = rtp_fixture(include_bytes!(
+        "fixtures/rtp/x264-high-sliced-single-nal.rtp"
+    ));
+    // The first group of pictures: up to the next picture that carries a keyframe.
+    let key_ts = capture[0].header.timestamp;
+    let next_key = capture
+        .iter()
+        .find(|p| {
+            p.header.timestamp != key_ts && wisp::media::keyframe::is_keyframe("h264", &p.payload)
+        })
+        .map(|p| p.header.timestamp)
+        .expect("a second keyframe in the capture");
+    let gop = capture
+        .iter()
+        .take_while(|p| p.header.timestamp != next_key)
+        .collect::<Vec<_>>();
+    let half = gop.len() / 2;
+    let keyframe_picture = gop.iter().filter(|p| p.header.timestamp == key_ts).count();
+    assert!(
+        keyframe_picture > 10 && half > keyframe_picture,
+        "capture shape"
+    );
+
+    let keyframes_seen = || video_keyframes_in(&server, "r-h264");
+    // Sends the capture's packet `i` of repetition `round`: numbers continue across rounds.
+    let mut seq = 0u16;
+    let send = |seq: &mut u16, round: u32, i: usize| {
+        let mut p = gop[i].clone();
+        p.header.ssrc = publisher.video_ssrc;
+        p.header.payload_type = pt;
+        p.header.sequence_number = *seq;
+        p.header.timestamp = p.header.timestamp.wrapping_add(round * 90_000);
+        *seq = seq.wrapping_add(1);
+        let video = publisher.video.clone();
+        async move { video.write_rtp(p).await.is_ok() }
+    };
+    // Repeat the group until the server has counted a keyframe (the first writes may precede
+    // the library's track binding), then once more, up to halfway.
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(2));
+    let mut round = 0;
+    while keyframes_seen() == 0 {
+        assert!(round < 20, "the server never received a keyframe");
+        for i in 0..gop.len() {
+            ticker.tick().await;
+            send(&mut seq, round, i).await;
+        }
+        round += 1;
+    }
+    for i in 0..half {
+        ticker.tick().await;
+        assert!(send(&mut seq, round, i).await);
+    }
+    let mut viewer = Viewer::join(&server, &paths::whep("r-h264")).await;
+    for i in half..gop.len() {
+        ticker.tick().await;
+        send(&mut seq, round, i).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < gop.len() {
+        let (kind, p) = within("the group on the viewer", viewer.packets.recv())
+            .await
+            .unwrap();
+        if kind == RtpCodecKind::Video {
+            got.push(p);
+        }
+    }
+    for (k, (sent, seen)) in gop.iter().zip(&got).enumerate() {
+        assert_eq!(
+            sent.payload, seen.payload,
+            "packet {k} of the group: the viewer starts at the keyframe picture's first \
+             packet (its AUD) and gets every slice, then the rest in order"
+        );
+    }
+    for w in got.windows(2) {
         assert_eq!(
             w[1].header.sequence_number,
             w[0].header.sequence_number.wrapping_add(1)
@@ -327,7 +444,6 @@ async fn deleting_the_publisher_leaves_viewers_waiting_for_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
     use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
     let server = start().await;
@@ -348,17 +464,7 @@ async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
         .await
         .unwrap();
     video
-        .set_codec_preferences(vec![RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: "video/H264".into(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: 125,
-        }])
+        .set_codec_preferences(vec![h264_cb(125)])
         .await
         .unwrap();
     let offer = peer.offer().await;
@@ -451,7 +557,6 @@ async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_that_cannot_decode_a_later_publisher_is_told_to_reconnect() {
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
     use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
     let server = start().await;
@@ -469,17 +574,7 @@ async fn viewer_that_cannot_decode_a_later_publisher_is_told_to_reconnect() {
         .await
         .unwrap();
     video
-        .set_codec_preferences(vec![RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: "video/H264".into(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: 125,
-        }])
+        .set_codec_preferences(vec![h264_cb(125)])
         .await
         .unwrap();
     let r = post_sdp(&url(&server, &paths::whep("r6")), &peer.offer().await).await;

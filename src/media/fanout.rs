@@ -105,27 +105,30 @@ impl TrackFanout {
         self.stats
             .bytes_in
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
-        let keyframe = self.kind == MediaKind::Video && is_keyframe(&self.codec_name, &pkt.payload);
-        if keyframe {
-            self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
-            if let Some((w, h)) = crate::media::keyframe::vp8_dimensions(&pkt.payload)
-                .filter(|_| self.codec_name == "vp8")
-            {
-                self.dims
-                    .store((w as u32) << 16 | h as u32, Ordering::Relaxed);
-            }
-        }
+        let marked = self.kind == MediaKind::Video && is_keyframe(&self.codec_name, &pkt.payload);
         let pkt = Arc::new(pkt);
-        let sinks = match &self.gop {
+        let (keyframe, sinks) = match &self.gop {
             Some(gop) => {
                 // Cache and snapshot under one lock, so a slot attached meanwhile gets this
-                // packet either in its burst or live, never both or neither.
+                // packet either in its burst or live, never both or neither. Only the first
+                // keyframe-marked packet of an access unit counts as the keyframe: a viewer's
+                // gate must not open at a picture's second IDR slice (see `media::gop`).
                 let mut g = gop.lock().unwrap_or_else(|e| e.into_inner());
-                g.push(Instant::now(), &pkt, keyframe);
-                self.sinks.load()
+                let starts = g.push(Instant::now(), &pkt, marked);
+                (starts, self.sinks.load())
             }
-            None => self.sinks.load(),
+            None => (marked, self.sinks.load()),
         };
+        if keyframe {
+            self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
+        }
+        if marked
+            && self.codec_name == "vp8"
+            && let Some((w, h)) = crate::media::keyframe::vp8_dimensions(&pkt.payload)
+        {
+            self.dims
+                .store((w as u32) << 16 | h as u32, Ordering::Relaxed);
+        }
         for sink in sinks.iter() {
             if !sink.offer(Item::Packet {
                 src: self.id,

@@ -225,6 +225,15 @@ pub fn client_codec(kind: RtpCodecKind) -> RTCRtpCodec {
 
 /// A local track that sends pre-packetized RTP with `ssrc`.
 pub fn local_track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    local_track_with(kind, ssrc, client_codec(kind))
+}
+
+/// A local track that sends pre-packetized RTP of `codec` with `ssrc`.
+pub fn local_track_with(
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: RTCRtpCodec,
+) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         format!("stream-{ssrc}"),
         format!("track-{ssrc}"),
@@ -235,7 +244,7 @@ pub fn local_track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
                 ssrc: Some(ssrc),
                 ..Default::default()
             },
-            codec: client_codec(kind),
+            codec,
             ..Default::default()
         }],
     )))

@@ -3,7 +3,9 @@
 //                                            microphone, one layer, `codec` only if given)
 //                                            until killed
 //   cell.mjs play <base> <room> [frames]     /watch/<room> plays; exits 0 once `frames` video
-//                                            frames were decoded (getStats), 1 after 60 s
+//                                            frames were decoded (getStats), 1 after 60 s;
+//                                            prints how long after the WHEP POST the first
+//                                            frame was decoded (polled every 20 ms)
 import { chromium } from 'playwright-core';
 import { until } from './poll.mjs';
 
@@ -33,15 +35,29 @@ try {
     await new Promise((resolve) => { process.on('SIGINT', resolve); process.on('SIGTERM', resolve); });
   } else {
     const frames = Number(arg) || 30;
+    // Note when the page POSTs its WHEP offer, to time the first decoded frame from it.
+    await page.addInitScript(() => {
+      const fetch0 = window.fetch;
+      window.fetch = (input, init) => {
+        const url = typeof input === 'string' ? input : input.url;
+        if ((init?.method || 'GET') === 'POST' && url.includes('/whep/') && !window.__posted) {
+          window.__posted = performance.now();
+        }
+        return fetch0(input, init);
+      };
+    });
     await page.goto(`${base}/watch/${room}`);
     await until(page, async (n) => {
       const pc = window.wisp?.session?.pc;
       if (!pc) return false;
       let f = 0;
       (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') f += r.framesDecoded || 0; });
+      if (f > 0 && !window.__first) window.__first = performance.now();
       window.__frames = f;
       return f >= n;
-    }, frames, { timeout: 60_000, what: `${frames} decoded frames` });
+    }, frames, { timeout: 60_000, every: 20, what: `${frames} decoded frames` });
+    const after = await page.evaluate(() => ((window.__first - window.__posted) / 1000).toFixed(2));
+    console.log(`first video frame ${after} s after the POST`);
     const info = await page.evaluate(async () => {
       const pc = window.wisp.session.pc;
       const stats = await pc.getStats();

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
-use wisp::rtc::client::{ClientIce, ClientPeer, local_track};
+use wisp::rtc::client::{ClientIce, ClientPeer, client_codec, local_track, local_track_with};
 
 /// The longest any test waits for one event before failing (a bound, not a synchroniser).
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -142,6 +143,21 @@ pub async fn post_sdp(url: &str, sdp: &str) -> Posted {
     }
 }
 
+/// H.264 Constrained Baseline, packetization mode 1, under payload type `pt`.
+pub fn h264_cb(pt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: "video/H264".into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                .into(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
 /// A publisher client: Opus + VP8 tracks it can write synthetic RTP to.
 pub struct Publisher {
     pub peer: Peer,
@@ -175,7 +191,14 @@ impl Publisher {
     }
 
     pub async fn join_with(server: &wisp::Server, room: &str, ice: ClientIce) -> Publisher {
-        Publisher::join_inner(server, room, ice, None).await
+        Publisher::join_inner(server, room, ice, None, None).await
+    }
+
+    /// Publishes H.264 (Constrained Baseline, packetization mode 1) video instead of VP8;
+    /// `video_pt` is the payload type the answer gave it.
+    pub async fn join_h264(server: &wisp::Server, room: &str) -> Publisher {
+        let h264 = h264_cb(102);
+        Publisher::join_inner(server, room, ClientIce::default(), None, Some(h264)).await
     }
 
     /// Publishes through a [`LossyRelay`] dropping every `every`-th media datagram going up.
@@ -185,6 +208,7 @@ impl Publisher {
             room,
             ClientIce::default(),
             Some((every, true, false)),
+            None,
         )
         .await
     }
@@ -194,14 +218,23 @@ impl Publisher {
         room: &str,
         ice: ClientIce,
         lossy: Option<(usize, bool, bool)>,
+        video_codec: Option<RTCRtpCodecParameters>,
     ) -> Publisher {
         let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
         let video_ssrc = rand::random::<u32>();
         let audio = local_track(RtpCodecKind::Audio, audio_ssrc);
-        let video = local_track(RtpCodecKind::Video, video_ssrc);
-        for t in [&audio, &video] {
-            peer.pc
+        let video = local_track_with(
+            RtpCodecKind::Video,
+            video_ssrc,
+            video_codec.as_ref().map_or_else(
+                || client_codec(RtpCodecKind::Video),
+                |c| c.rtp_codec.clone(),
+            ),
+        );
+        for (i, t) in [&audio, &video].into_iter().enumerate() {
+            let transceiver = peer
+                .pc
                 .add_transceiver_from_track(
                     t.clone() as Arc<dyn TrackLocal>,
                     Some(RTCRtpTransceiverInit {
@@ -211,6 +244,12 @@ impl Publisher {
                 )
                 .await
                 .unwrap();
+            if let (1, Some(codec)) = (i, &video_codec) {
+                transceiver
+                    .set_codec_preferences(vec![codec.clone()])
+                    .await
+                    .unwrap();
+            }
         }
         let offer = peer.offer().await;
         let r = post_sdp(&url(server, &wisp::http::paths::whip(room)), &offer).await;

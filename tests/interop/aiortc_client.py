@@ -9,6 +9,10 @@
       1 on timeout or error, 3 when the server said in words that it cannot serve this
       player (a WHEP 406 counter-offer for a codec aiortc does not have: the reason is
       printed as "told in words: ...", the session DELETEd, no media received).
+      It prints how long after its POST the first video frame was decoded, and whether that
+      frame is the first picture it received (a late joiner served from the server's
+      keyframe cache decodes the cached picture; a broken cache makes it wait for a later
+      keyframe). --first-picture makes the latter a failure (exit 1).
 
 Both send the complete offer (aiortc gathers before it returns from setLocalDescription).
 """
@@ -18,12 +22,13 @@ import fractions
 import math
 import signal
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import numpy
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from av import AudioFrame, VideoFrame
 
@@ -81,6 +86,7 @@ class ToldInWords(Exception):
 async def exchange(pc, url):
     await pc.setLocalDescription(await pc.createOffer())
     loop = asyncio.get_running_loop()
+    POSTED.append(time.monotonic())
     try:
         status, headers, answer = await loop.run_in_executor(
             None, http, "POST", url, pc.localDescription.sdp, "application/sdp")
@@ -116,12 +122,32 @@ async def publish(url, seconds):
     await pc.close()
 
 
-async def play(url, frames, timeout):
+# When the offer was POSTed.
+POSTED = []
+# The RTP timestamp of the first video picture this player received (see `play`).
+FIRST_RECEIVED = []
+
+
+def tap_first_video_timestamp():
+    """Notes the first video RTP timestamp the receiver is handed (before decoding)."""
+    original = RTCRtpReceiver._handle_rtp_packet
+
+    async def tapped(self, packet, arrival_time_ms):
+        if not FIRST_RECEIVED and self._RTCRtpReceiver__kind == "video" and packet.payload:
+            FIRST_RECEIVED.append(packet.timestamp)
+        return await original(self, packet, arrival_time_ms)
+
+    RTCRtpReceiver._handle_rtp_packet = tapped
+
+
+async def play(url, frames, timeout, first_picture):
+    tap_first_video_timestamp()
     pc = RTCPeerConnection()
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
     done = asyncio.get_running_loop().create_future()
     counts = {"video": 0, "audio": 0}
+    first = {}  # seconds after the POST and RTP timestamp of the first decoded video frame
 
     dims = [0, 0]
 
@@ -134,6 +160,8 @@ async def play(url, frames, timeout):
                     counts[track.kind] += 1
                     if track.kind == "video":
                         dims[:] = [frame.width, frame.height]
+                        if not first:
+                            first.update(after=time.monotonic() - POSTED[0], pts=frame.pts)
                     # Audio too: a RED publisher's audio reaches aiortc as plain Opus.
                     if counts["video"] >= frames and counts["audio"] > 0 and not done.done():
                         done.set_result(tuple(dims))
@@ -152,6 +180,11 @@ async def play(url, frames, timeout):
         w, h = await asyncio.wait_for(done, timeout)
         print(f"aiortc decoded {counts['video']} video frames ({w}x{h}) and {counts['audio']} audio frames")
         ok = True
+        is_first = bool(FIRST_RECEIVED) and first.get("pts") == FIRST_RECEIVED[0]
+        print(f"first video frame {first['after']:.2f} s after the POST; "
+              f"{'it is' if is_first else 'NOT'} the first picture received")
+        if first_picture and not is_first:
+            ok = False
     except asyncio.TimeoutError:
         print(f"timeout: {counts}", file=sys.stderr)
         ok = False
@@ -167,11 +200,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--first-picture", action="store_true")
     a = ap.parse_args()
     if a.mode == "publish":
         asyncio.run(publish(a.url, a.seconds))
     else:
-        sys.exit(asyncio.run(play(a.url, a.frames, a.timeout)))
+        sys.exit(asyncio.run(play(a.url, a.frames, a.timeout, a.first_picture)))
 
 
 if __name__ == "__main__":

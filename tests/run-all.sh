@@ -31,6 +31,10 @@ step "real clients in the lab: GStreamer whipsink/whepsrc and aiortc, publishers
 bash tests/interop/gst_lab.sh target/release/wisp target/gst-webrtchttp/target/release \
   target/aiortc-venv/bin/python
 
+step "join time mid-GOP in the lab: PLI-ignoring x264 and Chromium publishers, ten late viewers each"
+bash tests/interop/join_lab.sh target/release/wisp target/gst-webrtchttp/target/release \
+  target/aiortc-venv/bin/python
+
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 

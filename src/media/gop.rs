@@ -339,31 +339,42 @@ mod tests {
     }
 
     #[test]
-    fn real_x264_packetizations_cache_whole_keyframe_pictures() {
-        // x264 High, tune=zerolatency, threads=4 (four slices a picture), key-int-max=30,
-        // 2.5 s: three keyframe pictures in each capture.
-        let cases: [(&str, &[u8], usize); 3] = [
+    fn real_h264_packetizations_cache_whole_keyframe_pictures() {
+        // x264 High, tune=zerolatency, threads=4 (four slices a picture; threads=1: one),
+        // key-int-max=30, 2.5 s: three keyframe pictures in each x264 capture.
+        let cases: [(&str, &[u8], usize, usize); 4] = [
             (
                 "x264 sliced, STAP-A (aggregate-mode=zero-latency)",
                 include_bytes!("../../tests/fixtures/rtp/x264-high-sliced-stapa.rtp"),
                 4,
+                3,
             ),
             (
                 "x264 sliced, single NAL units (aggregate-mode=none, as libdatachannel)",
                 include_bytes!("../../tests/fixtures/rtp/x264-high-sliced-single-nal.rtp"),
                 4,
+                3,
             ),
             (
                 "x264 one slice, single NAL units",
                 include_bytes!("../../tests/fixtures/rtp/x264-high-one-slice-single-nal.rtp"),
                 1,
+                3,
+            ),
+            (
+                // Chromium 156 (OpenH264, Constrained Baseline) through wisp to aiortc: one
+                // keyframe picture (STAP-A with SPS and PPS, then the IDR slice as FU-A).
+                "Chromium H.264",
+                include_bytes!("../../tests/fixtures/rtp/chromium-h264.rtp"),
+                1,
+                1,
             ),
         ];
-        for (name, bytes, slices) in cases {
+        for (name, bytes, slices, keyframes) in cases {
             assert_eq!(
                 replay(name, bytes, slices),
-                3,
-                "{name}: one start per keyframe"
+                keyframes,
+                "{name}: one start per keyframe picture"
             );
         }
     }

@@ -128,6 +128,11 @@ POSTED = []
 FIRST_RECEIVED = []
 
 
+# The video receiver; its timestamp mapper's origin is the RTP timestamp of the first frame
+# aiortc handed to its decoder (decoded frames' pts count from it).
+VIDEO_RECEIVER = []
+
+
 def tap_first_video_timestamp():
     """Notes the first video RTP timestamp the receiver is handed (before decoding)."""
     original = RTCRtpReceiver._handle_rtp_packet
@@ -135,6 +140,7 @@ def tap_first_video_timestamp():
     async def tapped(self, packet, arrival_time_ms):
         if not FIRST_RECEIVED and self._RTCRtpReceiver__kind == "video" and packet.payload:
             FIRST_RECEIVED.append(packet.timestamp)
+            VIDEO_RECEIVER.append(self)
         return await original(self, packet, arrival_time_ms)
 
     RTCRtpReceiver._handle_rtp_packet = tapped
@@ -148,6 +154,12 @@ async def play(url, frames, timeout, first_picture):
     done = asyncio.get_running_loop().create_future()
     counts = {"video": 0, "audio": 0}
     first = {}  # seconds after the POST and RTP timestamp of the first decoded video frame
+    connected = []  # seconds after the POST when the connection came up
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        if pc.connectionState == "connected" and not connected and POSTED:
+            connected.append(time.monotonic() - POSTED[0])
 
     dims = [0, 0]
 
@@ -180,8 +192,11 @@ async def play(url, frames, timeout, first_picture):
         w, h = await asyncio.wait_for(done, timeout)
         print(f"aiortc decoded {counts['video']} video frames ({w}x{h}) and {counts['audio']} audio frames")
         ok = True
-        is_first = bool(FIRST_RECEIVED) and first.get("pts") == FIRST_RECEIVED[0]
-        print(f"first video frame {first['after']:.2f} s after the POST; "
+        origin = VIDEO_RECEIVER[0]._RTCRtpReceiver__timestamp_mapper._origin
+        decoded_ts = (origin + first["pts"]) % 2**32
+        is_first = bool(FIRST_RECEIVED) and decoded_ts == FIRST_RECEIVED[0]
+        up = f"{connected[0]:.2f}" if connected else "?"
+        print(f"first video frame {first['after']:.2f} s after the POST (connected after {up} s); "
               f"{'it is' if is_first else 'NOT'} the first picture received")
         if first_picture and not is_first:
             ok = False

@@ -11,7 +11,8 @@ The keyframe cache's tests replay them (tests/it/keyframe_cache.rs, src/media/go
       STAP-A.
   capture_rtp.py whep URL OUT [--seconds S]
       Plays a WHEP endpoint with aiortc, offering H.264 only, and writes the RTP packets it
-      receives (payloads untouched; used in the lab for Chromium's H.264).
+      receives (payloads untouched; used in the lab for Chromium's H.264: wisp, then
+      `tests/browser/cell.mjs publish <base> <room> h264`, then this against /whep/<room>).
 """
 import argparse
 import struct

@@ -75,7 +75,9 @@ player_cmd() { # player room publisher
       esac
       echo "/usr/bin/python3 $HERE/whep_play.py $W/whep/$2 --frames 30 --timeout 60${caps:+ --video-caps '$caps'}" ;;
     aiortc)
-      echo "$AIORTC $HERE/aiortc_client.py play $W/whep/$2 --frames 30 --timeout 60" ;;
+      local first=
+      [[ $3 == *h264* ]] && first=" --first-picture"
+      echo "$AIORTC $HERE/aiortc_client.py play $W/whep/$2 --frames 30 --timeout 60$first" ;;
     chromium) echo "$CELL play $W $2 30" ;;
   esac
 }
@@ -102,6 +104,16 @@ cell() {
   local p=$!
   local rc=0 out
   if [ -z "$words" ]; then
+    if [[ "$pub" == *h264* ]]; then
+      # H.264 cells join mid-GOP (x264 here sends a keyframe every 30 frames, 1 s): the player
+      # starts half a second after the publisher's video flows and reports its join time; the
+      # aiortc player must decode the cached keyframe picture first (--first-picture).
+      if ! /usr/bin/python3 "$HERE/wait_publisher.py" "$W" "$room" --timeout 60; then
+        echo "FAIL $name: the publisher never sent video"; fail=1; tail -20 "$LOG/pub-$name.log"
+        stop "$p"; return
+      fi
+      sleep 0.5
+    fi
     out=$(bash -c "$(player_cmd "$player" "$room" "$pub")" 2>&1) || rc=$?
     echo "$out" | sed 's/^/     /'
     if [ "$rc" = 0 ]; then

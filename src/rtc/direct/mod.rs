@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
 mod answer;
+mod nominate;
 mod send;
 pub(crate) use answer::restart;
 
@@ -185,6 +186,7 @@ impl Wiring {
             readers,
             out: Vec::with_capacity(BATCH),
             send_errors: 0,
+            nomination: Default::default(),
         };
         drop(self.rtp_tx);
         tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx));
@@ -236,6 +238,8 @@ struct Driver {
     /// Datagrams of one flush, kept for its capacity.
     out: Vec<send::Datagram>,
     send_errors: u64,
+    /// The client's nominating check the agent may have left unanswered (see `nominate`).
+    nomination: nominate::Replay,
 }
 
 impl Drop for Driver {
@@ -322,19 +326,27 @@ impl Driver {
     }
 
     fn read(&mut self, (i, from, data): NetInput) {
-        let Some((local, _)) = self.sockets.get(i) else {
+        let Some(&(local, _)) = self.sockets.get(i) else {
             return;
         };
-        let _ = self.pc.handle_read(TaggedBytesMut {
-            now: Instant::now(),
-            transport: TransportContext {
-                local_addr: *local,
-                peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
-                ecn: None,
-            },
-            message: data,
-        });
+        let connected = *self.state.borrow() == PeerState::Connected;
+        let again = self.nomination.inbound(from, &data, connected);
+        let mut feed = |message: BytesMut| {
+            let _ = self.pc.handle_read(TaggedBytesMut {
+                now: Instant::now(),
+                transport: TransportContext {
+                    local_addr: local,
+                    peer_addr: from,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                },
+                message,
+            });
+        };
+        feed(data);
+        if let Some(nomination) = again {
+            feed(BytesMut::from(&nomination[..]));
+        }
     }
 
     /// Sends everything the core has queued, runs of equal datagrams as one segmented send

@@ -68,6 +68,9 @@ impl SlotOutput for Counter {
     fn describe(&self) -> String {
         String::new()
     }
+    fn codecs(&self) -> Vec<CodecSpec> {
+        Vec::new()
+    }
     async fn write(&self, pkt: RtpPacket) -> bool {
         self.count(pkt);
         true

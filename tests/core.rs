@@ -208,14 +208,16 @@ async fn late_viewer_triggers_a_keyframe_request_when_nothing_is_cached() {
 }
 
 /// Keyframes the server counted on the video of the room's first publisher.
-fn video_keyframes_in(server: &wisp::Server, room: &str) -> u64 {
+async fn video_keyframes_in(server: &wisp::Server, room: &str) -> u64 {
     let room = wisp::sfu::RoomId::parse(room).unwrap();
-    server
-        .sfu
-        .room(&room)
-        .and_then(|r| r.publishers().first().cloned())
-        .map(|p| {
-            p.tracks()
+    let Some(room) = server.sfu.room(&room) else {
+        return 0;
+    };
+    let tracks = room.publisher_tracks().await;
+    tracks
+        .first()
+        .map(|(_, tracks)| {
+            tracks
                 .iter()
                 .filter(|t| t.kind == wisp::signal::MediaKind::Video)
                 .map(|t| {
@@ -239,10 +241,10 @@ async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
     let mut n = 0u16;
     let mut last_key = 0u16;
-    while n < 20 || keyframes_seen() == 0 {
+    while n < 20 || keyframes_seen().await == 0 {
         assert!(n < MAX_PACKETS, "the server never received a keyframe");
         ticker.tick().await;
-        let key = keyframes_seen() == 0;
+        let key = keyframes_seen().await == 0;
         if key {
             last_key = n;
         }
@@ -352,7 +354,7 @@ async fn late_viewer_gets_the_whole_sliced_h264_keyframe_picture_from_the_cache(
     // the library's track binding), then once more, up to halfway.
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(2));
     let mut round = 0;
-    while keyframes_seen() == 0 {
+    while keyframes_seen().await == 0 {
         assert!(round < 20, "the server never received a keyframe");
         for i in 0..gop.len() {
             ticker.tick().await;

@@ -219,7 +219,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             check_auth(app, req.headers())?;
         }
         return match *req.method() {
-            Method::GET => Ok(crate::http::events::stream(&app.sfu, room)),
+            Method::GET => crate::http::events::stream(&app.sfu, room).await,
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
         };
     }
@@ -270,15 +270,15 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                     })?
                 };
                 let pref = match (sel.rid, sel.max_height) {
-                    (Some(rid), _) => crate::media::LayerPref::Rid(rid),
-                    (None, Some(h)) => crate::media::LayerPref::MaxHeight(h),
-                    (None, None) => crate::media::LayerPref::Auto,
+                    (Some(rid), _) => crate::sfu::layers::LayerPref::Rid(rid),
+                    (None, Some(h)) => crate::sfu::layers::LayerPref::MaxHeight(h),
+                    (None, None) => crate::sfu::layers::LayerPref::Auto,
                 };
                 let media = sel.media_id.map(|m| match m {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 });
-                app.sfu.select_layer(id, media.as_deref(), pref)?;
+                app.sfu.select_layer(id, media.as_deref(), pref).await?;
                 Ok(headers::empty(StatusCode::OK))
             }
             _ => Err(Error::MethodNotAllowed { allow: "POST" }),
@@ -286,7 +286,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         Route::SessionSseStream(id, sid) => match *req.method() {
             Method::GET => {
                 let (viewer, room, events) = app.sfu.event_stream(id, &sid)?;
-                Ok(crate::http::events::whep_stream(&viewer, &room, events))
+                crate::http::events::whep_stream(&viewer, &room, events).await
             }
             Method::DELETE => {
                 app.sfu.delete_event_stream(id, &sid)?;

@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::broadcast;
 
+use crate::error::Error;
 use crate::http::headers::{self, Body};
 use crate::sfu::events::RoomEvent;
 use crate::sfu::{Room, RoomId, Sfu};
@@ -82,9 +83,9 @@ impl Drop for Subscription {
 }
 
 /// The SSE response: the roster, then every event; a consumer that lags is cut off.
-pub fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Response<Body> {
+pub async fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Result<Response<Body>, Error> {
     let room = sfu.room_or_create(room);
-    let (roster, rx) = room.subscribe();
+    let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
     let sub = Subscription {
         rx: Some(rx),
         sfu: sfu.clone(),
@@ -108,19 +109,20 @@ pub fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Response<Body> {
         };
         Some((Ok(Frame::data(next)), (None, sub)))
     });
-    sse_response(StreamBody::new(frames).boxed())
+    Ok(sse_response(StreamBody::new(frames).boxed()))
 }
 
 /// A WHEP session's event stream (core extensions §4): `active`/`inactive` from what the
 /// session shows, `viewercount` and the room's events, filtered to `events`. Ends when the
 /// session does.
-pub fn whep_stream(
+pub async fn whep_stream(
     viewer: &crate::sfu::Viewer,
     room: &Room,
     events: Vec<String>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Error> {
     use crate::sfu::ViewerState;
-    let (roster, rx) = room.subscribe();
+    let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
+    let viewercount = room.viewer_count().await;
     let mut state = viewer.state.subscribe();
     let mut layers = viewer.layers.subscribe();
     layers.mark_changed(); // the current layers, if any, come first
@@ -140,12 +142,7 @@ pub fn whep_stream(
         first.push("event: active\ndata: {}\n\n".into());
     }
     if wants("viewercount") {
-        first.push(
-            RoomEvent::Viewercount {
-                viewercount: room.viewer_count(),
-            }
-            .to_sse(),
-        );
+        first.push(RoomEvent::Viewercount { viewercount }.to_sse());
     }
     let init = (first, rx, state, (layers, unplayable, endpoint), wants);
     let frames = stream::unfold(
@@ -186,9 +183,9 @@ pub fn whep_stream(
                 }
                 c = layers.changed() => {
                         c.ok()?;
-                        let data = layers.borrow_and_update().clone();
-                        (wants("layers") && !data.is_empty())
-                            .then(|| Bytes::from(format!("event: layers\ndata: {data}\n\n")))
+                        let data = layers.borrow_and_update().as_ref().map(layers_json);
+                        data.filter(|_| wants("layers"))
+                            .map(|data| Bytes::from(format!("event: layers\ndata: {data}\n\n")))
                     }
                     _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
                 };
@@ -198,7 +195,32 @@ pub fn whep_stream(
             }
         },
     );
-    sse_response(StreamBody::new(frames).boxed())
+    Ok(sse_response(StreamBody::new(frames).boxed()))
+}
+
+/// The WHEP `layers` event data: an object keyed by the m-line index of each video slot that
+/// shows someone, each that publisher's layers lowest first, as
+/// `{"bitrate": …, "rid"?: …, "width"?: …, "height"?: …}`.
+pub fn layers_json(layers: &crate::sfu::room::Layers) -> String {
+    let mut data = serde_json::Map::new();
+    for (i, list) in layers {
+        let list: Vec<serde_json::Value> = list
+            .iter()
+            .map(|l| {
+                let mut o = serde_json::json!({ "bitrate": l.bitrate });
+                if let Some(r) = &l.rid {
+                    o["rid"] = r.clone().into();
+                }
+                if let Some((w, h)) = l.dims {
+                    o["width"] = w.into();
+                    o["height"] = h.into();
+                }
+                o
+            })
+            .collect();
+        data.insert(i.to_string(), list.into());
+    }
+    serde_json::Value::Object(data).to_string()
 }
 
 /// A `200 text/event-stream` response around a streaming body, never cached.

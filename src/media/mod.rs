@@ -13,6 +13,7 @@
 
 pub mod fanout;
 pub mod gop;
+pub mod input;
 pub mod keyframe;
 pub mod padding;
 pub mod red;
@@ -22,7 +23,7 @@ pub mod vad;
 
 pub use fanout::TrackFanout;
 pub use rewriter::Rewriter;
-pub use sink::{LayerDesc, LayerPref, SlotOutput, SlotSink};
+pub use sink::{SlotOutput, SlotSink};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -24,6 +24,8 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8>;
     /// The receiver's codecs, for a log line.
     fn describe(&self) -> String;
+    /// The codecs the receiver negotiated (empty until its answer is known).
+    fn codecs(&self) -> Vec<CodecSpec>;
     /// Sends one packet; false if it was refused.
     fn write(&self, pkt: RtpPacket) -> impl std::future::Future<Output = bool> + Send;
     /// Whether this output's writes never wait ([`SlotOutput::write_now`]). Then the fan-out
@@ -61,6 +63,9 @@ impl SlotOutput for OutTrack {
             .map(|(pt, c)| format!("{pt} {} {}", c.mime_type, c.fmtp))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+    fn codecs(&self) -> Vec<CodecSpec> {
+        self.negotiated().iter().map(|(_, c)| c.clone()).collect()
     }
     async fn write(&self, pkt: RtpPacket) -> bool {
         OutTrack::write(self, pkt).await
@@ -109,17 +114,12 @@ pub struct SlotSink {
     feed: Feed,
     /// Set by `offer` when the queue overflowed; the writer then resyncs on a keyframe.
     overflowed: AtomicBool,
-    /// The viewer's transport is up: only then is the slot attached to a source, so the
-    /// keyframe-cache burst is not written into a connection that cannot send yet.
-    ready: AtomicBool,
     /// The fan-out this slot is attached to (for keyframe requests and codec lookups).
     source: ArcSwapOption<TrackFanout>,
-    /// Which simulcast layer this slot wants (WHEP layer selection).
-    layer: std::sync::Mutex<LayerPref>,
     /// The viewer's latest bandwidth estimate (REMB) seen on this slot, bit/s; 0 = none.
     estimate: AtomicU64,
-    /// Whether the viewer negotiated a payload type for a codec.
-    accepts: Box<dyn Fn(&CodecSpec) -> bool + Send + Sync>,
+    /// The codecs the viewer negotiated on this m-line.
+    codecs: Box<dyn Fn() -> Vec<CodecSpec> + Send + Sync>,
     pub stats: SinkStats,
 }
 
@@ -134,82 +134,6 @@ enum Feed {
 /// A writer run by whoever offers (the fan-out, or `attach` for a burst).
 trait InlineFeed: Send + Sync {
     fn feed(&self, sink: &SlotSink, item: Item) -> bool;
-}
-
-/// Which simulcast layer a video slot wants.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum LayerPref {
-    /// The server's choice: the best active layer.
-    #[default]
-    Auto,
-    /// One encoding by RTP stream id; the best active layer while it is missing or paused.
-    Rid(String),
-    /// The best active layer no taller than this (layers of unknown size do not qualify).
-    MaxHeight(u16),
-}
-
-/// What layer choice knows about one layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerDesc<'a> {
-    pub rid: Option<&'a str>,
-    pub active: bool,
-    pub height: Option<u16>,
-    /// Current bitrate, bit/s.
-    pub bitrate: u64,
-}
-
-impl LayerPref {
-    /// Picks from `layers` ordered lowest to highest quality. `current` is the layer shown now;
-    /// `budget` the bandwidth the viewer's estimate leaves for this slot. Auto with a budget
-    /// keeps the current layer while it fits, moves up only when the higher layer fits in
-    /// 75 % of the budget (hysteresis), and down to the best layer within 90 % when the
-    /// current one no longer fits.
-    pub fn pick(
-        &self,
-        layers: &[LayerDesc<'_>],
-        current: Option<usize>,
-        budget: Option<u64>,
-    ) -> Option<usize> {
-        let active: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].active).collect();
-        let pool = if active.is_empty() {
-            (0..layers.len()).collect()
-        } else {
-            active
-        };
-        let best = pool.last().copied();
-        match self {
-            LayerPref::Auto => {
-                let Some(b) = budget else { return best };
-                let rate = |i: usize| layers[i].bitrate;
-                let keep = current.filter(|c| pool.contains(c) && rate(*c) <= b);
-                let up = pool
-                    .iter()
-                    .copied()
-                    .rev()
-                    .find(|i| rate(*i).saturating_mul(4) <= b.saturating_mul(3));
-                match keep {
-                    Some(k) => Some(up.filter(|u| *u > k).unwrap_or(k)),
-                    None => pool
-                        .iter()
-                        .copied()
-                        .rev()
-                        .find(|i| rate(*i).saturating_mul(10) <= b.saturating_mul(9))
-                        .or_else(|| pool.first().copied()),
-                }
-            }
-            LayerPref::Rid(r) => pool
-                .iter()
-                .copied()
-                .find(|i| layers[*i].rid == Some(r.as_str()))
-                .or(best),
-            LayerPref::MaxHeight(h) => pool
-                .iter()
-                .copied()
-                .rev()
-                .find(|i| layers[*i].height.is_some_and(|lh| lh <= *h))
-                .or_else(|| pool.first().copied()),
-        }
-    }
 }
 
 impl SlotSink {
@@ -227,13 +151,11 @@ impl SlotSink {
             mid: out.mid().to_string(),
             feed,
             overflowed: AtomicBool::new(false),
-            ready: AtomicBool::new(false),
             source: ArcSwapOption::empty(),
-            layer: Default::default(),
             estimate: AtomicU64::new(0),
-            accepts: {
+            codecs: {
                 let o = out.clone();
-                Box::new(move |c: &CodecSpec| o.payload_type_for(c).is_some())
+                Box::new(move || o.codecs())
             },
             stats: SinkStats::default(),
         });
@@ -243,7 +165,7 @@ impl SlotSink {
         let weak = Arc::downgrade(&sink);
         tokio::spawn(async move {
             // Viewer PLI/FIR → the current source, throttled there; REMB → the estimate the
-            // room's layer choice reads.
+            // room task samples for the planner's layer choice.
             while let Some(feedback) = out.next_feedback().await {
                 let Some(sink) = weak.upgrade() else { break };
                 for f in feedback {
@@ -285,32 +207,14 @@ impl SlotSink {
         self.overflowed.store(true, Ordering::Relaxed);
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Marks the slot's transport as connected (see `ready`).
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
-    }
-
-    /// Whether this slot's viewer can receive `codec` (negotiated a payload type for it).
-    pub fn accepts(&self, codec: &CodecSpec) -> bool {
-        (self.accepts)(codec)
+    /// The codecs this slot's viewer negotiated (empty until its answer is known).
+    pub fn codecs(&self) -> Vec<CodecSpec> {
+        (self.codecs)()
     }
 
     /// The viewer's bandwidth estimate last seen on this slot (bit/s), if any.
     pub fn estimate(&self) -> Option<u64> {
         Some(self.estimate.load(Ordering::Relaxed)).filter(|e| *e > 0)
-    }
-
-    pub fn layer(&self) -> LayerPref {
-        self.layer.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Sets the layer preference; the room applies it at its next reconcile.
-    pub fn set_layer(&self, pref: LayerPref) {
-        *self.layer.lock().unwrap_or_else(|e| e.into_inner()) = pref;
     }
 
     pub fn source(&self) -> Option<Arc<TrackFanout>> {
@@ -558,6 +462,9 @@ mod tests {
         }
         fn describe(&self) -> String {
             String::new()
+        }
+        fn codecs(&self) -> Vec<CodecSpec> {
+            self.0.iter().map(|(_, c)| c.clone()).collect()
         }
         async fn write(&self, _: RtpPacket) -> bool {
             true

@@ -53,6 +53,8 @@ pub struct Vad {
     streak: u32,
     /// Loudness of the last closed interval (for dominant-speaker ranking).
     pub loudness: u8,
+    /// Intervals closed so far (a reader can tell when one closed).
+    closed: u64,
 }
 
 impl Vad {
@@ -66,7 +68,13 @@ impl Vad {
             speaking: false,
             streak: 0,
             loudness: 0,
+            closed: 0,
         }
+    }
+
+    /// How many intervals have closed so far.
+    pub fn intervals(&self) -> u64 {
+        self.closed
     }
 
     pub fn speaking(&self) -> bool {
@@ -112,6 +120,7 @@ impl Vad {
     fn close_interval(&mut self) -> Option<Change> {
         let active = self.packets > 0
             && self.active as f32 >= self.cfg.min_active_fraction * self.packets as f32;
+        self.closed += 1;
         self.loudness = self.loud_sum.checked_div(self.packets).unwrap_or(0) as u8;
         self.packets = 0;
         self.active = 0;

@@ -3,7 +3,9 @@
 
 pub mod events;
 pub mod ids;
+pub mod layers;
 mod observers;
+pub mod plan;
 pub mod room;
 pub mod slots;
 
@@ -11,15 +13,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::error::{Error, Result};
 use crate::media::SlotSink;
 use crate::rtc::{PeerState, RtcEngine, RtcPeer};
 use crate::signal::{self, Fragment, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
 use observers::{PublisherObserver, ViewerObserver};
-pub use room::{Participant, Room, Viewer, ViewerState};
+pub use plan::ViewerState;
+use room::Command;
+pub use room::{Participant, ROOM_TICK, Room, Viewer};
 
 /// Which side a session is on.
 pub enum SessionKind {
@@ -96,9 +98,6 @@ pub struct CounterOffer {
     /// to do. Printable ASCII only.
     pub reason: String,
 }
-
-/// How often rooms close silent VAD intervals and re-rank the dominant speaker.
-pub const ROOM_TICK: Duration = Duration::from_millis(250);
 
 /// How long a WHEP counter-offer stays valid (draft-03 §4.2 default).
 pub const COUNTER_OFFER_VALIDITY: Duration = Duration::from_secs(30);
@@ -182,26 +181,18 @@ impl Sfu {
         self.rooms().get(id).cloned()
     }
 
-    /// The room, created on first use with its VAD/dominant-speaker ticker.
+    /// The room, created on first use with its task.
     pub fn room_or_create(&self, id: &RoomId) -> Arc<Room> {
+        let vad = self.limits.vad;
+        // A publisher whose voice reports stop is silent after the intervals the detector
+        // needs to turn off, plus one.
+        let cfg = plan::PlanConfig {
+            voice_timeout: vad.interval * (vad.off_after + 1),
+            ..Default::default()
+        };
         self.rooms()
             .entry(id.clone())
-            .or_insert_with(|| {
-                let room = Room::new(id.clone());
-                let weak = Arc::downgrade(&room);
-                tokio::spawn(async move {
-                    let mut every = tokio::time::interval(ROOM_TICK);
-                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    loop {
-                        every.tick().await;
-                        match weak.upgrade() {
-                            Some(room) => room.tick(std::time::Instant::now()),
-                            None => break, // the room is gone
-                        }
-                    }
-                });
-                room
-            })
+            .or_insert_with(|| Room::spawn(id.clone(), cfg))
             .clone()
     }
 
@@ -239,17 +230,18 @@ impl Sfu {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "guest".into());
         let room = self.room_or_create(room_id);
-        let participant = Participant::new(name, id, self.limits.vad);
-        let participant_for_codecs = participant.clone();
+        let participant = Participant::new(name, id);
         let observer = Arc::new(PublisherObserver {
             sfu: self.me.clone(),
             session: id,
             room: Arc::downgrade(&room),
-            participant: participant.clone(),
+            participant: participant.id.clone(),
+            audio_level_id: Default::default(),
+            vad: self.limits.vad,
         });
         let (peer, answer) = match self
             .rtc
-            .publish(room_id.as_str(), offer, &summary, observer)
+            .publish(room_id.as_str(), offer, &summary, observer.clone())
             .await
         {
             Ok(x) => x,
@@ -258,15 +250,11 @@ impl Sfu {
                 return Err(e);
             }
         };
-        *participant_for_codecs
-            .expected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = signal::offer::first_codecs(&answer);
-        *participant_for_codecs
-            .audio_level_id
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) =
-            signal::offer::extmap_id(&answer, MediaKind::Audio, crate::rtc::AUDIO_LEVEL_URI);
+        if let Some(ext) =
+            signal::offer::extmap_id(&answer, MediaKind::Audio, crate::rtc::AUDIO_LEVEL_URI)
+        {
+            let _ = observer.audio_level_id.set(ext);
+        }
         let etag = new_etag();
         let session = Arc::new(Session {
             id,
@@ -278,7 +266,12 @@ impl Sfu {
             event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
-        room.add_publisher(participant.clone());
+        // Queued before the 201 leaves, so it precedes any of the publisher's tracks.
+        room.send(Command::PublisherJoined {
+            participant: participant.clone(),
+            expected: signal::offer::first_codecs(&answer),
+        })
+        .await;
         tracing::info!(room = %room_id, session = %id, participant = %participant.id, "publisher joined");
         Ok(Created {
             session: id,
@@ -300,36 +293,34 @@ impl Sfu {
         let summary = signal::offer::parse_offer(offer, Role::Play)?;
         let room = match &target {
             // A named participant must exist; a room viewer may wait for publishers.
-            Some(p) => {
-                let room = self.room(room_id).ok_or(Error::NotFound)?;
-                room.participant(p).ok_or(Error::NotFound)?;
-                room
-            }
+            Some(_) => self.room(room_id).ok_or(Error::NotFound)?,
             None => self.room_or_create(room_id),
         };
         let _slot = self.reserve()?;
         let id = SessionId::new();
         // Prefer the codec of whoever each slot will show first, so the viewer's track is bound
         // with the publisher's codec.
-        let shown: Vec<Arc<Participant>> = match &target {
-            Some(p) => room.participant(p).into_iter().collect(),
-            None => room
-                .publishers()
-                .into_iter()
-                .filter(|p| Some(&p.id) != exclude.as_ref())
-                .collect(),
-        };
-        let mut index = [0usize; 2];
+        let kinds: Vec<MediaKind> = summary.media.iter().map(|m| m.kind).collect();
+        let (t, x) = (target.clone(), exclude.clone());
+        let (present, codecs) = room
+            .call(move |core, _| {
+                let present = t.as_ref().is_none_or(|t| core.plan.has_publisher(t));
+                (
+                    present,
+                    core.plan.codecs_for(t.as_ref(), x.as_ref(), &kinds),
+                )
+            })
+            .await
+            .ok_or(Error::NotFound)?;
+        if !present {
+            self.drop_room_if_empty(&room);
+            return Err(Error::NotFound);
+        }
         let prefs: Vec<_> = summary
             .media
             .iter()
-            .map(|m| {
-                let k = (m.kind == MediaKind::Video) as usize;
-                let p = shown.get(index[k]);
-                index[k] += 1;
-                p.and_then(|p| p.codec(m.kind))
-                    .map(|c| c.for_viewer(&m.codecs))
-            })
+            .zip(codecs)
+            .map(|(m, c)| c.map(|c| c.for_viewer(&m.codecs)))
             .collect();
         // If an m-line cannot carry the codec its publisher sends, counter with our own offer
         // (WHEP draft-03 §4.2) instead of answering with a black screen.
@@ -366,19 +357,7 @@ impl Sfu {
             }
         };
         let slots: Vec<Arc<SlotSink>> = tracks.into_iter().map(SlotSink::spawn).collect();
-        let (state, _) = watch::channel(ViewerState::Waiting);
-        let viewer = Arc::new(Viewer {
-            session: id,
-            target,
-            exclude,
-            slots,
-            state,
-            announced: Mutex::new(Vec::new()),
-            assigned: Mutex::new([Vec::new(), Vec::new()]),
-            layers: watch::channel(String::new()).0,
-            layers_sent: Mutex::new(None),
-            unplayable: watch::channel(None).0,
-        });
+        let viewer = Viewer::new(id, target, exclude, slots);
         let etag = new_etag();
         let session = Arc::new(Session {
             id,
@@ -390,7 +369,7 @@ impl Sfu {
             event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
-        room.add_viewer(viewer);
+        room.send(Command::ViewerJoined(viewer)).await;
         let counter_offer = counter.then(|| {
             // The same words in the body, for clients that show only the body (RFC 8866 §5.4).
             answer = signal::offer::with_session_info(&answer, &reason);
@@ -475,50 +454,49 @@ impl Sfu {
 
     /// WHEP layer selection: which simulcast layer the video slot `media` (m-line index or
     /// mid; default the first video slot) shows.
-    pub fn select_layer(
+    pub async fn select_layer(
         &self,
         id: SessionId,
         media: Option<&str>,
-        pref: crate::media::LayerPref,
+        pref: layers::LayerPref,
     ) -> Result<()> {
         let session = self.session(id).ok_or(Error::NotFound)?;
         let SessionKind::Viewer(v) = &session.kind else {
             return Err(Error::NotFound);
         };
         let slot = match media {
-            None => v.slots.iter().find(|s| s.kind == MediaKind::Video),
+            None => v.slots.iter().position(|s| s.kind == MediaKind::Video),
             Some(m) => m
                 .parse::<usize>()
                 .ok()
-                .and_then(|i| v.slots.get(i))
-                .or_else(|| v.slots.iter().find(|s| s.mid == m)),
+                .filter(|i| *i < v.slots.len())
+                .or_else(|| v.slots.iter().position(|s| s.mid == m)),
         }
-        .filter(|s| s.kind == MediaKind::Video)
+        .filter(|&i| v.slots[i].kind == MediaKind::Video)
         .ok_or_else(|| {
             Error::BadRequest(format!(
                 "mediaId {} is not a video m-line of this session.",
                 media.unwrap_or("(default)")
             ))
         })?;
-        if let crate::media::LayerPref::Rid(rid) = &pref
-            && let Some(src) = slot.source()
-        {
-            let published = session.room.publishers().iter().any(|p| {
-                let layers = p.layers(MediaKind::Video);
-                layers.iter().any(|t| Arc::ptr_eq(t, &src))
-                    && layers
-                        .iter()
-                        .any(|t| t.rid.as_deref() == Some(rid.as_str()))
-            });
-            if !published {
-                return Err(Error::BadRequest(format!(
-                    "The publisher shown here sends no layer with rid \"{rid}\"."
-                )));
-            }
+        let refused = session
+            .room
+            .call(move |core, now| {
+                core.input(
+                    now,
+                    plan::Input::SetLayer {
+                        viewer: id,
+                        slot,
+                        pref,
+                    },
+                )
+            })
+            .await
+            .ok_or(Error::NotFound)?;
+        match refused.into_iter().next() {
+            Some(plan::Output::Refused { reason }) => Err(Error::BadRequest(reason)),
+            _ => Ok(()),
         }
-        slot.set_layer(pref);
-        session.room.reconcile();
-        Ok(())
     }
 
     pub fn delete_event_stream(&self, id: SessionId, sid: &str) -> Result<()> {
@@ -593,11 +571,14 @@ impl Sfu {
         let session = self.sessions().remove(&id).ok_or(Error::NotFound)?;
         match &session.kind {
             SessionKind::Publisher(p) => {
-                session.room.remove_publisher(id);
+                session
+                    .room
+                    .send(Command::PublisherLeft(p.id.clone()))
+                    .await;
                 tracing::info!(room = %session.room.id, session = %id, participant = %p.id, "publisher left");
             }
             SessionKind::Viewer(_) => {
-                session.room.remove_viewer(id);
+                session.room.send(Command::ViewerLeft(id)).await;
                 tracing::info!(room = %session.room.id, session = %id, "viewer left");
             }
         }
@@ -606,10 +587,11 @@ impl Sfu {
         Ok(())
     }
 
-    /// Forgets a room with no sessions and no event subscribers.
+    /// Forgets a room with no sessions and no event subscribers (its task then ends).
     pub fn drop_room_if_empty(&self, room: &Arc<Room>) {
+        let in_use = self.sessions().values().any(|s| Arc::ptr_eq(&s.room, room));
         let mut rooms = self.rooms();
-        if room.is_empty()
+        if !in_use
             && room.subscriber_count() == 0
             && rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room))
         {

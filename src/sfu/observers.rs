@@ -1,45 +1,25 @@
-//! How sessions hear from their peer connections: publisher tracks become fan-outs (and feed
-//! the VAD), and a peer that fails or closes ends its session as if DELETEd.
+//! How sessions hear from their peer connections: a publisher's tracks become fan-outs (with
+//! a voice detector for audio) that the room task is told about, a viewer's transport coming
+//! up is passed on, and a peer that fails or closes ends its session as if DELETEd.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::media::TrackFanout;
-use crate::rtc::{InTrackInfo, KeyframeRequester, PeerObserver, PeerState, RtpPacket, RtpSink};
-use crate::sfu::{Participant, Room, SessionId, Sfu};
+use crate::media::input::{TrackInput, VoiceInput};
+use crate::media::vad::VadConfig;
+use crate::rtc::{InTrackInfo, KeyframeRequester, PeerObserver, PeerState, RtpSink};
+use crate::sfu::room::Command;
+use crate::sfu::{ParticipantId, Room, SessionId, Sfu};
 use crate::signal::MediaKind;
 
 pub(crate) struct PublisherObserver {
     pub(crate) sfu: Weak<Sfu>,
     pub(crate) session: SessionId,
     pub(crate) room: Weak<Room>,
-    pub(crate) participant: Arc<Participant>,
-}
-
-/// Feeds a publisher track's packets to its fan-out; removes the track when it ends.
-struct TrackFeed {
-    fanout: Arc<TrackFanout>,
-    /// Audio tracks: the RFC 6464 extension id to read levels from.
-    audio_level_id: Option<u8>,
-    pub(crate) room: Weak<Room>,
-    pub(crate) participant: Arc<Participant>,
-}
-
-impl RtpSink for TrackFeed {
-    fn on_rtp(&self, pkt: RtpPacket) {
-        if let Some(id) = self.audio_level_id
-            && let Some(ext) = pkt.header.get_extension(id)
-            && let (Some(&b), Some(room)) = (ext.first(), self.room.upgrade())
-        {
-            room.audio_level(&self.participant, std::time::Instant::now(), b & 0x7f);
-        }
-        self.fanout.forward(pkt);
-    }
-
-    fn on_end(&self) {
-        if let Some(room) = self.room.upgrade() {
-            room.remove_track(&self.participant, &self.fanout);
-        }
-    }
+    pub(crate) participant: ParticipantId,
+    /// The negotiated RFC 6464 audio-level extension id, known once the answer is made.
+    pub(crate) audio_level_id: OnceLock<u8>,
+    pub(crate) vad: VadConfig,
 }
 
 impl PeerObserver for PublisherObserver {
@@ -55,7 +35,7 @@ impl PeerObserver for PublisherObserver {
         keyframes: KeyframeRequester,
     ) -> Option<Arc<dyn RtpSink>> {
         let room = self.room.upgrade()?;
-        tracing::info!(room = %room.id, participant = %self.participant.id, codec = %info.codec.mime_type, ssrc = info.ssrc, rid = ?info.rid, "track arrived");
+        tracing::info!(room = %room.id, participant = %self.participant, codec = %info.codec.mime_type, ssrc = info.ssrc, rid = ?info.rid, "track arrived");
         let kind = info.kind;
         let fanout = TrackFanout::new(
             info.kind,
@@ -63,20 +43,45 @@ impl PeerObserver for PublisherObserver {
             info.rid,
             Box::new(move || keyframes.request()),
         );
-        room.add_track(&self.participant, fanout.clone());
-        let audio_level_id = match kind {
-            MediaKind::Audio => *self
-                .participant
-                .audio_level_id
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            MediaKind::Video => None,
+        room.send_now(Command::TrackAdded {
+            publisher: self.participant.clone(),
+            fanout: fanout.clone(),
+        });
+        let voice = match (kind, self.audio_level_id.get()) {
+            (MediaKind::Audio, Some(&id)) => {
+                let (room, publisher) = (self.room.clone(), self.participant.clone());
+                Some(VoiceInput::new(
+                    id,
+                    self.vad,
+                    Box::new(move |v| {
+                        if let Some(room) = room.upgrade() {
+                            room.offer(Command::Voice {
+                                publisher: publisher.clone(),
+                                speaking: v.speaking,
+                                loudness: v.loudness,
+                            });
+                        }
+                    }),
+                ))
+            }
+            _ => None,
         };
-        Some(Arc::new(TrackFeed {
+        let ended = {
+            let (room, publisher, fanout) =
+                (self.room.clone(), self.participant.clone(), fanout.clone());
+            Box::new(move || {
+                if let Some(room) = room.upgrade() {
+                    room.send_now(Command::TrackEnded {
+                        publisher: publisher.clone(),
+                        fanout: fanout.clone(),
+                    });
+                }
+            })
+        };
+        Some(Arc::new(TrackInput {
             fanout,
-            audio_level_id,
-            room: self.room.clone(),
-            participant: self.participant.clone(),
+            voice,
+            ended,
         }))
     }
 }
@@ -92,7 +97,7 @@ impl PeerObserver for ViewerObserver {
         match state {
             PeerState::Connected => {
                 if let Some(room) = self.room.upgrade() {
-                    room.viewer_connected(self.session);
+                    room.send_now(Command::ViewerConnected(self.session));
                 }
             }
             PeerState::Failed | PeerState::Closed => Sfu::end_later(&self.sfu, self.session, state),

@@ -1,166 +1,59 @@
-//! A room: its publishers (participants) and viewers, and the assignment of viewer slots to
-//! publisher tracks. Membership changes take the room's lock and re-point slots; the packet
-//! path never takes it (fan-outs hold their own lock-free snapshots).
+//! A room's task: the one owner of the room's [`RoomPlan`], its fan-outs and its viewers'
+//! slots. Signalling, the rtc callbacks and the voice detectors reach it with [`Command`]s
+//! over one bounded channel; it feeds them to the plan with the time, applies the plan's
+//! outputs (attach/detach on the fan-outs, events, viewer state) and ticks the plan every
+//! [`ROOM_TICK`] with fresh rates and bandwidth estimates. Nothing else holds room state, and
+//! no task waits on a lock of the room: the packet path never touches this module.
+//!
+//! Lifecycle commands from synchronous callbacks are never dropped: when the queue is full
+//! they are sent from a spawned task (order is kept within the queue; the plan ignores a
+//! track of an unknown publisher and an end of an unknown track). Voice reports may be dropped
+//! when the queue is full: the next interval repeats the state.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::media::vad::{Dominant, Vad, VadConfig};
-use crate::media::{LayerDesc, LayerPref, SlotSink, TrackFanout};
-use crate::sfu::events::{ParticipantInfo, RoomEvent, SlotInfo};
+use crate::media::{SlotSink, SourceId, TrackFanout};
+use crate::sfu::events::RoomEvent;
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
-use crate::signal::MediaKind;
+use crate::sfu::plan::{
+    Input, LayerInfo, Output, PlanConfig, RoomPlan, SlotSpec, TrackDesc, TrackRate, ViewerState,
+};
+use crate::signal::{CodecSpec, MediaKind};
 
 /// Room events a slow consumer may fall behind by before it is dropped.
 pub const EVENT_BACKLOG: usize = 256;
-/// How long the dominant speaker holds the floor before another may take it.
-pub const DOMINANT_DWELL: Duration = Duration::from_millis(1500);
-/// How long a participant keeps a slot before a more recent speaker may take it (last-N).
-pub const SLOT_DWELL: Duration = Duration::from_secs(3);
+/// Commands queued for a room before senders wait (or, for voice reports, drop).
+const COMMAND_QUEUE: usize = 1024;
+/// How often the room samples rates and estimates and lets time-based policy run.
+pub const ROOM_TICK: Duration = Duration::from_millis(250);
 
-/// A publisher in a room.
+/// A publisher: who it is. What it sends is the plan's business.
 pub struct Participant {
     pub id: ParticipantId,
     pub name: String,
     pub session: SessionId,
     pub joined_at: SystemTime,
-    /// Incoming tracks as they arrive (at most one audio and one video today).
-    tracks: Mutex<Vec<Arc<TrackFanout>>>,
-    /// The codec per kind the publisher was answered with: known before its media arrives.
-    pub expected: Mutex<Vec<(MediaKind, crate::signal::CodecSpec)>>,
-    /// The negotiated RFC 6464 audio-level extension id, if any.
-    pub audio_level_id: Mutex<Option<u8>>,
-    /// Voice activity from the audio levels (fed by the audio reader task, ticked by the room).
-    pub vad: Mutex<Vad>,
 }
 
 impl Participant {
-    pub fn new(name: String, session: SessionId, vad: VadConfig) -> Arc<Participant> {
+    pub fn new(name: String, session: SessionId) -> Arc<Participant> {
         Arc::new(Participant {
             id: ParticipantId::new(),
             name,
             session,
             joined_at: SystemTime::now(),
-            tracks: Mutex::new(Vec::new()),
-            expected: Mutex::new(Vec::new()),
-            audio_level_id: Mutex::new(None),
-            vad: Mutex::new(Vad::new(vad)),
         })
     }
-
-    /// The roster entry for this participant.
-    pub fn info(&self) -> ParticipantInfo {
-        let tracks = self.tracks();
-        ParticipantInfo {
-            id: self.id.to_string(),
-            name: self.name.clone(),
-            joined_at: self
-                .joined_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            audio: tracks.iter().any(|t| t.kind == MediaKind::Audio),
-            video: tracks.iter().any(|t| t.kind == MediaKind::Video),
-            speaking: self
-                .vad
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .speaking(),
-        }
-    }
-
-    /// The codec this participant sends for `kind`: the arrived track's, else the answered one.
-    pub fn codec(&self, kind: MediaKind) -> Option<crate::signal::CodecSpec> {
-        self.track(kind).map(|t| t.codec.clone()).or_else(|| {
-            self.expected
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .map(|(_, c)| c.clone())
-        })
-    }
-
-    pub fn tracks(&self) -> Vec<Arc<TrackFanout>> {
-        self.tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn track(&self, kind: MediaKind) -> Option<Arc<TrackFanout>> {
-        self.tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|t| t.kind == kind)
-            .cloned()
-    }
-
-    /// The tracks of `kind`, lowest quality first: simulcast layers ranked by the highest
-    /// bitrate each has reached (stable: a paused layer keeps its rank), ties in arrival order.
-    pub fn layers(&self, kind: MediaKind) -> Vec<Arc<TrackFanout>> {
-        let mut v: Vec<Arc<TrackFanout>> = self
-            .tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|t| t.kind == kind)
-            .cloned()
-            .collect();
-        v.sort_by_key(|t| t.peak_bitrate());
-        v
-    }
-
-    /// The track a slot with preference `pref` should show, given what it shows now and the
-    /// bandwidth the viewer's estimate leaves it.
-    pub fn pick(
-        &self,
-        kind: MediaKind,
-        pref: &LayerPref,
-        current: Option<&Arc<TrackFanout>>,
-        budget: Option<u64>,
-    ) -> Option<Arc<TrackFanout>> {
-        let layers = self.layers(kind);
-        if layers.len() <= 1 {
-            return layers.into_iter().next();
-        }
-        let desc: Vec<_> = layers
-            .iter()
-            .map(|t| LayerDesc {
-                rid: t.rid.as_deref(),
-                active: layer_active(t),
-                height: t.dimensions().map(|d| d.1),
-                bitrate: t.bitrate(),
-            })
-            .collect();
-        let current = current.and_then(|c| layers.iter().position(|t| Arc::ptr_eq(t, c)));
-        pref.pick(&desc, current, budget).map(|i| layers[i].clone())
-    }
 }
 
-/// A layer is active while it runs at more than a tenth of its best rate (browsers pause
-/// the top layers when their uplink estimate drops).
-pub fn layer_active(t: &TrackFanout) -> bool {
-    let peak = t.peak_bitrate();
-    peak == 0 || t.bitrate() * 10 > peak
-}
+/// The per-video-slot layers a viewer is told about (WHEP `layers` event).
+pub type Layers = Vec<(usize, Vec<LayerInfo>)>;
 
-/// Who each slot of one kind shows, and since when.
-pub type SlotHolders = Vec<Option<(ParticipantId, Instant)>>;
-
-/// What a viewer session is showing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewerState {
-    /// No publisher to show yet (or the last one left).
-    Waiting,
-    /// Slot 0 shows this participant.
-    Watching(ParticipantId),
-}
-
-/// A WHEP session's slots in a room.
+/// A WHEP session's side of the room: its slots, and what the room tells it.
 pub struct Viewer {
     pub session: SessionId,
     /// A by-participant viewer; `None` follows the room.
@@ -169,464 +62,366 @@ pub struct Viewer {
     pub exclude: Option<ParticipantId>,
     pub slots: Vec<Arc<SlotSink>>,
     pub state: watch::Sender<ViewerState>,
-    /// The slot map last announced, to announce only changes.
-    pub announced: Mutex<Vec<SlotInfo>>,
-    /// Per kind (audio, video): who each slot of that kind shows, and since when.
-    pub assigned: Mutex<[SlotHolders; 2]>,
-    /// The WHEP `layers` event data (JSON), refreshed by the room tick.
-    pub layers: watch::Sender<String>,
+    /// The WHEP `layers` data; `None` until the first.
+    pub layers: watch::Sender<Option<Layers>>,
     /// Set when a slot is given a publisher whose codec the viewer did not negotiate: the WHEP
     /// `reconnect` event then asks the player to POST again (and get a counter-offer).
     pub unplayable: watch::Sender<Option<String>>,
-    /// When `layers` was last sent, with the shape it had (rids, sizes, active flags).
-    pub layers_sent: Mutex<Option<(Instant, String)>>,
 }
 
-/// How often the `layers` event repeats when only bitrates moved.
-const LAYERS_EVERY: Duration = Duration::from_secs(2);
-
-#[derive(Default)]
-struct Members {
-    publishers: Vec<Arc<Participant>>,
-    viewers: Vec<Arc<Viewer>>,
+impl Viewer {
+    pub fn new(
+        session: SessionId,
+        target: Option<ParticipantId>,
+        exclude: Option<ParticipantId>,
+        slots: Vec<Arc<SlotSink>>,
+    ) -> Arc<Viewer> {
+        Arc::new(Viewer {
+            session,
+            target,
+            exclude,
+            slots,
+            state: watch::channel(ViewerState::Waiting).0,
+            layers: watch::channel(None).0,
+            unplayable: watch::channel(None).0,
+        })
+    }
 }
 
+/// A query or request run on the room task with its state and the time.
+pub(crate) type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
+
+/// What the room task is told.
+pub(crate) enum Command {
+    PublisherJoined {
+        participant: Arc<Participant>,
+        expected: Vec<(MediaKind, CodecSpec)>,
+    },
+    PublisherLeft(ParticipantId),
+    TrackAdded {
+        publisher: ParticipantId,
+        fanout: Arc<TrackFanout>,
+    },
+    TrackEnded {
+        publisher: ParticipantId,
+        fanout: Arc<TrackFanout>,
+    },
+    Voice {
+        publisher: ParticipantId,
+        speaking: bool,
+        loudness: u8,
+    },
+    ViewerJoined(Arc<Viewer>),
+    ViewerConnected(SessionId),
+    ViewerLeft(SessionId),
+    /// Runs a query or a request with a reply on the task.
+    Call(Job),
+}
+
+/// The signalling side's handle on a room. The room's task ends when the last handle goes.
 pub struct Room {
     pub id: RoomId,
-    members: Mutex<Members>,
+    tx: mpsc::Sender<Command>,
     events: broadcast::Sender<RoomEvent>,
-    dominant: Mutex<Dominant<ParticipantId>>,
-    /// When each participant last started speaking, for last-N slot priority.
-    last_spoke: Mutex<std::collections::HashMap<ParticipantId, Instant>>,
 }
 
 impl Room {
-    pub fn new(id: RoomId) -> Arc<Room> {
-        Arc::new(Room {
-            id,
-            members: Mutex::new(Members::default()),
-            events: broadcast::channel(EVENT_BACKLOG).0,
-            dominant: Mutex::new(Dominant::new(DOMINANT_DWELL)),
-            last_spoke: Mutex::new(Default::default()),
-        })
-    }
-
-    fn emit(&self, e: RoomEvent) {
-        let _ = self.events.send(e); // no subscribers is fine
-    }
-
-    /// The roster now and every change after it, with nothing lost in between.
-    pub fn subscribe(&self) -> (RoomEvent, broadcast::Receiver<RoomEvent>) {
-        let m = self.members();
-        let rx = self.events.subscribe();
-        let roster = RoomEvent::Roster {
-            participants: m.publishers.iter().map(|p| p.info()).collect(),
-            active_speaker: self
-                .dominant
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .current()
-                .map(|id| id.to_string()),
+    /// Creates the room and starts its task on the current runtime.
+    pub fn spawn(id: RoomId, cfg: PlanConfig) -> Arc<Room> {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let events = broadcast::channel(EVENT_BACKLOG).0;
+        let core = Core {
+            plan: RoomPlan::new(cfg),
+            fanouts: HashMap::new(),
+            viewers: HashMap::new(),
+            events: events.clone(),
         };
-        (roster, rx)
+        tokio::spawn(core.run(rx));
+        Arc::new(Room { id, tx, events })
+    }
+
+    /// Queues a command, waiting while the room's queue is full.
+    pub(crate) async fn send(&self, c: Command) {
+        let _ = self.tx.send(c).await;
+    }
+
+    /// Queues a command from a synchronous caller without waiting and without losing it.
+    pub(crate) fn send_now(&self, c: Command) {
+        if let Err(mpsc::error::TrySendError::Full(c)) = self.tx.try_send(c) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(c).await;
+            });
+        }
+    }
+
+    /// Queues a command that may be dropped when the room is behind.
+    pub(crate) fn offer(&self, c: Command) {
+        let _ = self.tx.try_send(c);
+    }
+
+    /// Runs `f` on the room's task and returns its result (`None` if the room has stopped).
+    pub(crate) async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core, Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Call(Box::new(move |core, now| {
+            let _ = tx.send(f(core, now));
+        })))
+        .await;
+        rx.await.ok()
+    }
+
+    /// The roster now and every event after it, with nothing lost or doubled in between.
+    pub async fn subscribe(&self) -> Option<(RoomEvent, broadcast::Receiver<RoomEvent>)> {
+        self.call(|core, _| (core.plan.roster(), core.events.subscribe()))
+            .await
     }
 
     pub fn subscriber_count(&self) -> usize {
         self.events.receiver_count()
     }
 
-    /// One audio packet's RFC 6464 level from `p`.
-    pub fn audio_level(&self, p: &Participant, now: Instant, level: u8) {
-        let change = p
-            .vad
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(now, level);
-        if let Some(c) = change {
-            self.speaking_changed(p, c);
-        }
+    pub async fn viewer_count(&self) -> usize {
+        self.call(|core, _| core.plan.viewer_count())
+            .await
+            .unwrap_or(0)
     }
 
-    fn speaking_changed(&self, p: &Participant, c: crate::media::vad::Change) {
-        self.emit(RoomEvent::Speaking {
-            id: p.id.to_string(),
-            speaking: c.speaking,
-            level: c.loudness,
-        });
-        if c.speaking {
-            self.last_spoke
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(p.id.clone(), Instant::now());
-            self.reconcile(); // last-N: slots follow the speakers
-        }
+    /// Each publisher (join order) with its tracks' fan-outs (arrival order).
+    pub async fn publisher_tracks(&self) -> Vec<(ParticipantId, Vec<Arc<TrackFanout>>)> {
+        self.call(|core, _| {
+            core.plan
+                .publishers()
+                .into_iter()
+                .map(|p| {
+                    let tracks = core
+                        .plan
+                        .sources_of(&p)
+                        .iter()
+                        .filter_map(|s| core.fanouts.get(s).cloned())
+                        .collect();
+                    (p, tracks)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
+}
 
-    /// Periodic: closes VAD intervals that saw no packets and re-ranks the dominant speaker.
-    pub fn tick(&self, now: Instant) {
-        let publishers = self.publishers();
-        for p in &publishers {
-            for t in p.tracks() {
-                t.sample_rate(now);
+/// The room task's state: the plan, and the I/O handles its outputs act on.
+pub(crate) struct Core {
+    pub(crate) plan: RoomPlan,
+    fanouts: HashMap<SourceId, Arc<TrackFanout>>,
+    viewers: HashMap<SessionId, Arc<Viewer>>,
+    events: broadcast::Sender<RoomEvent>,
+}
+
+impl Core {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut every = tokio::time::interval(ROOM_TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => self.command(Instant::now(), c),
+                    None => break, // every handle is gone
+                },
+                _ = every.tick() => self.tick(Instant::now()),
             }
         }
-        let mut candidates = Vec::with_capacity(publishers.len());
-        for p in &publishers {
-            let (change, speaking, loudness) = {
-                let mut v = p.vad.lock().unwrap_or_else(|e| e.into_inner());
-                let c = v.tick(now);
-                (c, v.speaking(), v.loudness)
-            };
-            if let Some(c) = change {
-                self.speaking_changed(p, c);
+        for f in self.fanouts.values() {
+            for sink in f.detach_all() {
+                sink.set_source(None);
             }
-            candidates.push((p.id.clone(), speaking, loudness));
         }
-        let new = self
-            .dominant
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .update(now, &candidates);
-        if let Some(id) = new {
-            self.emit(RoomEvent::ActiveSpeaker { id: id.to_string() });
-        }
-        // Slot changes held back by a dwell time become due as time passes; the program feed
-        // follows the dominant speaker.
-        self.reconcile();
-        self.publish_layers(now, &publishers);
     }
 
-    /// Refreshes each viewer's WHEP `layers` event: per video m-line (by index), the layers
-    /// of the publisher it shows, lowest first. Sent when their shape changes, else every
-    /// [`LAYERS_EVERY`] with fresh bitrates.
-    fn publish_layers(&self, now: Instant, publishers: &[Arc<Participant>]) {
-        let viewers = self.members().viewers.clone();
-        for v in viewers {
-            let mut data = serde_json::Map::new();
-            let mut shape = String::new();
-            for (i, slot) in v.slots.iter().enumerate() {
-                if slot.kind != MediaKind::Video {
-                    continue;
+    /// Feeds the plan and applies what it says.
+    pub(crate) fn input(&mut self, now: Instant, input: Input) -> Vec<Output> {
+        let outputs = self.plan.handle(now, input);
+        let mut refusals = Vec::new();
+        for o in outputs {
+            match o {
+                Output::Refused { .. } => refusals.push(o),
+                o => self.apply(o),
+            }
+        }
+        refusals
+    }
+
+    fn command(&mut self, now: Instant, c: Command) {
+        match c {
+            Command::PublisherJoined {
+                participant: p,
+                expected,
+            } => {
+                let joined_at_ms = p
+                    .joined_at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                self.input(
+                    now,
+                    Input::PublisherJoined {
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                        joined_at_ms,
+                        expected,
+                    },
+                );
+            }
+            Command::PublisherLeft(id) => {
+                let sources = self.plan.sources_of(&id);
+                self.input(now, Input::PublisherLeft { id });
+                for s in sources {
+                    self.drop_fanout(s);
                 }
-                let Some(src) = slot.source() else { continue };
-                let Some(p) = publishers
-                    .iter()
-                    .find(|p| p.tracks().iter().any(|t| Arc::ptr_eq(t, &src)))
-                else {
-                    continue;
+            }
+            Command::TrackAdded { publisher, fanout } => {
+                if !self.plan.has_publisher(&publisher) {
+                    return; // it left before its track arrived
+                }
+                let track = TrackDesc {
+                    source: fanout.id,
+                    kind: fanout.kind,
+                    codec: fanout.codec.clone(),
+                    rid: fanout.rid.clone(),
                 };
-                let layers: Vec<serde_json::Value> = p
-                    .layers(MediaKind::Video)
+                self.fanouts.insert(fanout.id, fanout);
+                self.input(now, Input::TrackAdded { publisher, track });
+            }
+            Command::TrackEnded { publisher, fanout } => {
+                let source = fanout.id;
+                self.input(now, Input::TrackRemoved { publisher, source });
+                self.drop_fanout(source);
+            }
+            Command::Voice {
+                publisher,
+                speaking,
+                loudness,
+            } => {
+                self.input(
+                    now,
+                    Input::Voice {
+                        publisher,
+                        speaking,
+                        loudness,
+                    },
+                );
+            }
+            Command::ViewerJoined(v) => {
+                let slots = v
+                    .slots
                     .iter()
-                    .map(|t| {
-                        let mut o = serde_json::json!({ "bitrate": t.bitrate() });
-                        if let Some(r) = &t.rid {
-                            o["rid"] = r.clone().into();
-                        }
-                        if let Some((w, h)) = t.dimensions() {
-                            o["width"] = w.into();
-                            o["height"] = h.into();
-                        }
-                        shape.push_str(&format!(
-                            "{i}:{:?}:{:?}:{};",
-                            t.rid,
-                            t.dimensions(),
-                            layer_active(t)
-                        ));
-                        o
+                    .map(|s| SlotSpec {
+                        mid: s.mid.clone(),
+                        kind: s.kind,
                     })
                     .collect();
-                data.insert(i.to_string(), layers.into());
+                let (viewer, target, exclude) = (v.session, v.target.clone(), v.exclude.clone());
+                self.viewers.insert(viewer, v);
+                self.input(
+                    now,
+                    Input::ViewerJoined {
+                        viewer,
+                        target,
+                        exclude,
+                        slots,
+                    },
+                );
             }
-            let mut sent = v.layers_sent.lock().unwrap_or_else(|e| e.into_inner());
-            let due = match &*sent {
-                None => !data.is_empty(),
-                Some((at, last)) => *last != shape || now.duration_since(*at) >= LAYERS_EVERY,
-            };
-            if due {
-                *sent = Some((now, shape));
-                v.layers
-                    .send_replace(serde_json::Value::Object(data).to_string());
+            Command::ViewerConnected(viewer) => {
+                let Some(v) = self.viewers.get(&viewer) else {
+                    return;
+                };
+                let negotiated = v.slots.iter().map(|s| s.codecs()).collect();
+                self.input(now, Input::ViewerConnected { viewer, negotiated });
             }
+            Command::ViewerLeft(viewer) => {
+                self.input(now, Input::ViewerLeft { viewer });
+                self.viewers.remove(&viewer);
+            }
+            Command::Call(f) => f(self, now),
         }
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
-        self.members.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn publishers(&self) -> Vec<Arc<Participant>> {
-        self.members().publishers.clone()
-    }
-
-    pub fn participant(&self, id: &ParticipantId) -> Option<Arc<Participant>> {
-        self.members()
-            .publishers
-            .iter()
-            .find(|p| &p.id == id)
-            .cloned()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        let m = self.members();
-        m.publishers.is_empty() && m.viewers.is_empty()
-    }
-
-    pub fn viewer_count(&self) -> usize {
-        self.members().viewers.len()
-    }
-
-    pub fn add_publisher(&self, p: Arc<Participant>) {
-        let info = p.info();
-        self.members().publishers.push(p);
-        self.emit(RoomEvent::Joined { participant: info });
-        self.reconcile();
-    }
-
-    pub fn add_viewer(&self, v: Arc<Viewer>) {
-        let count = {
-            let mut m = self.members();
-            m.viewers.push(v);
-            m.viewers.len()
-        };
-        self.emit(RoomEvent::Viewercount { viewercount: count });
-        self.reconcile();
-    }
-
-    /// A publisher's track arrived.
-    pub fn add_track(&self, p: &Participant, track: Arc<TrackFanout>) {
-        p.tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(track);
-        self.emit_tracks(p);
-        self.reconcile();
-    }
-
-    fn emit_tracks(&self, p: &Participant) {
-        let info = p.info();
-        self.emit(RoomEvent::Tracks {
-            id: info.id,
-            audio: info.audio,
-            video: info.video,
-        });
-    }
-
-    /// A publisher's track ended.
-    pub fn remove_track(&self, p: &Participant, track: &Arc<TrackFanout>) {
-        p.tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|t| !Arc::ptr_eq(t, track));
-        for sink in track.detach_all() {
-            sink.set_source(None);
-        }
-        self.emit_tracks(p);
-        self.reconcile();
-    }
-
-    pub fn remove_publisher(&self, session: SessionId) {
-        let removed = {
-            let mut m = self.members();
-            let (gone, keep): (Vec<_>, Vec<_>) =
-                m.publishers.drain(..).partition(|p| p.session == session);
-            m.publishers = keep;
-            gone
-        };
-        for p in removed {
-            for t in p.tracks() {
-                for sink in t.detach_all() {
-                    sink.set_source(None);
+    /// Samples every track's rate and every viewer's estimate, then ticks the plan.
+    fn tick(&mut self, now: Instant) {
+        let rates = self
+            .fanouts
+            .values()
+            .map(|f| {
+                f.sample_rate(now);
+                TrackRate {
+                    source: f.id,
+                    bitrate: f.bitrate(),
+                    peak: f.peak_bitrate(),
+                    dims: f.dimensions(),
                 }
-            }
-            self.emit(RoomEvent::Left {
-                id: p.id.to_string(),
-            });
-        }
-        self.reconcile();
-    }
-
-    pub fn remove_viewer(&self, session: SessionId) {
-        let removed = {
-            let mut m = self.members();
-            let (gone, keep): (Vec<_>, Vec<_>) =
-                m.viewers.drain(..).partition(|v| v.session == session);
-            m.viewers = keep;
-            gone
-        };
-        if !removed.is_empty() {
-            self.emit(RoomEvent::Viewercount {
-                viewercount: self.viewer_count(),
-            });
-        }
-        for v in removed {
-            for slot in &v.slots {
-                if let Some(src) = slot.source() {
-                    src.detach(slot);
-                }
-                slot.set_source(None);
-            }
-        }
-    }
-
-    /// A viewer's transport came up: its slots may now receive media.
-    pub fn viewer_connected(&self, session: SessionId) {
-        let found = self
-            .members()
+            })
+            .collect();
+        let estimates = self
             .viewers
-            .iter()
-            .find(|v| v.session == session)
-            .cloned();
-        if let Some(v) = found {
-            for slot in &v.slots {
-                slot.set_ready();
+            .values()
+            .filter_map(|v| {
+                let e = v.slots.iter().filter_map(|s| s.estimate()).max()?;
+                Some((v.session, e))
+            })
+            .collect();
+        self.input(now, Input::Tick { rates, estimates });
+    }
+
+    fn apply(&mut self, o: Output) {
+        match o {
+            Output::Switch {
+                viewer,
+                slot,
+                from,
+                to,
+            } => {
+                let Some(sink) = self.viewers.get(&viewer).and_then(|v| v.slots.get(slot)) else {
+                    return;
+                };
+                if let Some(old) = from.and_then(|s| self.fanouts.get(&s)) {
+                    old.detach(sink);
+                }
+                let new = to.and_then(|s| self.fanouts.get(&s)).cloned();
+                sink.set_source(new.clone());
+                if let Some(new) = new {
+                    // Starts the slot from the keyframe cache, or asks for a keyframe.
+                    new.attach(sink);
+                }
             }
-            self.reconcile();
+            Output::Event(e) => {
+                let _ = self.events.send(e); // no subscribers is fine
+            }
+            Output::ViewerState { viewer, state } => {
+                if let Some(v) = self.viewers.get(&viewer) {
+                    v.state.send_replace(state);
+                }
+            }
+            Output::Unplayable { viewer, reason } => {
+                if let Some(v) = self.viewers.get(&viewer) {
+                    v.unplayable.send_replace(Some(reason));
+                }
+            }
+            Output::Layers { viewer, layers } => {
+                if let Some(v) = self.viewers.get(&viewer) {
+                    v.layers.send_replace(Some(layers));
+                }
+            }
+            Output::Refused { .. } => {}
         }
     }
 
-    /// Re-points every viewer slot at the track it should show now ([`crate::sfu::slots`]):
-    /// candidates in priority order — the dominant speaker, then the most recent speakers, then
-    /// join order — the viewer's own participant excluded; a by-participant viewer has one
-    /// candidate. Slot holders are stable and protected by [`SLOT_DWELL`].
-    pub fn reconcile(&self) {
-        let now = Instant::now();
-        let m = self.members();
-        let dominant = self
-            .dominant
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .current()
-            .cloned();
-        let last_spoke = self
-            .last_spoke
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut ranked: Vec<(usize, &Arc<Participant>)> = m.publishers.iter().enumerate().collect();
-        ranked.sort_by(|(ia, a), (ib, b)| {
-            let dom = |p: &Participant| Some(&p.id) == dominant.as_ref();
-            dom(b)
-                .cmp(&dom(a))
-                .then_with(|| last_spoke.get(&b.id).cmp(&last_spoke.get(&a.id)))
-                .then_with(|| ia.cmp(ib))
-        });
-        for v in &m.viewers {
-            let candidates: Vec<ParticipantId> = match &v.target {
-                Some(id) => m
-                    .publishers
-                    .iter()
-                    .filter(|p| &p.id == id)
-                    .map(|p| p.id.clone())
-                    .collect(),
-                None => ranked
-                    .iter()
-                    .map(|(_, p)| p.id.clone())
-                    .filter(|id| Some(id) != v.exclude.as_ref())
-                    .collect(),
-            };
-            let mut assigned = v.assigned.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, kind) in [MediaKind::Audio, MediaKind::Video].into_iter().enumerate() {
-                let count = v.slots.iter().filter(|s| s.kind == kind).count();
-                assigned[k].resize(count, None);
-                assigned[k] = crate::sfu::slots::assign(&assigned[k], &candidates, now, SLOT_DWELL);
+    /// Forgets a fan-out whose track ended or whose publisher left; any slot still on it stops.
+    fn drop_fanout(&mut self, source: SourceId) {
+        if let Some(f) = self.fanouts.remove(&source) {
+            for sink in f.detach_all() {
+                sink.set_source(None);
             }
-            let mut index = [0usize; 2];
-            let mut map = Vec::with_capacity(v.slots.len());
-            // The viewer's bandwidth estimate (REMB, one per connection) and what its video
-            // slots carry now: each slot's budget is the estimate minus the others' share.
-            let estimate = v.slots.iter().filter_map(|s| s.estimate()).max();
-            let rate_of = |s: &SlotSink| s.source().map_or(0, |t| t.bitrate());
-            let used: u64 = v
-                .slots
-                .iter()
-                .filter(|s| s.kind == MediaKind::Video)
-                .map(|s| rate_of(s))
-                .sum();
-            for slot in &v.slots {
-                let k = match slot.kind {
-                    MediaKind::Audio => 0,
-                    MediaKind::Video => 1,
-                };
-                let holder = assigned[k].get(index[k]).cloned().flatten().map(|(p, _)| p);
-                index[k] += 1;
-                let participant = holder.and_then(|id| m.publishers.iter().find(|p| p.id == id));
-                map.push(SlotInfo {
-                    mid: slot.mid.clone(),
-                    kind: if k == 0 { "audio" } else { "video" },
-                    participant: participant.map(|p| p.id.to_string()),
-                });
-                let have = slot.source();
-                let budget = estimate.map(|e| e.saturating_sub(used - rate_of(slot)));
-                let want = participant
-                    .and_then(|p| p.pick(slot.kind, &slot.layer(), have.as_ref(), budget))
-                    .filter(|_| slot.is_ready());
-                if let Some(t) = &want
-                    && !slot.accepts(&t.codec)
-                {
-                    let reason = format!(
-                        "m-line {} did not negotiate {}",
-                        slot.mid,
-                        t.codec.describe()
-                    );
-                    v.unplayable.send_if_modified(|u| {
-                        let first = u.is_none();
-                        if first {
-                            *u = Some(reason);
-                        }
-                        first
-                    });
-                }
-                let same = match (&have, &want) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    (None, None) => true,
-                    _ => false,
-                };
-                if same {
-                    continue;
-                }
-                if let Some(old) = have {
-                    old.detach(slot);
-                }
-                slot.set_source(want.clone());
-                if let Some(new) = want {
-                    // Starts the slot from the keyframe cache, or asks for a keyframe.
-                    new.attach(slot);
-                }
-            }
-            let first_shown = assigned[1]
-                .iter()
-                .chain(assigned[0].iter())
-                .flatten()
-                .next()
-                .map(|(p, _)| p.clone());
-            drop(assigned);
-            let changed = {
-                let mut last = v.announced.lock().unwrap_or_else(|e| e.into_inner());
-                let changed = *last != map;
-                if changed {
-                    *last = map.clone();
-                }
-                changed
-            };
-            if changed {
-                self.emit(RoomEvent::Slots {
-                    viewer: v.exclude.as_ref().map(|p| p.to_string()),
-                    slots: map,
-                });
-            }
-            let state = match first_shown {
-                Some(p) => ViewerState::Watching(p),
-                None => ViewerState::Waiting,
-            };
-            v.state.send_if_modified(|s| {
-                if *s != state {
-                    *s = state;
-                    true
-                } else {
-                    false
-                }
-            });
         }
     }
 }

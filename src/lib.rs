@@ -112,6 +112,7 @@ impl Server {
             config,
             sfu: sfu.clone(),
             turn: turn.clone(),
+            streams: Default::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown_sfu = sfu.clone();

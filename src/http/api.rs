@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::http::App;
 use crate::http::headers::{self, Body, SDP, SDPFRAG};
 use crate::http::paths::{self, Route};
-use crate::sfu::{Patched, RoomId, SessionId};
+use crate::sfu::{Patched, RoomId, SessionId, SessionKind};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -245,7 +245,17 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                         Error::BadRequest("The body must be a JSON array of event names.".into())
                     })?
                 };
-                let sid = app.sfu.create_event_stream(id, events)?;
+                match app
+                    .sfu
+                    .session(id)
+                    .map(|s| matches!(s.kind, SessionKind::Viewer(_)))
+                {
+                    Some(true) => {}
+                    _ => return Err(Error::NotFound),
+                }
+                let sid = app
+                    .streams
+                    .create(id, events, |s| app.sfu.session(s).is_some())?;
                 let mut r = headers::empty(StatusCode::CREATED);
                 let loc = format!("{}/{sid}", paths::session_sse(&id));
                 r.headers_mut().insert(
@@ -285,11 +295,15 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         },
         Route::SessionSseStream(id, sid) => match *req.method() {
             Method::GET => {
-                let (viewer, room, events) = app.sfu.event_stream(id, &sid)?;
-                crate::http::events::whep_stream(&viewer, &room, events).await
+                let events = app.streams.events(id, &sid)?;
+                let session = app.sfu.session(id).ok_or(Error::NotFound)?;
+                let SessionKind::Viewer(viewer) = &session.kind else {
+                    return Err(Error::NotFound);
+                };
+                crate::http::events::whep_stream(viewer, &session.room, events).await
             }
             Method::DELETE => {
-                app.sfu.delete_event_stream(id, &sid)?;
+                app.streams.delete(id, &sid)?;
                 Ok(headers::empty(StatusCode::OK))
             }
             _ => Err(Error::MethodNotAllowed {
@@ -375,7 +389,8 @@ async fn endpoint(
             );
             h.insert(
                 header::ETAG,
-                HeaderValue::from_str(&created.etag).map_err(|e| Error::Internal(e.to_string()))?,
+                HeaderValue::from_str(&headers::etag(&created.version))
+                    .map_err(|e| Error::Internal(e.to_string()))?,
             );
             h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
             ice_server_links(app, &room, h);
@@ -389,7 +404,7 @@ async fn endpoint(
                     "<{}>; rel=\"{}\"; events=\"{}\"",
                     paths::session_sse(&created.session),
                     paths::SSE_REL,
-                    crate::sfu::WHEP_EVENTS.join(",")
+                    crate::http::streams::WHEP_EVENTS.join(",")
                 );
                 if let Ok(v) = HeaderValue::from_str(&link) {
                     h.append(header::LINK, v);
@@ -433,20 +448,16 @@ async fn session(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
                 return Ok(headers::empty(StatusCode::NO_CONTENT));
             }
             content_type_is(req.headers(), SDPFRAG)?;
-            let if_match = req
-                .headers()
-                .get(header::IF_MATCH)
-                .map(|v| v.to_str().map(str::to_string))
-                .transpose()
-                .map_err(|_| Error::PreconditionFailed)?;
+            let precondition = headers::if_match(req.headers())?;
             let body = body_text(req)?;
-            match app.sfu.patch(id, if_match.as_deref(), &body).await? {
+            match app.sfu.patch(id, precondition, &body).await? {
                 Patched::Trickled => Ok(headers::empty(StatusCode::NO_CONTENT)),
-                Patched::Restarted { etag, sdpfrag } => {
+                Patched::Restarted { version, sdpfrag } => {
                     let mut r = headers::with_body(StatusCode::OK, SDPFRAG, sdpfrag);
                     r.headers_mut().insert(
                         header::ETAG,
-                        HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?,
+                        HeaderValue::from_str(&headers::etag(&version))
+                            .map_err(|e| Error::Internal(e.to_string()))?,
                     );
                     Ok(r)
                 }

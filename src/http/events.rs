@@ -94,14 +94,14 @@ pub async fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Result<Response<Body>, Err
     let frames = stream::unfold((Some(roster), sub), |(first, mut sub)| async move {
         if let Some(e) = first {
             return Some((
-                Ok::<_, Infallible>(Frame::data(Bytes::from(e.to_sse()))),
+                Ok::<_, Infallible>(Frame::data(Bytes::from(sse_frame(&e)))),
                 (None, sub),
             ));
         }
         let rx = sub.rx.as_mut()?;
         let next = tokio::select! {
             r = rx.recv() => match r {
-                Ok(e) => Bytes::from(e.to_sse()),
+                Ok(e) => Bytes::from(sse_frame(&e)),
                 // Lagged: this consumer is too slow; closed: the room is gone.
                 Err(_) => return None,
             },
@@ -136,13 +136,13 @@ pub async fn whep_stream(
     let wants = move |name: &str| events.iter().any(|e| e == name);
     let mut first: Vec<String> = Vec::new();
     if wants("roster") {
-        first.push(roster.to_sse());
+        first.push(sse_frame(&roster));
     }
     if matches!(*state.borrow_and_update(), ViewerState::Watching(_)) && wants("active") {
         first.push("event: active\ndata: {}\n\n".into());
     }
     if wants("viewercount") {
-        first.push(RoomEvent::Viewercount { viewercount }.to_sse());
+        first.push(sse_frame(&RoomEvent::Viewercount { viewercount }));
     }
     let init = (first, rx, state, (layers, unplayable, endpoint), wants);
     let frames = stream::unfold(
@@ -159,7 +159,7 @@ pub async fn whep_stream(
             loop {
                 let next = tokio::select! {
                     r = rx.recv() => match r {
-                        Ok(e) if wants(e.name()) => Some(Bytes::from(e.to_sse())),
+                        Ok(e) if wants(event_name(&e)) => Some(Bytes::from(sse_frame(&e))),
                         Ok(_) => None,
                         Err(broadcast::error::RecvError::Lagged(_)) => return None,
                         Err(broadcast::error::RecvError::Closed) => return None,
@@ -223,6 +223,26 @@ pub fn layers_json(layers: &crate::sfu::room::Layers) -> String {
     serde_json::Value::Object(data).to_string()
 }
 
+/// The SSE `event:` name of a room event.
+pub fn event_name(e: &RoomEvent) -> &'static str {
+    match e {
+        RoomEvent::Roster { .. } => "roster",
+        RoomEvent::Joined { .. } => "joined",
+        RoomEvent::Left { .. } => "left",
+        RoomEvent::Tracks { .. } => "tracks",
+        RoomEvent::Speaking { .. } => "speaking",
+        RoomEvent::ActiveSpeaker { .. } => "active-speaker",
+        RoomEvent::Slots { .. } => "slots",
+        RoomEvent::Viewercount { .. } => "viewercount",
+    }
+}
+
+/// One SSE frame: `event:` and a single-line JSON `data:`.
+pub fn sse_frame(e: &RoomEvent) -> String {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    format!("event: {}\ndata: {data}\n\n", event_name(e))
+}
+
 /// A `200 text/event-stream` response around a streaming body, never cached.
 fn sse_response(body: Body) -> Response<Body> {
     let mut r = Response::new(body);
@@ -247,6 +267,23 @@ pub fn access(secret: Option<&str>, room: &RoomId) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_frames() {
+        let e = RoomEvent::Speaking {
+            id: "abc".into(),
+            speaking: true,
+            level: 90,
+        };
+        assert_eq!(
+            sse_frame(&e),
+            "event: speaking\ndata: {\"type\":\"speaking\",\"id\":\"abc\",\"speaking\":true,\"level\":90}\n\n"
+        );
+        assert_eq!(
+            event_name(&RoomEvent::ActiveSpeaker { id: "x".into() }),
+            "active-speaker"
+        );
+    }
 
     #[test]
     fn tokens_are_room_scoped_and_unforgeable() {

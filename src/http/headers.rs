@@ -6,7 +6,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::sfu::Precondition;
 
 /// Every response body: a full buffer, or a stream for server-sent events.
 pub type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -22,6 +23,34 @@ pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match";
 pub const EXPOSE_HEADERS: &str = "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, X-Wisp-Participant, X-Wisp-Reason";
 /// On a WHEP `406` counter-offer: one sentence saying which codec was missing from the offer.
 pub const REASON: &str = "x-wisp-reason";
+
+/// A session version as a strong entity-tag (RFC 9110 §8.8.3).
+pub fn etag(version: &str) -> String {
+    format!("\"{version}\"")
+}
+
+/// `If-Match` (RFC 9110 §13.1.1) as a condition on the session's version: `*`, or a list of
+/// entity-tags. Weak tags never match (strong comparison); a missing header is `428`, one
+/// that is not text is `412`.
+pub fn if_match(h: &hyper::HeaderMap) -> Result<Precondition> {
+    let v = h
+        .get(header::IF_MATCH)
+        .ok_or(Error::PreconditionRequired)?
+        .to_str()
+        .map_err(|_| Error::PreconditionFailed)?
+        .trim();
+    if v == "*" {
+        return Ok(Precondition::Any);
+    }
+    Ok(Precondition::OneOf(
+        v.split(',')
+            .filter_map(|t| {
+                let t = t.trim();
+                t.strip_prefix('"')?.strip_suffix('"').map(str::to_owned)
+            })
+            .collect(),
+    ))
+}
 
 /// Adds the CORS headers every response carries.
 pub fn cors(resp: &mut Response<Body>, origin: &str) {
@@ -77,4 +106,35 @@ pub fn error(e: &Error) -> Response<Body> {
         h.insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(v: &str) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&h("*")).unwrap(), Precondition::Any);
+        assert_eq!(
+            if_match(&h("\"a\", W/\"b\" , \"c\"")).unwrap(),
+            Precondition::OneOf(vec!["a".into(), "c".into()]),
+            "weak tags never match"
+        );
+        assert_eq!(
+            if_match(&h("a")).unwrap(),
+            Precondition::OneOf(vec![]),
+            "an unquoted value is no entity-tag"
+        );
+        assert!(matches!(
+            if_match(&hyper::HeaderMap::new()),
+            Err(Error::PreconditionRequired)
+        ));
+        assert_eq!(etag("x"), "\"x\"");
+    }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod events;
 pub mod headers;
 pub mod paths;
+pub mod streams;
 pub mod tls;
 
 use std::future::Future;
@@ -26,6 +27,8 @@ pub struct App {
     pub config: Config,
     pub sfu: Arc<Sfu>,
     pub turn: Option<Arc<crate::turn::Turn>>,
+    /// WHEP event streams of the sessions.
+    pub streams: streams::Streams,
 }
 
 /// The conference page and its modules, embedded at compile time (no build step).

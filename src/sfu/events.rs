@@ -1,6 +1,7 @@
-//! Room events, as server-sent events carry them (`GET /rooms/{room}/events`): a roster
-//! snapshot first, then changes. Delivered through a bounded broadcast channel; a consumer
-//! that falls behind is dropped, never buffered without bound.
+//! Room events: a roster snapshot first, then changes. Delivered through a bounded broadcast
+//! channel; a consumer that falls behind is dropped, never buffered without bound. The field
+//! names are the wire names (serde); `http::events` names and frames them as server-sent
+//! events.
 
 use serde::Serialize;
 
@@ -62,48 +63,4 @@ pub struct SlotInfo {
     pub mid: String,
     pub kind: &'static str,
     pub participant: Option<String>,
-}
-
-impl RoomEvent {
-    /// The SSE `event:` name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RoomEvent::Roster { .. } => "roster",
-            RoomEvent::Joined { .. } => "joined",
-            RoomEvent::Left { .. } => "left",
-            RoomEvent::Tracks { .. } => "tracks",
-            RoomEvent::Speaking { .. } => "speaking",
-            RoomEvent::ActiveSpeaker { .. } => "active-speaker",
-            RoomEvent::Slots { .. } => "slots",
-            RoomEvent::Viewercount { .. } => "viewercount",
-        }
-    }
-
-    /// One SSE frame: `event:` and a single-line JSON `data:`.
-    pub fn to_sse(&self) -> String {
-        let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
-        format!("event: {}\ndata: {data}\n\n", self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sse_frames() {
-        let e = RoomEvent::Speaking {
-            id: "abc".into(),
-            speaking: true,
-            level: 90,
-        };
-        assert_eq!(
-            e.to_sse(),
-            "event: speaking\ndata: {\"type\":\"speaking\",\"id\":\"abc\",\"speaking\":true,\"level\":90}\n\n"
-        );
-        assert_eq!(
-            RoomEvent::ActiveSpeaker { id: "x".into() }.name(),
-            "active-speaker"
-        );
-    }
 }

@@ -35,33 +35,12 @@ pub struct Session {
     pub room: Arc<Room>,
     pub kind: SessionKind,
     pub peer: RtcPeer,
-    /// The current strong entity-tag (quoted); it changes with every ICE restart.
-    etag: Mutex<String>,
+    /// The session's version: a fresh opaque value at every ICE restart (HTTP shows it as the
+    /// entity-tag).
+    version: Mutex<String>,
     /// A WHEP counter-offer awaits the client's answer (PATCH application/sdp).
     awaiting_answer: std::sync::atomic::AtomicBool,
-    /// WHEP server-sent-events extension: stream id → the event names it asked for.
-    event_streams: Mutex<HashMap<String, Vec<String>>>,
 }
-
-/// Event names a WHEP session's event streams may ask for (WHEP core extensions §4 plus the
-/// room's own events).
-pub const WHEP_EVENTS: &[&str] = &[
-    "active",
-    "inactive",
-    "layers",
-    "reconnect",
-    "viewercount",
-    "roster",
-    "joined",
-    "left",
-    "tracks",
-    "speaking",
-    "active-speaker",
-    "slots",
-];
-
-/// At most this many event streams per session.
-const MAX_EVENT_STREAMS: usize = 4;
 
 impl Session {
     /// True while a WHEP counter-offer waits for the client's SDP answer.
@@ -70,13 +49,26 @@ impl Session {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    pub fn etag(&self) -> String {
-        self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The current version (see `version`).
+    pub fn version(&self) -> String {
+        self.version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
-fn new_etag() -> String {
-    format!("\"{}\"", uuid::Uuid::new_v4().as_simple())
+fn new_version() -> String {
+    uuid::Uuid::new_v4().as_simple().to_string()
+}
+
+/// A PATCH's condition on the session's version (RFC 9110 §13.1.1, as `http` parsed it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Whatever the version is.
+    Any,
+    /// The version must be one of these.
+    OneOf(Vec<String>),
 }
 
 /// The result of a successful POST.
@@ -85,7 +77,8 @@ pub struct Created {
     pub participant: Option<ParticipantId>,
     /// The SDP body: an answer, or a counter-offer when `counter_offer` is set.
     pub answer: String,
-    pub etag: String,
+    /// The session's version (the entity-tag).
+    pub version: String,
     /// Set for a WHEP counter-offer (406).
     pub counter_offer: Option<CounterOffer>,
 }
@@ -107,7 +100,7 @@ pub enum Patched {
     /// Candidates applied: 204.
     Trickled,
     /// ICE restarted: 200 with this sdpfrag and the new ETag.
-    Restarted { etag: String, sdpfrag: String },
+    Restarted { version: String, sdpfrag: String },
 }
 
 /// Limits applied to signalling.
@@ -255,15 +248,14 @@ impl Sfu {
         {
             let _ = observer.audio_level_id.set(ext);
         }
-        let etag = new_etag();
+        let version = new_version();
         let session = Arc::new(Session {
             id,
             room: room.clone(),
             kind: SessionKind::Publisher(participant.clone()),
             peer,
-            etag: Mutex::new(etag.clone()),
+            version: Mutex::new(version.clone()),
             awaiting_answer: false.into(),
-            event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
         // Queued before the 201 leaves, so it precedes any of the publisher's tracks.
@@ -277,7 +269,7 @@ impl Sfu {
             session: id,
             participant: Some(participant.id.clone()),
             answer,
-            etag,
+            version,
             counter_offer: None,
         })
     }
@@ -358,15 +350,14 @@ impl Sfu {
         };
         let slots: Vec<Arc<SlotSink>> = tracks.into_iter().map(SlotSink::spawn).collect();
         let viewer = Viewer::new(id, target, exclude, slots);
-        let etag = new_etag();
+        let version = new_version();
         let session = Arc::new(Session {
             id,
             room: room.clone(),
             kind: SessionKind::Viewer(viewer.clone()),
             peer,
-            etag: Mutex::new(etag.clone()),
+            version: Mutex::new(version.clone()),
             awaiting_answer: counter.into(),
-            event_streams: Mutex::default(),
         });
         self.sessions().insert(id, session);
         room.send(Command::ViewerJoined(viewer)).await;
@@ -396,60 +387,9 @@ impl Sfu {
             session: id,
             participant: None,
             answer,
-            etag,
+            version,
             counter_offer,
         })
-    }
-
-    /// WHEP SSE extension: creates an event stream for `events` (all when empty).
-    pub fn create_event_stream(&self, id: SessionId, events: Vec<String>) -> Result<String> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        if !matches!(session.kind, SessionKind::Viewer(_)) {
-            return Err(Error::NotFound);
-        }
-        if let Some(bad) = events.iter().find(|e| !WHEP_EVENTS.contains(&e.as_str())) {
-            return Err(Error::BadRequest(format!(
-                "The event type \"{bad}\" is not supported."
-            )));
-        }
-        let events = if events.is_empty() {
-            WHEP_EVENTS.iter().map(|e| e.to_string()).collect()
-        } else {
-            events
-        };
-        let mut streams = session
-            .event_streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if streams.len() >= MAX_EVENT_STREAMS {
-            return Err(Error::Unavailable {
-                what: "event streams for this session",
-                retry_after: Duration::from_secs(5),
-            });
-        }
-        let sid = uuid::Uuid::new_v4().as_simple().to_string();
-        streams.insert(sid.clone(), events);
-        Ok(sid)
-    }
-
-    /// The viewer, its room and the event names of one of its event streams.
-    pub fn event_stream(
-        &self,
-        id: SessionId,
-        sid: &str,
-    ) -> Result<(Arc<Viewer>, Arc<Room>, Vec<String>)> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        let events = session
-            .event_streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sid)
-            .cloned()
-            .ok_or(Error::NotFound)?;
-        match &session.kind {
-            SessionKind::Viewer(v) => Ok((v.clone(), session.room.clone(), events)),
-            SessionKind::Publisher(_) => Err(Error::NotFound),
-        }
     }
 
     /// WHEP layer selection: which simulcast layer the video slot `media` (m-line index or
@@ -499,17 +439,6 @@ impl Sfu {
         }
     }
 
-    pub fn delete_event_stream(&self, id: SessionId, sid: &str) -> Result<()> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        session
-            .event_streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sid)
-            .map(|_| ())
-            .ok_or(Error::NotFound)
-    }
-
     /// PATCH application/sdp: the client's answer to a WHEP counter-offer.
     pub async fn answer(&self, id: SessionId, sdp: &str) -> Result<()> {
         let session = self.session(id).ok_or(Error::NotFound)?;
@@ -535,14 +464,15 @@ impl Sfu {
     pub async fn patch(
         &self,
         id: SessionId,
-        if_match: Option<&str>,
+        precondition: Precondition,
         body: &str,
     ) -> Result<Patched> {
         let session = self.session(id).ok_or(Error::NotFound)?;
-        let if_match = if_match.ok_or(Error::PreconditionRequired)?.trim();
         let frag = Fragment::parse(body)?;
-        let current = session.etag();
-        if if_match != "*" && !if_match.split(',').any(|t| t.trim() == current) {
+        let current = session.version();
+        if let Precondition::OneOf(tags) = &precondition
+            && !tags.contains(&current)
+        {
             return Err(Error::PreconditionFailed);
         }
         // Trickle fragments usually repeat the current credentials; only new ones restart ICE
@@ -554,11 +484,11 @@ impl Sfu {
         if let (true, Some(ufrag), Some(pwd)) = (restart, &frag.ice_ufrag, &frag.ice_pwd) {
             let restart = session.peer.restart_ice(ufrag, pwd).await?;
             session.peer.add_candidates(&frag).await?;
-            let etag = new_etag();
-            *session.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag.clone();
+            let version = new_version();
+            *session.version.lock().unwrap_or_else(|e| e.into_inner()) = version.clone();
             tracing::info!(room = %session.room.id, session = %id, "ICE restarted");
             return Ok(Patched::Restarted {
-                etag,
+                version,
                 sdpfrag: restart.to_sdpfrag(),
             });
         }

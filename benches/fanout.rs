@@ -135,7 +135,7 @@ fn rig(rt: &tokio::runtime::Runtime, n: usize, inline: bool) -> Rig {
                 target: target.clone(),
                 inline,
             }));
-            s.set_source(Some(fanout.clone()));
+            s.set_source(Some(fanout.upstream.clone()));
             fanout.attach(&s);
             s
         })

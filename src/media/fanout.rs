@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -16,6 +16,7 @@ use crate::media::SourceId;
 use crate::media::keyframe::is_keyframe;
 use crate::media::padding::SeqCloser;
 use crate::media::sink::{Item, SlotSink};
+use crate::media::source::Upstream;
 use crate::rtc::RtpPacket;
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -26,17 +27,12 @@ struct Rate {
     peak: u64,
 }
 
-/// Keyframe requests to one publisher track are sent at most this often (aggregated over all
-/// viewers that asked).
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Counters, readable without locks (for tests, logs and later metrics).
 #[derive(Debug, Default)]
 pub struct FanoutStats {
     pub packets_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub keyframes_in: AtomicU64,
-    pub keyframe_requests_sent: AtomicU64,
 }
 
 pub struct TrackFanout {
@@ -57,11 +53,8 @@ pub struct TrackFanout {
     /// Video only: the current group of pictures. Locked by the reader task once per packet
     /// (uncontended) and by `attach` when a slot joins, so the two never interleave.
     gop: Option<std::sync::Mutex<GopCache>>,
-    /// Sends a PLI to the publisher; provided by `rtc/`.
-    request_upstream: Box<dyn Fn() + Send + Sync>,
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last upstream keyframe request, plus one (0 = never).
-    last_request_ms: AtomicU64,
+    /// What slots attached here hold: id, codec, and the throttled keyframe request.
+    pub upstream: Arc<Upstream>,
     pub stats: FanoutStats,
 }
 
@@ -72,8 +65,10 @@ impl TrackFanout {
         rid: Option<String>,
         request_upstream: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<TrackFanout> {
+        let id = SourceId::next();
         Arc::new(TrackFanout {
-            id: SourceId::next(),
+            upstream: Arc::new(Upstream::new(id, kind, codec.clone(), request_upstream)),
+            id,
             kind,
             rid,
             rate: Default::default(),
@@ -83,9 +78,6 @@ impl TrackFanout {
             sinks: ArcSwap::from_pointee(Vec::new()),
             seq: Default::default(),
             gop: (kind == MediaKind::Video).then(Default::default),
-            request_upstream,
-            epoch: Instant::now(),
-            last_request_ms: AtomicU64::new(0),
             stats: FanoutStats::default(),
         })
     }
@@ -178,30 +170,14 @@ impl TrackFanout {
         (d != 0).then_some(((d >> 16) as u16, d as u16))
     }
 
-    /// Asks the publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].
+    /// Asks the publisher for a keyframe (throttled, see [`Upstream::request_keyframe`]).
     pub fn request_keyframe(&self) {
-        if self.kind != MediaKind::Video {
-            return;
-        }
-        let now = self.epoch.elapsed().as_millis() as u64 + 1;
-        let last = self.last_request_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < KEYFRAME_REQUEST_INTERVAL.as_millis() as u64 {
-            return;
-        }
-        if self
-            .last_request_ms
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.stats
-                .keyframe_requests_sent
-                .fetch_add(1, Ordering::Relaxed);
-            (self.request_upstream)();
-        }
+        self.upstream.request_keyframe();
     }
 
-    /// Adds a sink to the snapshot (signalling path). A video slot first gets the cached group
-    /// of pictures as one burst; without one, the publisher is asked for a keyframe.
+    /// Points `sink` here and adds it to the snapshot (signalling path). A video slot first gets
+    /// the cached group of pictures as one burst; without one, the publisher is asked for a
+    /// keyframe.
     pub fn attach(&self, sink: &Arc<SlotSink>) {
         let _guard = match &self.gop {
             Some(gop) => {

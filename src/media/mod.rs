@@ -19,6 +19,7 @@ pub mod padding;
 pub mod red;
 pub mod rewriter;
 pub mod sink;
+pub mod source;
 pub mod vad;
 
 pub use fanout::TrackFanout;

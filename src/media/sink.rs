@@ -9,8 +9,8 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
 
 use crate::media::SourceId;
-use crate::media::fanout::TrackFanout;
 use crate::media::rewriter::Rewriter;
+use crate::media::source::Upstream;
 use crate::rtc::{OutTrack, RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -115,7 +115,7 @@ pub struct SlotSink {
     /// Set by `offer` when the queue overflowed; the writer then resyncs on a keyframe.
     overflowed: AtomicBool,
     /// The fan-out this slot is attached to (for keyframe requests and codec lookups).
-    source: ArcSwapOption<TrackFanout>,
+    source: ArcSwapOption<Upstream>,
     /// The viewer's latest bandwidth estimate (REMB) seen on this slot, bit/s; 0 = none.
     estimate: AtomicU64,
     /// The codecs the viewer negotiated on this m-line.
@@ -217,12 +217,12 @@ impl SlotSink {
         Some(self.estimate.load(Ordering::Relaxed)).filter(|e| *e > 0)
     }
 
-    pub fn source(&self) -> Option<Arc<TrackFanout>> {
+    pub fn source(&self) -> Option<Arc<Upstream>> {
         self.source.load_full()
     }
 
     /// Points the slot at a new fan-out (or none). The caller attaches/detaches the snapshot.
-    pub fn set_source(&self, src: Option<Arc<TrackFanout>>) {
+    pub fn set_source(&self, src: Option<Arc<Upstream>>) {
         self.source.store(src);
     }
 }
@@ -276,7 +276,7 @@ impl<O: SlotOutput> Writer<O> {
     fn step(
         &mut self,
         sink: &SlotSink,
-        src: &TrackFanout,
+        src: &Upstream,
         pkt: &RtpPacket,
         keyframe: bool,
     ) -> Option<RtpPacket> {

@@ -6,7 +6,7 @@
 //! (hysteresis), and drops to the best layer within 90 % when the current one no longer fits
 //! (the lowest when none does). `Rid` takes that layer while it is active, else the best.
 //! `MaxHeight` takes the tallest layer of known height within the limit, else the lowest.
-//! The room planner ([`crate::sfu::plan`]) calls it; nothing here reads live state.
+//! The room planner (`sfu::plan`) calls it; nothing here reads live state.
 
 /// Which simulcast layer a video slot wants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

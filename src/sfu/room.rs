@@ -388,7 +388,7 @@ impl Core {
                     old.detach(sink);
                 }
                 let new = to.and_then(|s| self.fanouts.get(&s)).cloned();
-                sink.set_source(new.clone());
+                sink.set_source(new.as_ref().map(|f| f.upstream.clone()));
                 if let Some(new) = new {
                     // Starts the slot from the keyframe cache, or asks for a keyframe.
                     new.attach(sink);

@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 
 use super::allocation::{Allocation, State, relay_reader};
 pub use super::allocation::{FiveTuple, Link};
-use super::wire::{error, peer_addresses, requested_lifetime, success};
+use super::wire::{Reply, SOFTWARE, error, peer_addresses, requested_lifetime, success};
 
 use super::credentials::{Minter, Refusal};
 use crate::rtc::PortPool;
@@ -33,7 +33,6 @@ const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 const NONCE_LIFETIME: Duration = Duration::from_secs(600);
-pub(super) const SOFTWARE: &str = "wisp";
 
 /// Decides which peers a relay may reach: only the ICE sessions of the credential's room.
 pub trait PeerGuard: Send + Sync + 'static {
@@ -68,8 +67,6 @@ pub struct Engine {
     allocations: Mutex<HashMap<FiveTuple, Arc<Allocation>>>,
 }
 
-/// What a request handler answers: a response, or nothing (indications).
-pub(super) type Reply = Option<Vec<u8>>;
 /// A request's result on an allocation: attributes for the success response, or an error.
 type Outcome = Result<Vec<Box<dyn Setter>>, (ErrorCode, &'static str)>;
 

@@ -11,7 +11,11 @@ use ::rtc::stun::message::*;
 use ::rtc::stun::textattrs::TextAttribute;
 use ::rtc::turn::proto::lifetime::Lifetime;
 
-use super::server::{Reply, SOFTWARE};
+/// The SOFTWARE attribute of every response.
+pub(super) const SOFTWARE: &str = "wisp";
+
+/// What a request handler answers: a response, or nothing (indications).
+pub(super) type Reply = Option<Vec<u8>>;
 
 pub fn requested_lifetime(m: &Message) -> Duration {
     let mut l = Lifetime::default();

@@ -42,11 +42,6 @@ pub struct Args {
     #[arg(long, env = "WISP_ICE_LITE")]
     #[serde(default)]
     pub ice_lite: bool,
-    /// Who drives viewer connections: `direct` (wisp's own task per connection over the
-    /// sans-IO core: fewer hops per forwarded packet) or `async` (webrtc-rs's async layer,
-    /// as publishers use) [default: direct].
-    #[arg(long, env = "WISP_EGRESS")]
-    pub egress: Option<String>,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
     #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Option<Vec<IpAddr>>,
@@ -135,8 +130,6 @@ pub struct Config {
     /// Single-port mode (`--ice-udp-port`).
     pub ice_udp_port: Option<u16>,
     pub ice_lite: bool,
-    /// Viewer legs driven by wisp over the sans-IO core (`--egress direct`).
-    pub direct_egress: bool,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
@@ -300,15 +293,6 @@ impl Config {
             },
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
             ice_lite: cli.ice_lite || file.ice_lite,
-            direct_egress: match cli.egress.or(file.egress).as_deref() {
-                None | Some("direct") => true,
-                Some("async") => false,
-                Some(other) => {
-                    return Err(format!(
-                        "--egress must be `async` or `direct`, not `{other}`"
-                    ));
-                }
-            },
             public_ips,
             ice_bind,
             allow_remote: parse_nets(&allow)?,
@@ -328,7 +312,6 @@ impl Config {
             ports: self.ice_ports,
             shared_port: self.ice_udp_port,
             ice_lite: self.ice_lite,
-            direct_egress: self.direct_egress,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());
                 f.deny.extend(self.deny_remote.iter().copied());
@@ -399,21 +382,6 @@ mod tests {
         assert_eq!(c.vad.active_level, 25);
         assert_eq!(c.vad.interval, Duration::from_millis(300));
         assert!(Config::from_args(Args::parse_from(["wisp", "--vad-min-active", "2"])).is_err());
-    }
-
-    #[test]
-    fn egress_is_direct_or_async() {
-        let egress = |v: &str| Config::from_args(Args::parse_from(["wisp", "--egress", v]));
-        assert!(egress("direct").unwrap().direct_egress);
-        assert!(!egress("async").unwrap().direct_egress);
-        let e = egress("fast").unwrap_err();
-        assert!(e.contains("`async` or `direct`"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_are_refused() {
-        assert!(Config::from_args(Args::parse_from(["wisp", "--ice-ports", "9-1"])).is_err());
-        assert!(Config::from_args(Args::parse_from(["wisp", "--allow-remote", "nope"])).is_err());
     }
 
     #[test]

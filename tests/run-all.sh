@@ -17,11 +17,8 @@ cargo clippy --all-targets --locked -- -D warnings
 step "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
-  step "integration tests again with viewer legs on webrtc-rs's async layer (--egress async)"
-  WISP_EGRESS=async cargo nextest run --locked --no-fail-fast
 else
   cargo test --locked --no-fail-fast
-  WISP_EGRESS=async cargo test --locked --no-fail-fast
 fi
 
 step "release build"

@@ -2,13 +2,7 @@
 //! and the server's side of it read from a local description and
 //! written as the `application/trickle-ice-sdpfrag` body of the 200 response.
 
-use std::sync::Arc;
-
-use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
-
 use crate::error::{Error, Result};
-use crate::rtc::RtcPeer;
-use crate::rtc::peer::Conn;
 
 /// The server's side of an ICE restart, to be sent back as an sdpfrag.
 #[derive(Debug, Clone)]
@@ -65,60 +59,4 @@ impl IceRestart {
         s.push_str("a=end-of-candidates\r\n");
         s
     }
-}
-
-impl RtcPeer {
-    /// Restarts ICE with the client's new credentials. Returns the server's new ufrag, pwd and
-    /// candidate lines. On failure the previous ICE session stays in place.
-    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
-        let _g = self.ice_lock.lock().await;
-        let remote = self
-            .remote_sdp()
-            .await
-            .ok_or_else(|| Error::RestartFailed("the session has no remote description".into()))?;
-        let mut sdp = String::with_capacity(remote.len());
-        for line in remote.split_inclusive('\n') {
-            let t = line.trim_end();
-            if t.starts_with("a=ice-ufrag:") {
-                sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
-            } else if t.starts_with("a=ice-pwd:") {
-                sdp.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
-            } else if t.starts_with("a=candidate:") || t.starts_with("a=end-of-candidates") {
-                continue; // candidates of the old generation
-            } else {
-                sdp.push_str(line);
-            }
-        }
-        let desc =
-            RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
-        let local = match &self.conn {
-            Conn::Lib(pc) => lib_restart(pc, desc).await?,
-            Conn::Direct(d) => super::direct::restart(d, desc).await?,
-        };
-        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
-        if let Some(m) = &self.binding.mux {
-            m.add_ufrag(&restart.ufrag);
-        }
-        if restart.candidates.is_empty() {
-            // The sockets are kept across the restart, so the first answer's candidates stand.
-            let first = self
-                .answer_candidates
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            restart.candidates = first.clone();
-        }
-        Ok(restart)
-    }
-}
-
-/// Answers an ICE-restart offer on a library connection; returns the local description.
-async fn lib_restart(pc: &Arc<dyn PeerConnection>, desc: RTCSessionDescription) -> Result<String> {
-    let failed = |e: webrtc::error::Error| Error::RestartFailed(e.to_string());
-    pc.set_remote_description(desc).await.map_err(failed)?;
-    let answer = pc.create_answer(None).await.map_err(failed)?;
-    pc.set_local_description(answer).await.map_err(failed)?;
-    pc.local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| Error::RestartFailed("no local description".into()))
 }

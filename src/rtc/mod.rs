@@ -6,6 +6,7 @@
 
 pub mod client;
 mod direct;
+mod engine;
 pub mod feedback;
 mod ice;
 pub mod mux;
@@ -17,16 +18,17 @@ mod track;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ::rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use ::rtc::peer_connection::certificate::RTCCertificate;
 
 pub use ::rtc::rtp::header::Header as RtpHeader;
 pub use ::rtc::rtp::packet::Packet as RtpPacket;
+pub use engine::RtcEngine;
 pub use ice::IceRestart;
-pub use peer::{AUDIO_LEVEL_URI, PeerObserver, RtcPeer};
+pub use peer::{PeerObserver, RtcPeer};
 pub use ports::{PortLease, PortPool};
+pub use setup::AUDIO_LEVEL_URI;
 pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink, Sent};
 
-use crate::error::{Error, Result};
 use crate::signal::CandidateFilter;
 
 /// Loads a DTLS certificate chain and its PKCS#8 key from PEM files. ECDSA P-256/P-384,
@@ -93,9 +95,6 @@ pub struct RtcSettings {
     pub shared_port: Option<u16>,
     /// Answer ICE checks without sending any (`--ice-lite`).
     pub ice_lite: bool,
-    /// Viewer legs on wisp's own driver over the sans-IO core (`--egress direct`) instead of
-    /// the library's async layer.
-    pub direct_egress: bool,
     pub filter: CandidateFilter,
     /// PEM certificate and key for DTLS; one is generated at start when absent.
     pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,
@@ -144,78 +143,5 @@ impl RtcSettings {
             public_ips: self.public_ips.clone(),
             shared_port: self.shared_port,
         }
-    }
-}
-
-/// Builds peer connections with the server's settings.
-pub struct RtcEngine {
-    pub settings: RtcSettings,
-    pub ports: PortPool,
-    /// The shared sockets of single-port mode (one per bound address), else empty.
-    pub muxes: Vec<std::sync::Arc<mux::UdpMux>>,
-    /// One certificate for every session: generating a key per session is wasted CPU.
-    certificate: RTCCertificate,
-    fingerprint: String,
-}
-
-impl RtcEngine {
-    pub fn new(settings: RtcSettings) -> Result<RtcEngine> {
-        let provider = ::rtc::crypto::default_provider()
-            .map_err(|e| Error::Internal(format!("crypto provider: {e}")))?;
-        let certificate = match &settings.dtls {
-            Some((cert, key)) => load_dtls_certificate(cert, key, provider.crypto())
-                .map_err(|e| Error::Internal(format!("DTLS certificate: {e}")))?,
-            None => RTCCertificate::generate(
-                provider.crypto(),
-                ::rtc::crypto::SignatureScheme::EcdsaP256Sha256,
-                CertificateParams::new(vec!["wisp".to_owned()])
-                    .map_err(|e| Error::Internal(format!("certificate params: {e}")))?,
-            )
-            .map_err(|e| Error::Internal(format!("certificate: {e}")))?,
-        };
-        let fingerprint = certificate
-            .get_fingerprints(provider.crypto())
-            .ok()
-            .and_then(|f| f.first().map(|f| format!("{} {}", f.algorithm, f.value)))
-            .unwrap_or_default();
-        let muxes = match settings.shared_port {
-            None => vec![],
-            Some(port) => {
-                let ips = match settings.bind_ip {
-                    Some(ip) => vec![ip],
-                    None => settings.public_ips.clone(),
-                };
-                ips.into_iter()
-                    .map(|ip| {
-                        mux::UdpMux::bind(std::net::SocketAddr::new(ip, port))
-                            .map_err(|e| Error::Internal(format!("ICE UDP port {ip}:{port}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-        };
-        Ok(RtcEngine {
-            muxes,
-            ports: PortPool::new(settings.ports.0, settings.ports.1),
-            settings,
-            certificate,
-            fingerprint,
-        })
-    }
-
-    /// The DTLS fingerprint every session presents.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    pub(crate) fn certificate(&self) -> RTCCertificate {
-        self.certificate.clone()
-    }
-
-    /// A free port for a session of `room`, or 503 when the range is exhausted.
-    pub(crate) fn lease_port(&self, room: &str) -> Result<PortLease> {
-        self.ports.lease_for(room).ok_or(Error::Unavailable {
-            what: "ICE ports",
-            retry_after: Duration::from_secs(5),
-        })
     }
 }

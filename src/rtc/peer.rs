@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
@@ -17,13 +15,10 @@ use webrtc::peer_connection::{
 use crate::error::{Error, Result};
 use crate::rtc::ice::IceRestart;
 use crate::rtc::mux::{MuxConn, MuxRuntime};
-use crate::rtc::setup::{default_codec, kind_of, leg_parts};
-use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, OutTrack, RtpSink};
+use crate::rtc::setup::{kind_of, leg_parts, random_token};
+use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, RtpSink};
 use crate::rtc::{PeerState, PortLease, RtcEngine};
-use crate::signal::{CodecSpec, Fragment, MediaKind, OfferSummary};
-
-/// RFC 6464 client-to-mixer audio level.
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+use crate::signal::{Fragment, MediaKind, OfferSummary};
 
 /// How long an answer may wait for local candidates to be gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,20 +69,11 @@ pub(crate) struct Binding {
     pub(crate) mux: Option<Arc<MuxConn>>,
 }
 
-/// ICE-safe random characters (ufrag/pwd use `[A-Za-z0-9+/]`).
-pub(crate) fn random_token(len: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
-        .collect()
-}
-
 /// Who drives a connection.
 pub(crate) enum Conn {
-    /// The library's async layer (publishers, counter-offers, and viewers by default).
+    /// The library's async layer: publishers.
     Lib(Arc<dyn PeerConnection>),
-    /// wisp's own driver task over the sans-IO core (`--egress direct` viewers).
+    /// wisp's own driver task over the sans-IO core: every viewer (`rtc::direct`).
     Direct(super::direct::DirectConn),
 }
 
@@ -108,196 +94,132 @@ pub struct RtcPeer {
     /// The candidates of the first answer (the sockets outlive ICE restarts).
     pub(crate) answer_candidates: std::sync::Mutex<Vec<String>>,
     /// Send tracks of a counter-offer, waiting for the client's answer.
-    pending: tokio::sync::Mutex<Option<Vec<PendingTrack>>>,
+    pub(crate) pending: tokio::sync::Mutex<Option<Vec<crate::rtc::direct::PendingTrack>>>,
 }
 
-fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
+pub(crate) fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
     move |e| Error::Unprocessable(format!("{context}: {e}"))
 }
 
-impl RtcEngine {
-    /// A library-driven connection with the server's settings, bound to its port(s).
-    async fn build(
-        &self,
-        room: &str,
-        observer: Arc<dyn PeerObserver>,
-        for_play: bool,
-        summary: &OfferSummary,
-    ) -> Result<RtcPeer> {
-        let s = &self.settings;
-        let mut last_err = None;
-        for _ in 0..BIND_ATTEMPTS {
-            // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
-            // so the mux can route the first check; otherwise a port of our own from the pool.
-            let (lease, mux, port) = if self.muxes.is_empty() {
-                let lease = self.lease_port(room)?;
-                let port = lease.port;
-                (Some(lease), None, port)
-            } else {
-                (None, Some(MuxConn::new(&self.muxes, &random_token(16))), 0)
-            };
-            let parts = leg_parts(
-                s,
-                self.certificate(),
-                for_play,
-                mux.as_ref().map(|m| m.ufrag().to_owned()),
-            )?;
-            // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
-            // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
-            // its NAT 1:1 setting).
-            let binds: Vec<SocketAddr> = match s.bind_ip {
-                Some(ip) => vec![SocketAddr::new(ip, port)],
-                None => s
-                    .public_ips
-                    .iter()
-                    .map(|ip| SocketAddr::new(*ip, port))
-                    .collect(),
-            };
-            let (gathered_tx, gathered_rx) = watch::channel(false);
-            let (state_tx, state_rx) = watch::channel(PeerState::New);
-            let handler = Arc::new(Handler {
-                observer: observer.clone(),
-                gathered: gathered_tx,
-                state: state_tx,
-            });
-            let mut builder = PeerConnectionBuilder::new();
-            if let Some(m) = &mux {
-                builder = builder.with_runtime(MuxRuntime::new(m.clone()));
+/// A library-driven connection with the server's settings, bound to its port(s).
+pub(crate) async fn lib_peer(
+    engine: &RtcEngine,
+    room: &str,
+    observer: Arc<dyn PeerObserver>,
+    for_play: bool,
+    summary: &OfferSummary,
+) -> Result<RtcPeer> {
+    let s = &engine.settings;
+    let mut last_err = None;
+    for _ in 0..BIND_ATTEMPTS {
+        // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
+        // so the mux can route the first check; otherwise a port of our own from the pool.
+        let (lease, mux, port) = if engine.muxes.is_empty() {
+            let lease = engine.lease_port(room)?;
+            let port = lease.port;
+            (Some(lease), None, port)
+        } else {
+            (
+                None,
+                Some(MuxConn::new(&engine.muxes, &random_token(16))),
+                0,
+            )
+        };
+        let parts = leg_parts(
+            s,
+            engine.certificate(),
+            for_play,
+            mux.as_ref().map(|m| m.ufrag().to_owned()),
+        )?;
+        // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
+        // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
+        // its NAT 1:1 setting).
+        let binds: Vec<SocketAddr> = match s.bind_ip {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => s
+                .public_ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect(),
+        };
+        let (gathered_tx, gathered_rx) = watch::channel(false);
+        let (state_tx, state_rx) = watch::channel(PeerState::New);
+        let handler = Arc::new(Handler {
+            observer: observer.clone(),
+            gathered: gathered_tx,
+            state: state_tx,
+        });
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(m) = &mux {
+            builder = builder.with_runtime(MuxRuntime::new(m.clone()));
+        }
+        match builder
+            .with_configuration(parts.config)
+            .with_media_engine(parts.media)
+            .with_interceptor_registry(parts.registry)
+            .with_setting_engine(parts.settings)
+            .with_handler(handler)
+            .with_udp_addrs(binds)
+            .build()
+            .await
+        {
+            Ok(pc) => {
+                return Ok(RtcPeer::new(
+                    Conn::Lib(Arc::new(pc)),
+                    Binding { _lease: lease, mux },
+                    state_rx,
+                    gathered_rx,
+                    summary,
+                    s,
+                ));
             }
-            match builder
-                .with_configuration(parts.config)
-                .with_media_engine(parts.media)
-                .with_interceptor_registry(parts.registry)
-                .with_setting_engine(parts.settings)
-                .with_handler(handler)
-                .with_udp_addrs(binds)
-                .build()
+            Err(e) => {
+                tracing::debug!(port, "peer connection did not bind: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(Error::Internal(format!(
+        "no port could be bound: {}",
+        last_err.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+/// The publisher's leg: a receive-only connection on the library's async layer, answering
+/// the WHIP offer (H.264 reordered to the variant most players decode, RED first).
+pub(crate) async fn publisher_leg(
+    engine: &RtcEngine,
+    room: &str,
+    offer: &str,
+    summary: &OfferSummary,
+    observer: Arc<dyn PeerObserver>,
+) -> Result<(RtcPeer, String)> {
+    let peer = lib_peer(engine, room, observer, false, summary).await?;
+    let result = async {
+        for m in &summary.media {
+            peer.lib()?
+                .add_transceiver_from_kind(
+                    kind_of(m.kind),
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
                 .await
-            {
-                Ok(pc) => {
-                    return Ok(RtcPeer::new(
-                        Conn::Lib(Arc::new(pc)),
-                        Binding { _lease: lease, mux },
-                        state_rx,
-                        gathered_rx,
-                        summary,
-                        s,
-                    ));
-                }
-                Err(e) => {
-                    tracing::debug!(port, "peer connection did not bind: {e}");
-                    last_err = Some(e);
-                }
-            }
+                .map_err(lib_error("transceiver"))?;
         }
-        Err(Error::Internal(format!(
-            "no port could be bound: {}",
-            last_err.map(|e| e.to_string()).unwrap_or_default()
-        )))
+        // Of several H.264 variants, take the one most players decode.
+        let offer = crate::signal::codec::prefer_decodable_h264(offer);
+        // RED over Opus first, so the publisher sends redundant audio (signal::red).
+        let offer = crate::signal::red::prefer_red(&offer);
+        peer.negotiate(&offer).await
     }
-
-    /// Answers a WHIP offer: a receive-only peer connection.
-    pub async fn publish(
-        &self,
-        room: &str,
-        offer: &str,
-        summary: &OfferSummary,
-        observer: Arc<dyn PeerObserver>,
-    ) -> Result<(RtcPeer, String)> {
-        let peer = self.build(room, observer, false, summary).await?;
-        let result = async {
-            for m in &summary.media {
-                peer.lib()?
-                    .add_transceiver_from_kind(
-                        kind_of(m.kind),
-                        Some(RTCRtpTransceiverInit {
-                            direction: RTCRtpTransceiverDirection::Recvonly,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                    .map_err(lib_error("transceiver"))?;
-            }
-            // Of several H.264 variants, take the one most players decode.
-            let offer = crate::signal::codec::prefer_decodable_h264(offer);
-            // RED over Opus first, so the publisher sends redundant audio (signal::red).
-            let offer = crate::signal::red::prefer_red(&offer);
-            peer.negotiate(&offer).await
-        }
-        .await;
-        match result {
-            Ok(answer) => Ok((peer, answer)),
-            Err(e) => {
-                peer.close().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Answers a WHEP offer: one send-only track per offered m-line, preferring `prefs[i]`
-    /// (the publisher's codec, when known) for m-line `i`.
-    pub async fn play(
-        &self,
-        room: &str,
-        offer: &str,
-        summary: &OfferSummary,
-        prefs: &[Option<CodecSpec>],
-        observer: Arc<dyn PeerObserver>,
-    ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        if self.settings.direct_egress {
-            return self
-                .play_direct(room, offer, summary, prefs, observer)
-                .await;
-        }
-        let peer = self.build(room, observer, true, summary).await?;
-        let kinds = send_slots(summary);
-        let result = async {
-            let pending = peer.add_send_tracks(&kinds, prefs).await?;
-            let answer = peer.negotiate(offer).await?;
-            Ok((answer, peer.finish_tracks(pending).await))
-        }
-        .await;
-        match result {
-            Ok((answer, tracks)) => Ok((peer, tracks, answer)),
-            Err(e) => {
-                peer.close().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// WHEP counter-offer (draft-03 §4.2): the server's own offer with one send-only m-line per
-    /// m-line of the client's offer, for the client to answer by PATCH. The tracks are usable
-    /// once [`RtcPeer::apply_answer`] succeeds.
-    pub async fn counter_offer(
-        &self,
-        room: &str,
-        summary: &OfferSummary,
-        prefs: &[Option<CodecSpec>],
-        observer: Arc<dyn PeerObserver>,
-    ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
-        let peer = self.build(room, observer, true, summary).await?;
-        let kinds = send_slots(summary);
-        let result = async {
-            let pending = peer.add_send_tracks(&kinds, prefs).await?;
-            let offer = peer
-                .lib()?
-                .create_offer(None)
-                .await
-                .map_err(lib_error("offer"))?;
-            let sdp = peer.set_local_and_gather(offer).await?;
-            // Tracks exist now; their negotiated codecs are filled in by `apply_answer`.
-            let tracks: Vec<Arc<OutTrack>> = pending.iter().map(|p| p.out.clone()).collect();
-            *peer.pending.lock().await = Some(pending);
-            Ok((sdp, tracks))
-        }
-        .await;
-        match result {
-            Ok((offer, tracks)) => Ok((peer, tracks, offer)),
-            Err(e) => {
-                peer.close().await;
-                Err(e)
-            }
+    .await;
+    match result {
+        Ok(answer) => Ok((peer, answer)),
+        Err(e) => {
+            peer.close().await;
+            Err(e)
         }
     }
 }
@@ -309,12 +231,6 @@ pub(crate) fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
         .iter()
         .map(|m| (m.kind, m.mid.clone()))
         .collect()
-}
-
-/// A send track whose codecs are known only once negotiation completes.
-pub(crate) struct PendingTrack {
-    out: Arc<OutTrack>,
-    transceiver: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>,
 }
 
 impl RtcPeer {
@@ -340,91 +256,41 @@ impl RtcPeer {
         }
     }
 
-    /// One send-only track per `(kind, mid)`, with codec `prefs[i]` (or a default) bound.
-    async fn add_send_tracks(
-        &self,
-        kinds: &[(MediaKind, String)],
-        prefs: &[Option<CodecSpec>],
-    ) -> Result<Vec<PendingTrack>> {
-        let mut pending = Vec::new();
-        for (i, (kind, mid)) in kinds.iter().enumerate() {
-            let codec = prefs
-                .get(i)
-                .cloned()
-                .flatten()
-                .unwrap_or_else(|| default_codec(*kind));
-            let ssrc = rand::random::<u32>();
-            let local = Arc::new(TrackLocalStaticRTP::new(track::send_track(
-                i, *kind, ssrc, &codec,
-            )));
-            let transceiver = self
-                .lib()?
-                .add_transceiver_from_track(
-                    local.clone() as Arc<dyn TrackLocal>,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(lib_error("track"))?;
-            let out = Arc::new(OutTrack {
-                kind: *kind,
-                mid: mid.clone(),
-                ssrc,
-                path: crate::rtc::track::OutPath::Lib(local),
-                negotiated: Default::default(),
-                state: self.state.clone(),
-            });
-            pending.push(PendingTrack { out, transceiver });
-        }
-        Ok(pending)
-    }
-
-    /// After negotiation: records each track's mid and negotiated codecs.
-    async fn finish_tracks(&self, pending: Vec<PendingTrack>) -> Vec<Arc<OutTrack>> {
-        let mut tracks = Vec::new();
-        for p in pending {
-            let mut negotiated = Vec::new();
-            if let Ok(Some(sender)) = p.transceiver.sender().await
-                && let Ok(params) = sender.get_parameters().await
-            {
-                for c in params.rtp_parameters.codecs {
-                    negotiated.push((
-                        c.payload_type,
-                        CodecSpec {
-                            mime_type: c.rtp_codec.mime_type,
-                            clock_rate: c.rtp_codec.clock_rate,
-                            channels: c.rtp_codec.channels,
-                            fmtp: c.rtp_codec.sdp_fmtp_line,
-                        },
-                    ));
-                }
-            }
-            let _ = p.out.negotiated.set(negotiated);
-            tracks.push(p.out);
-        }
-        tracks
-    }
-
-    /// Completes a counter-offer with the client's answer (WHEP draft-03 §4.2).
+    /// Completes a counter-offer with the client's answer (WHEP draft-03 §4.2): applies it on
+    /// the viewer leg and gives each track the codecs it negotiated.
     pub async fn apply_answer(&self, answer: &str) -> Result<()> {
         let mut pending = self.pending.lock().await;
-        if pending.is_none() {
+        let (Some(tracks), Conn::Direct(d)) = (pending.take(), &self.conn) else {
             return Err(Error::Unprocessable(
                 "this session is not waiting for an SDP answer".into(),
             ));
-        }
+        };
         let desc = RTCSessionDescription::answer(self.filter.filter_sdp(answer))
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
-        self.lib()?
-            .set_remote_description(desc)
-            .await
-            .map_err(lib_error("answer"))?;
-        if let Some(p) = pending.take() {
-            self.finish_tracks(p).await;
+        let senders: Vec<_> = tracks.iter().map(|t| t.sender).collect();
+        let result = d
+            .call(move |pc, now| {
+                pc.set_remote_description(now, desc)?;
+                Ok::<_, ::rtc::shared::error::Error>(
+                    senders
+                        .into_iter()
+                        .map(|s| crate::rtc::direct::negotiated(pc, s))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await?;
+        match result {
+            Ok(codecs) => {
+                for (t, c) in tracks.iter().zip(codecs) {
+                    let _ = t.out.negotiated.set(c);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *pending = Some(tracks); // the client may answer again
+                Err(Error::Unprocessable(format!("answer: {e}")))
+            }
         }
-        Ok(())
     }
 
     /// Applies a remote offer (candidates filtered), answers it and waits for gathering so the
@@ -551,6 +417,48 @@ impl RtcPeer {
         Ok(())
     }
 
+    /// Restarts ICE with the client's new credentials. Returns the server's new ufrag, pwd and
+    /// candidate lines. On failure the previous ICE session stays in place.
+    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
+        let _g = self.ice_lock.lock().await;
+        let remote = self
+            .remote_sdp()
+            .await
+            .ok_or_else(|| Error::RestartFailed("the session has no remote description".into()))?;
+        let mut sdp = String::with_capacity(remote.len());
+        for line in remote.split_inclusive('\n') {
+            let t = line.trim_end();
+            if t.starts_with("a=ice-ufrag:") {
+                sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+            } else if t.starts_with("a=ice-pwd:") {
+                sdp.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            } else if t.starts_with("a=candidate:") || t.starts_with("a=end-of-candidates") {
+                continue; // candidates of the old generation
+            } else {
+                sdp.push_str(line);
+            }
+        }
+        let desc =
+            RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
+        let local = match &self.conn {
+            Conn::Lib(pc) => lib_restart(pc, desc).await?,
+            Conn::Direct(d) => super::direct::restart(d, desc).await?,
+        };
+        let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
+        if let Some(m) = &self.binding.mux {
+            m.add_ufrag(&restart.ufrag);
+        }
+        if restart.candidates.is_empty() {
+            // The sockets are kept across the restart, so the first answer's candidates stand.
+            let first = self
+                .answer_candidates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            restart.candidates = first.clone();
+        }
+        Ok(restart)
+    }
+
     pub async fn close(&self) {
         match &self.conn {
             Conn::Lib(pc) => {
@@ -561,4 +469,16 @@ impl RtcPeer {
             Conn::Direct(d) => d.close(),
         }
     }
+}
+
+/// Answers an ICE-restart offer on a library connection; returns the local description.
+async fn lib_restart(pc: &Arc<dyn PeerConnection>, desc: RTCSessionDescription) -> Result<String> {
+    let failed = |e: webrtc::error::Error| Error::RestartFailed(e.to_string());
+    pc.set_remote_description(desc).await.map_err(failed)?;
+    let answer = pc.create_answer(None).await.map_err(failed)?;
+    pc.set_local_description(answer).await.map_err(failed)?;
+    pc.local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| Error::RestartFailed("no local description".into()))
 }

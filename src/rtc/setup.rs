@@ -12,8 +12,10 @@ use webrtc::peer_connection::{
 use crate::error::{Error, Result};
 
 use crate::rtc::feedback::KeyframeRequestTap;
-use crate::rtc::peer::AUDIO_LEVEL_URI;
 use crate::signal::{CodecSpec, MediaKind};
+
+/// RFC 6464 client-to-mixer audio level.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 pub(crate) fn kind_of(kind: MediaKind) -> RtpCodecKind {
     match kind {
@@ -87,7 +89,7 @@ pub(crate) fn leg_parts(
         se = se.with_lite(true);
     }
     if let Some(u) = ufrag {
-        se = se.with_ice_credentials(u, super::peer::random_token(32));
+        se = se.with_ice_credentials(u, random_token(32));
     }
     Ok(LegParts {
         media,
@@ -141,4 +143,13 @@ pub(crate) fn interceptors(
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
         configure_twcc_receiver_only(registry, media)
     }
+}
+
+/// ICE-safe random characters (ufrag/pwd use `[A-Za-z0-9+/]`).
+pub(crate) fn random_token(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect()
 }

@@ -8,8 +8,6 @@ use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndicati
 use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
 };
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::rtc::{PeerState, RtpPacket};
@@ -181,20 +179,13 @@ pub enum Sent {
     Refused,
 }
 
-/// How an outgoing track reaches the wire.
-pub(crate) enum OutPath {
-    /// Through the library's async layer (its driver task per connection).
-    Lib(Arc<TrackLocalStaticRTP>),
-    /// Straight into a connection wisp drives itself (`--egress direct`).
-    Direct(super::direct::TrackPort),
-}
-
 /// One outgoing track of a viewer session (one answered m-line).
 pub struct OutTrack {
     pub kind: MediaKind,
     pub mid: String,
     pub ssrc: u32,
-    pub(crate) path: OutPath,
+    /// Its way into the connection's driver (`rtc::direct`), and its feedback back.
+    pub(crate) port: super::direct::TrackPort,
     /// Payload types and codecs negotiated on this m-line, set once after the answer.
     pub(crate) negotiated: OnceLock<Vec<(u8, CodecSpec)>>,
     /// The owning peer connection's state, to know when the track is bound.
@@ -222,32 +213,24 @@ impl OutTrack {
         self.negotiated.get().map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Hands one packet to the library; false if it was refused (not yet connected, closed).
+    /// Queues one packet for the connection; false if it was refused (not yet connected,
+    /// closed) or dropped (the connection's queue is full, as a full link would).
     pub async fn write(&self, pkt: RtpPacket) -> bool {
-        match &self.path {
-            OutPath::Lib(track) => track.write_rtp(pkt).await.is_ok(),
-            // Never waits: a full connection queue drops, as a full link would.
-            OutPath::Direct(port) => {
-                *self.state.borrow() == PeerState::Connected && port.rtp.try_send(pkt).is_ok()
-            }
-        }
+        self.write_now(pkt) == Sent::Ok
     }
 
-    /// Whether [`OutTrack::write_now`] is the way to write: a connection wisp drives, whose
-    /// queue never makes a writer wait.
+    /// Whether [`OutTrack::write_now`] is the way to write: the connection's queue never makes
+    /// a writer wait, so the fan-out writes in place.
     pub fn writes_at_once(&self) -> bool {
-        matches!(self.path, OutPath::Direct(_))
+        true
     }
 
-    /// Queues one packet for a connection wisp drives, without waiting.
+    /// Queues one packet for the connection, without waiting.
     pub fn write_now(&self, pkt: RtpPacket) -> Sent {
-        let OutPath::Direct(port) = &self.path else {
-            return Sent::Refused;
-        };
         if *self.state.borrow() != PeerState::Connected {
             return Sent::Refused;
         }
-        match port.rtp.try_send(pkt) {
+        match self.port.rtp.try_send(pkt) {
             Ok(()) => Sent::Ok,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Refused,
@@ -255,35 +238,8 @@ impl OutTrack {
     }
 
     /// Waits for the viewer's next feedback (keyframe requests, bandwidth estimates); `None`
-    /// once the track is gone.
+    /// once the connection's driver has ended.
     pub async fn next_feedback(&self) -> Option<Vec<super::feedback::Feedback>> {
-        let track = match &self.path {
-            OutPath::Lib(track) => track,
-            // Ends only with the connection's driver.
-            OutPath::Direct(port) => return port.feedback.lock().await.recv().await,
-        };
-        // The library binds the track once the transport is up; `poll` returns None at once
-        // while unbound, so wait for the connection first.
-        let mut state = self.state.clone();
-        if state
-            .wait_for(|s| *s != PeerState::New)
-            .await
-            .map(|s| *s != PeerState::Connected)
-            .unwrap_or(true)
-        {
-            return None;
-        }
-        loop {
-            match track.poll().await {
-                Some(TrackLocalEvent::OnRtcpPacket(p)) => {
-                    let f = super::feedback::feedback(&p);
-                    if !f.is_empty() {
-                        return Some(f);
-                    }
-                }
-                Some(_) => continue,
-                None => return None,
-            }
-        }
+        self.port.feedback.lock().await.recv().await
     }
 }

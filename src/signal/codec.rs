@@ -113,9 +113,7 @@ impl CodecSpec {
             _ => true,
         }
     }
-}
 
-impl CodecSpec {
     /// The codec in words for a client: `video/VP9`, or `video/H264 (packetization-mode=1;…)`
     /// when it has parameters. Only printable ASCII is kept, so it fits an HTTP header and an
     /// SDP line whatever the publisher sent.
@@ -178,6 +176,24 @@ impl CodecSpec {
             _ => false,
         }
     }
+
+    pub fn is_red(&self) -> bool {
+        self.mime_type.eq_ignore_ascii_case("audio/red")
+    }
+
+    /// The payload type of the encoding inside RED (`111/111` → 111).
+    pub fn red_inner_pt(&self) -> Option<u8> {
+        self.fmtp.split('/').next()?.trim().parse().ok()
+    }
+
+    /// What to bind a viewer's send track to for a publisher sending `self`, given the codecs
+    /// the viewer offered on that m-line: RED only to a viewer that offered it.
+    pub fn for_viewer(&self, offered: &[CodecSpec]) -> CodecSpec {
+        if self.is_red() && !offered.iter().any(CodecSpec::is_red) {
+            return opus_codec();
+        }
+        self.clone()
+    }
 }
 
 /// The one-sentence reason of a WHEP counter-offer: the publisher's codecs that the offer's
@@ -196,6 +212,113 @@ pub fn counter_offer_reason(missing: &[(&str, &CodecSpec)]) -> String {
     .chars()
     .filter(|c| c.is_ascii_graphic() || *c == ' ')
     .collect()
+}
+
+/// Reorders the H.264 payload types of each video m-line of a WHIP offer so that the variant
+/// most viewers can decode comes first: packetization-mode 1 before 0, then Constrained
+/// Baseline, Baseline, Main, Constrained High, High, others. Other codecs keep their places
+/// (positions held by H.264 payloads are refilled in the new order), so the publisher's own
+/// choice between codec families stands. Answerers take the first codec they share with the
+/// offer, so a browser offering 42001f first and 42e01f later ends up sending Constrained
+/// Baseline, which GStreamer and other players accept.
+pub fn prefer_decodable_h264(sdp: &str) -> String {
+    // payload type -> (is H.264, fmtp)
+    let mut h264: HashMap<String, String> = HashMap::new();
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("a=rtpmap:")
+            && let Some((pt, enc)) = rest.split_once(' ')
+            && enc.to_ascii_lowercase().starts_with("h264/")
+        {
+            h264.entry(pt.to_string()).or_default();
+        }
+    }
+    if h264.len() < 2 {
+        return sdp.to_string();
+    }
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("a=fmtp:")
+            && let Some((pt, params)) = rest.split_once(' ')
+            && let Some(f) = h264.get_mut(pt)
+        {
+            *f = params.trim().to_string();
+        }
+    }
+    let rank = |pt: &str| {
+        let p = fmtp_params(h264.get(pt).map(String::as_str).unwrap_or(""));
+        let mode = p.get("packetization-mode").map(String::as_str) != Some("1");
+        let profile = match p
+            .get("profile-level-id")
+            .and_then(|v| h264_profile(v))
+            .unwrap_or(H264Profile::Baseline)
+        {
+            H264Profile::ConstrainedBaseline => 0,
+            H264Profile::Baseline => 1,
+            H264Profile::Main => 2,
+            H264Profile::ConstrainedHigh => 3,
+            H264Profile::High => 4,
+            _ => 5,
+        };
+        (mode, profile)
+    };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let t = line.trim_end();
+        let eol = &line[t.len()..];
+        match t.strip_prefix("m=video ") {
+            Some(rest) => {
+                let fields: Vec<&str> = rest.split(' ').collect();
+                if fields.len() < 3 {
+                    out.push_str(line);
+                    continue;
+                }
+                let pts = &fields[2..];
+                let mut sorted: Vec<&str> = pts
+                    .iter()
+                    .copied()
+                    .filter(|p| h264.contains_key(*p))
+                    .collect();
+                sorted.sort_by_key(|p| rank(p));
+                let mut next = sorted.into_iter();
+                let reordered: Vec<&str> = pts
+                    .iter()
+                    .map(|p| {
+                        if h264.contains_key(*p) {
+                            next.next().unwrap_or(p)
+                        } else {
+                            p
+                        }
+                    })
+                    .collect();
+                out.push_str("m=video ");
+                out.push_str(&fields[..2].join(" "));
+                out.push(' ');
+                out.push_str(&reordered.join(" "));
+                out.push_str(eol);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Opus as wisp offers and binds it by default.
+pub fn opus_codec() -> CodecSpec {
+    CodecSpec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        fmtp: "minptime=10;useinbandfec=1".into(),
+    }
+}
+
+/// The RED codec wisp registers: over Opus at Chromium's payload type 111.
+pub fn red_codec() -> CodecSpec {
+    CodecSpec {
+        mime_type: "audio/red".into(),
+        clock_rate: 48000,
+        channels: 2,
+        fmtp: "111/111".into(),
+    }
 }
 
 #[cfg(test)]
@@ -299,98 +422,6 @@ mod tests {
         assert!(!vp9p0.compatible_with(&vp9p2));
         assert!(!vp8.compatible_with(&vp9p0));
     }
-}
-
-/// Reorders the H.264 payload types of each video m-line of a WHIP offer so that the variant
-/// most viewers can decode comes first: packetization-mode 1 before 0, then Constrained
-/// Baseline, Baseline, Main, Constrained High, High, others. Other codecs keep their places
-/// (positions held by H.264 payloads are refilled in the new order), so the publisher's own
-/// choice between codec families stands. Answerers take the first codec they share with the
-/// offer, so a browser offering 42001f first and 42e01f later ends up sending Constrained
-/// Baseline, which GStreamer and other players accept.
-pub fn prefer_decodable_h264(sdp: &str) -> String {
-    // payload type -> (is H.264, fmtp)
-    let mut h264: HashMap<String, String> = HashMap::new();
-    for line in sdp.lines() {
-        if let Some(rest) = line.strip_prefix("a=rtpmap:")
-            && let Some((pt, enc)) = rest.split_once(' ')
-            && enc.to_ascii_lowercase().starts_with("h264/")
-        {
-            h264.entry(pt.to_string()).or_default();
-        }
-    }
-    if h264.len() < 2 {
-        return sdp.to_string();
-    }
-    for line in sdp.lines() {
-        if let Some(rest) = line.strip_prefix("a=fmtp:")
-            && let Some((pt, params)) = rest.split_once(' ')
-            && let Some(f) = h264.get_mut(pt)
-        {
-            *f = params.trim().to_string();
-        }
-    }
-    let rank = |pt: &str| {
-        let p = fmtp_params(h264.get(pt).map(String::as_str).unwrap_or(""));
-        let mode = p.get("packetization-mode").map(String::as_str) != Some("1");
-        let profile = match p
-            .get("profile-level-id")
-            .and_then(|v| h264_profile(v))
-            .unwrap_or(H264Profile::Baseline)
-        {
-            H264Profile::ConstrainedBaseline => 0,
-            H264Profile::Baseline => 1,
-            H264Profile::Main => 2,
-            H264Profile::ConstrainedHigh => 3,
-            H264Profile::High => 4,
-            _ => 5,
-        };
-        (mode, profile)
-    };
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        let t = line.trim_end();
-        let eol = &line[t.len()..];
-        match t.strip_prefix("m=video ") {
-            Some(rest) => {
-                let fields: Vec<&str> = rest.split(' ').collect();
-                if fields.len() < 3 {
-                    out.push_str(line);
-                    continue;
-                }
-                let pts = &fields[2..];
-                let mut sorted: Vec<&str> = pts
-                    .iter()
-                    .copied()
-                    .filter(|p| h264.contains_key(*p))
-                    .collect();
-                sorted.sort_by_key(|p| rank(p));
-                let mut next = sorted.into_iter();
-                let reordered: Vec<&str> = pts
-                    .iter()
-                    .map(|p| {
-                        if h264.contains_key(*p) {
-                            next.next().unwrap_or(p)
-                        } else {
-                            p
-                        }
-                    })
-                    .collect();
-                out.push_str("m=video ");
-                out.push_str(&fields[..2].join(" "));
-                out.push(' ');
-                out.push_str(&reordered.join(" "));
-                out.push_str(eol);
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod prefer_tests {
-    use super::*;
 
     #[test]
     fn constrained_baseline_mode_1_goes_first_among_h264_only() {

@@ -7,47 +7,8 @@
 //! every other viewer gets Opus (the primary block only, see `media::red`), so RED never
 //! reaches a player that cannot take it.
 
-use crate::signal::CodecSpec;
 
-/// Opus as wisp offers and binds it by default.
-pub fn opus_codec() -> CodecSpec {
-    CodecSpec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48000,
-        channels: 2,
-        fmtp: "minptime=10;useinbandfec=1".into(),
-    }
-}
-
-/// The RED codec wisp registers: over Opus at Chromium's payload type 111.
-pub fn red_codec() -> CodecSpec {
-    CodecSpec {
-        mime_type: "audio/red".into(),
-        clock_rate: 48000,
-        channels: 2,
-        fmtp: "111/111".into(),
-    }
-}
-
-impl CodecSpec {
-    pub fn is_red(&self) -> bool {
-        self.mime_type.eq_ignore_ascii_case("audio/red")
-    }
-
-    /// The payload type of the encoding inside RED (`111/111` → 111).
-    pub fn red_inner_pt(&self) -> Option<u8> {
-        self.fmtp.split('/').next()?.trim().parse().ok()
-    }
-
-    /// What to bind a viewer's send track to for a publisher sending `self`, given the codecs
-    /// the viewer offered on that m-line: RED only to a viewer that offered it.
-    pub fn for_viewer(&self, offered: &[CodecSpec]) -> CodecSpec {
-        if self.is_red() && !offered.iter().any(CodecSpec::is_red) {
-            return opus_codec();
-        }
-        self.clone()
-    }
-}
+pub use crate::signal::codec::{opus_codec, red_codec};
 
 /// Reorders each audio m-line of an offer so that RED over one of its Opus payload types
 /// comes first (the answer follows the offer's order, and the offerer sends the answer's

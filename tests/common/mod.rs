@@ -35,9 +35,6 @@ pub fn test_config() -> wisp::Config {
     c.ice_ports = (base, base + 99);
     c.public_ips = vec![IpAddr::from([127, 0, 0, 1])];
     c.allow_remote = vec!["127.0.0.0/8".parse().unwrap()];
-    // `WISP_EGRESS=async cargo nextest run` runs every test with viewer legs on the library's
-    // async layer instead of wisp's own driver (the default).
-    c.direct_egress = std::env::var("WISP_EGRESS").map_or(true, |e| e != "async");
     c
 }
 

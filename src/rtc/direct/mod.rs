@@ -1,6 +1,7 @@
-//! Viewer legs driven by wisp itself (`--egress direct`): the sans-IO `rtc` core of one
-//! connection is owned by one task, which reads its sockets, runs its timers and writes the
-//! slot writers' packets straight into it.
+//! Viewer legs, all of them (room slots, by-participant players, counter-offers), driven by
+//! wisp itself: the sans-IO `rtc` core of one connection is owned by one task, which reads its
+//! sockets, runs its timers and writes the fan-outs' packets straight into it. `answer.rs`
+//! builds every leg.
 //!
 //! Why: on the library's async layer every forwarded packet per viewer is a bounded-channel
 //! send, an async mutex on the track, a wake of the connection's driver task and a whole pass
@@ -35,7 +36,7 @@ use webrtc::peer_connection::RTCIceCandidateInit;
 mod answer;
 mod nominate;
 mod send;
-pub(crate) use answer::restart;
+pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 
 use crate::error::{Error, Result};
 use crate::rtc::feedback::{Feedback, estimate};

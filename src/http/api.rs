@@ -61,25 +61,6 @@ fn check_auth(app: &App, h: &HeaderMap) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::Unauthorized) }
 }
 
-fn content_type_is(h: &HeaderMap, want: &'static str) -> Result<()> {
-    let ok = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(want)
-        })
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedMediaType { expected: want })
-    }
-}
-
 /// Bodies larger than this are not even drained: the stream is reset.
 const DRAIN_LIMIT: usize = 2 * 1024 * 1024;
 
@@ -351,7 +332,7 @@ async fn endpoint(
             Ok(r)
         }
         Method::POST => {
-            content_type_is(req.headers(), SDP)?;
+            headers::content_type_is(req.headers(), SDP)?;
             let name = query_param(&req, "name");
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
@@ -441,13 +422,13 @@ async fn session(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::PATCH => {
             let session = app.sfu.session(id).ok_or(Error::NotFound)?;
-            if session.awaiting_answer() && content_type_is(req.headers(), SDP).is_ok() {
+            if session.awaiting_answer() && headers::content_type_is(req.headers(), SDP).is_ok() {
                 // The answer to a WHEP counter-offer (draft-03 §4.2).
                 let answer = body_text(req)?;
                 app.sfu.answer(id, &answer).await?;
                 return Ok(headers::empty(StatusCode::NO_CONTENT));
             }
-            content_type_is(req.headers(), SDPFRAG)?;
+            headers::content_type_is(req.headers(), SDPFRAG)?;
             let precondition = headers::if_match(req.headers())?;
             let body = body_text(req)?;
             match app.sfu.patch(id, precondition, &body).await? {

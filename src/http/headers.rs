@@ -52,6 +52,26 @@ pub fn if_match(h: &hyper::HeaderMap) -> Result<Precondition> {
     ))
 }
 
+/// Checks that the request's media type is `want` (parameters ignored), else `415`.
+pub fn content_type_is(h: &hyper::HeaderMap, want: &'static str) -> Result<()> {
+    let ok = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(want)
+        })
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType { expected: want })
+    }
+}
+
 /// Adds the CORS headers every response carries.
 pub fn cors(resp: &mut Response<Body>, origin: &str) {
     let h = resp.headers_mut();

@@ -7,6 +7,7 @@ pub mod layers;
 mod observers;
 pub mod plan;
 pub mod room;
+mod session;
 pub mod slots;
 
 use std::collections::HashMap;
@@ -15,93 +16,17 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::media::SlotSink;
-use crate::rtc::{PeerState, RtcEngine, RtcPeer};
+use crate::rtc::{PeerState, RtcEngine};
 use crate::signal::{self, Fragment, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
 use observers::{PublisherObserver, ViewerObserver};
 pub use plan::ViewerState;
 use room::Command;
 pub use room::{Participant, ROOM_TICK, Room, Viewer};
-
-/// Which side a session is on.
-pub enum SessionKind {
-    Publisher(Arc<Participant>),
-    Viewer(Arc<Viewer>),
-}
-
-/// One WHIP or WHEP session.
-pub struct Session {
-    pub id: SessionId,
-    pub room: Arc<Room>,
-    pub kind: SessionKind,
-    pub peer: RtcPeer,
-    /// The session's version: a fresh opaque value at every ICE restart (HTTP shows it as the
-    /// entity-tag).
-    version: Mutex<String>,
-    /// A WHEP counter-offer awaits the client's answer (PATCH application/sdp).
-    awaiting_answer: std::sync::atomic::AtomicBool,
-}
-
-impl Session {
-    /// True while a WHEP counter-offer waits for the client's SDP answer.
-    pub fn awaiting_answer(&self) -> bool {
-        self.awaiting_answer
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// The current version (see `version`).
-    pub fn version(&self) -> String {
-        self.version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-fn new_version() -> String {
-    uuid::Uuid::new_v4().as_simple().to_string()
-}
-
-/// A PATCH's condition on the session's version (RFC 9110 §13.1.1, as `http` parsed it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// Whatever the version is.
-    Any,
-    /// The version must be one of these.
-    OneOf(Vec<String>),
-}
-
-/// The result of a successful POST.
-pub struct Created {
-    pub session: SessionId,
-    pub participant: Option<ParticipantId>,
-    /// The SDP body: an answer, or a counter-offer when `counter_offer` is set.
-    pub answer: String,
-    /// The session's version (the entity-tag).
-    pub version: String,
-    /// Set for a WHEP counter-offer (406).
-    pub counter_offer: Option<CounterOffer>,
-}
-
-/// Why and until when a WHEP counter-offer (406) stands.
-pub struct CounterOffer {
-    /// The client's answer must arrive by then.
-    pub until: std::time::SystemTime,
-    /// One sentence for people: which codec the publisher sends that the offer lacked, and what
-    /// to do. Printable ASCII only.
-    pub reason: String,
-}
-
-/// How long a WHEP counter-offer stays valid (draft-03 §4.2 default).
-pub const COUNTER_OFFER_VALIDITY: Duration = Duration::from_secs(30);
-
-/// The result of a successful PATCH.
-pub enum Patched {
-    /// Candidates applied: 204.
-    Trickled,
-    /// ICE restarted: 200 with this sdpfrag and the new ETag.
-    Restarted { version: String, sdpfrag: String },
-}
+use session::new_version;
+pub use session::{
+    COUNTER_OFFER_VALIDITY, CounterOffer, Created, Patched, Precondition, Session, SessionKind,
+};
 
 /// Limits applied to signalling.
 #[derive(Debug, Clone)]

@@ -7,7 +7,6 @@
 //! every other viewer gets Opus (the primary block only, see `media::red`), so RED never
 //! reaches a player that cannot take it.
 
-
 pub use crate::signal::codec::{opus_codec, red_codec};
 
 /// Reorders each audio m-line of an offer so that RED over one of its Opus payload types

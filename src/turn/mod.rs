@@ -8,6 +8,7 @@
 //! stream splitter (`rtc-shared::turn_framing`). webrtc-rs 0.21 ships a TURN client only.
 
 mod allocation;
+mod auth;
 pub mod credentials;
 mod server;
 mod wire;

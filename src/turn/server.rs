@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use ::rtc::stun::attributes::*;
 use ::rtc::stun::error_code::*;
 use ::rtc::stun::fingerprint::FINGERPRINT;
-use ::rtc::stun::integrity::MessageIntegrity;
 use ::rtc::stun::message::*;
 use ::rtc::stun::textattrs::TextAttribute;
 use ::rtc::stun::xoraddr::XorMappedAddress;
@@ -25,14 +24,14 @@ use super::allocation::{Allocation, State, relay_reader};
 pub use super::allocation::{FiveTuple, Link};
 use super::wire::{Reply, SOFTWARE, error, peer_addresses, requested_lifetime, success};
 
-use super::credentials::{Minter, Refusal};
+use super::auth;
+use super::credentials::Minter;
 use crate::rtc::PortPool;
 
 /// Longest allocation lifetime granted (RFC 8656 §7.2 suggests an hour at most).
 const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
-const NONCE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Decides which peers a relay may reach: only the ICE sessions of the credential's room.
 pub trait PeerGuard: Send + Sync + 'static {
@@ -184,106 +183,14 @@ impl Engine {
         Some(out.raw)
     }
 
-    /// Long-term credential check (RFC 8489 §9.2). `Ok` carries the HMAC key and the room.
-    fn authenticate(
-        &self,
-        m: &mut Message,
-        client: SocketAddr,
-    ) -> Result<(Vec<u8>, String, String), Reply> {
-        let method = m.typ.method;
-        if !m.contains(ATTR_MESSAGE_INTEGRITY) {
-            return Err(self.challenge(
-                m,
-                method,
-                CODE_UNAUTHORIZED,
-                "credentials required",
-                client,
-            ));
-        }
-        let text = |t| TextAttribute::get_from_as(m, t).map(|a| a.text).ok();
-        let (Some(username), Some(realm), Some(nonce)) =
-            (text(ATTR_USERNAME), text(ATTR_REALM), text(ATTR_NONCE))
-        else {
-            return Err(error(
-                m,
-                method,
-                CODE_BAD_REQUEST,
-                "USERNAME, REALM and NONCE are required",
-                None,
-            ));
-        };
-        if realm != self.settings.realm
-            || !self
-                .settings
-                .minter
-                .nonce_fresh(&nonce, &client, NONCE_LIFETIME)
-        {
-            return Err(self.challenge(m, method, CODE_STALE_NONCE, "stale nonce", client));
-        }
-        let room = match self.settings.minter.room_of(&username) {
-            Ok(room) => room.to_owned(),
-            Err(Refusal::Expired) => {
-                return Err(self.challenge(
-                    m,
-                    method,
-                    CODE_UNAUTHORIZED,
-                    "credentials expired",
-                    client,
-                ));
-            }
-            Err(Refusal::Malformed) => {
-                return Err(self.challenge(
-                    m,
-                    method,
-                    CODE_UNAUTHORIZED,
-                    "unknown username",
-                    client,
-                ));
-            }
-        };
-        let password = self.settings.minter.password(&username);
-        let key = MessageIntegrity::long_term_integrity_key(
-            username.clone(),
-            realm,
-            password,
-            self.crypto.crypto(),
-        )
-        .map_err(|_| None)?;
-        if MessageIntegrity::check(m, &key, self.crypto.crypto()).is_err() {
-            return Err(self.challenge(m, method, CODE_UNAUTHORIZED, "wrong credentials", client));
-        }
-        Ok((key, username, room))
-    }
-
-    fn challenge(
-        &self,
-        m: &Message,
-        method: Method,
-        code: ErrorCode,
-        reason: &str,
-        client: SocketAddr,
-    ) -> Reply {
-        let mut out = Message::new();
-        out.build(&[
-            Box::new(m.transaction_id),
-            Box::new(MessageType::new(method, CLASS_ERROR_RESPONSE)),
-            Box::new(ErrorCodeAttribute {
-                code,
-                reason: reason.as_bytes().to_vec(),
-            }),
-            Box::new(TextAttribute::new(ATTR_REALM, self.settings.realm.clone())),
-            Box::new(TextAttribute::new(
-                ATTR_NONCE,
-                self.settings.minter.nonce(&client),
-            )),
-            Box::new(TextAttribute::new(ATTR_SOFTWARE, SOFTWARE.into())),
-        ])
-        .ok()?;
-        Some(out.raw)
-    }
-
     fn allocate(self: &Arc<Self>, m: &mut Message, ft: &FiveTuple, link: &Link) -> Reply {
-        let (key, username, room) = match self.authenticate(m, ft.client) {
+        let (key, username, room) = match auth::authenticate(
+            &self.settings.realm,
+            &self.settings.minter,
+            self.crypto.crypto(),
+            m,
+            ft.client,
+        ) {
             Ok(a) => a,
             Err(reply) => return reply,
         };
@@ -405,7 +312,13 @@ impl Engine {
         ft: &FiveTuple,
         f: fn(&Engine, &Message, &FiveTuple, &Allocation) -> Outcome,
     ) -> Reply {
-        let (key, username, _) = match self.authenticate(m, ft.client) {
+        let (key, username, _) = match auth::authenticate(
+            &self.settings.realm,
+            &self.settings.minter,
+            self.crypto.crypto(),
+            m,
+            ft.client,
+        ) {
             Ok(a) => a,
             Err(reply) => return reply,
         };

@@ -1,9 +1,9 @@
 //! Micro benchmarks of the forwarding path minus sockets: one incoming packet through
 //! `TrackFanout::forward` and each slot's `Rewriter` to N outputs that only count — `queue`:
-//! through each slot's bounded queue and writer task (outputs whose writes may wait, the
-//! `--egress async` legs); `inline`: rewritten and written by the fan-out itself (outputs that
-//! never wait, the default `--egress direct` legs). Reports ns per packet per viewer, and allocations per forwarded packet
-//! per viewer (counting allocator). Also the rewriter alone.
+//! through each slot's bounded queue and writer task (outputs whose writes may wait);
+//! `inline`: rewritten and written by the fan-out itself (outputs that never wait: every
+//! viewer leg, which wisp drives). Reports ns per packet per viewer, and allocations per
+//! forwarded packet per viewer (counting allocator). Also the rewriter alone.
 //!
 //! `cargo bench --bench fanout`
 

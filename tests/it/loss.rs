@@ -3,13 +3,11 @@
 //! back: the ingest leg by wisp NACKing the publisher, the egress leg by wisp answering the
 //! viewer's NACKs from its retransmission buffer (as RFC 4588 RTX, which the viewer negotiates).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use wisp::http::paths;
 

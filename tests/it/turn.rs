@@ -1,12 +1,10 @@
 //! The embedded TURN/STUN server: relay-only webrtc-rs clients publish and play through it,
 //! and a raw TURN client checks credentials, quotas and the relay guard.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::stun::attributes::*;
 use rtc::stun::error_code::ErrorCodeAttribute;

@@ -1,15 +1,13 @@
 //! Malformed-input injection: mutated offers and fragments must give a clear 4xx (or be
 //! accepted), never a panic or a 5xx, and the server keeps serving. Deterministic: a fixed seed.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wisp::signal::{Fragment, Role, offer::parse_offer};
 
-const OFFER: &str = include_str!("../conformance/fixtures/whip-offer.sdp");
-const FRAG: &str = include_str!("../conformance/fixtures/trickle.sdpfrag");
+const OFFER: &str = include_str!("../../conformance/fixtures/whip-offer.sdp");
+const FRAG: &str = include_str!("../../conformance/fixtures/trickle.sdpfrag");
 
 fn mutate(rng: &mut StdRng, base: &str) -> String {
     let mut b = base.as_bytes().to_vec();

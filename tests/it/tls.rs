@@ -1,11 +1,9 @@
 //! HTTPS (rustls, ALPN h2), certificate reload without dropping sessions, and configured DTLS
 //! certificates.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use wisp::config::Tls;
 use wisp::http::paths;

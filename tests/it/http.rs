@@ -1,9 +1,7 @@
 //! HTTP behaviour of the WHIP/WHEP endpoints and sessions: every status code the core
 //! issue names, with real sessions where one is needed.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use wisp::http::paths;
 
 const FRAG: &str = "application/trickle-ice-sdpfrag";

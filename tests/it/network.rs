@@ -1,12 +1,10 @@
 //! Ports and addresses: single-port mode carries many sessions on one UDP port without
 //! cross-talk, and announces that port.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::harness::*;
 use bytes::Bytes;
-use common::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::TrackLocal;
 use wisp::http::paths;

@@ -1,9 +1,7 @@
 //! Conference behaviour on the media path: a one-slot WHEP viewer (the program feed) follows
 //! the active speaker, switching sources without a sequence gap.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use wisp::http::paths;
 use wisp::sfu::{ParticipantId, SessionId, SessionKind, ViewerState};

@@ -2,13 +2,11 @@
 //! best by default, switches on a keyframe of the layer it selects through the WHEP layer
 //! extension with continuous sequence numbers, and learns the layers from the `layers` event.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::*;
 use bytes::Bytes;
-use common::*;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,

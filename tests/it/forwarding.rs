@@ -1,10 +1,8 @@
 //! End-to-end media through wisp with webrtc-rs peers on loopback.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::TrackLocal;
 use wisp::http::paths;
@@ -315,7 +313,7 @@ async fn late_viewer_gets_the_whole_sliced_h264_keyframe_picture_from_the_cache(
         })
         .expect("the answer accepts H.264");
     let capture = rtp_fixture(include_bytes!(
-        "fixtures/rtp/x264-high-sliced-single-nal.rtp"
+        "../fixtures/rtp/x264-high-sliced-single-nal.rtp"
     ));
     // The first group of pictures: up to the next picture that carries a keyframe.
     let key_ts = capture[0].header.timestamp;

@@ -1,9 +1,7 @@
 //! Room events over server-sent events: roster, joined/tracks, speaking from RFC 6464 audio
 //! levels (server-side VAD), active speaker, left; and the stream's auth.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use wisp::http::paths;
 
 /// Reads SSE frames from a streaming response.
@@ -191,7 +189,7 @@ async fn a_viewers_slot_map_is_announced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_server_sent_events_extension() {
     let server = start().await;
-    let offer = include_str!("../conformance/fixtures/whep-offer.sdp");
+    let offer = include_str!("../../conformance/fixtures/whep-offer.sdp");
     let r = post_sdp(&url(&server, &paths::whep("ext")), offer).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let link = r.headers["link"].to_str().unwrap().to_string();

@@ -1,11 +1,7 @@
-//! Test harness: an in-process wisp on loopback and webrtc-rs client peers that publish and
-//! play through it. Everything waits on events (channels, watch states), never on sleeps.
+//! webrtc-rs client peers: a plain peer, a publisher writing synthetic RTP (VP8 or H.264, plus
+//! Opus with audio levels), and a viewer collecting what it receives.
 
-#![allow(dead_code)]
-
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -18,51 +14,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 use wisp::rtc::client::{ClientIce, ClientPeer, client_codec, local_track, local_track_with};
 
-/// The longest any test waits for one event before failing (a bound, not a synchroniser).
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
-
-pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(EVENT_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// A server config for loopback tests: port 0 for HTTP, a random ICE range.
-pub fn test_config() -> wisp::Config {
-    let base = 20000 + (rand::random::<u16>() % 400) * 100;
-    let mut c = wisp::Config::from_args(wisp::Args::default()).expect("default config");
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.ice_ports = (base, base + 99);
-    c.public_ips = vec![IpAddr::from([127, 0, 0, 1])];
-    c.allow_remote = vec!["127.0.0.0/8".parse().unwrap()];
-    c
-}
-
-pub async fn start() -> wisp::Server {
-    start_with(test_config()).await
-}
-
-pub async fn start_with(c: wisp::Config) -> wisp::Server {
-    wisp::Server::start(c).await.expect("server starts")
-}
-
-/// The harness's HTTP client. It accepts any certificate, so the same tests run over HTTPS;
-/// certificate checks have their own tests with strict clients.
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
-}
-
-pub fn url(server: &wisp::Server, path: &str) -> String {
-    let scheme = if server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{}{}", server.addr, path)
-}
+use super::*;
 
 /// A webrtc-rs client peer connection on loopback (see `wisp::rtc::client`).
 pub struct Peer {
@@ -487,129 +439,4 @@ impl Viewer {
             remotes,
         }
     }
-}
-
-/// A UDP relay on loopback that drops every `every`-th SRTP/SRTCP datagram going `up`
-/// (client → server) and/or `down` (server → client). ICE, DTLS and STUN pass untouched, so
-/// only media is lost: deterministic loss for NACK and keyframe-recovery tests.
-pub struct LossyRelay {
-    /// Where the client must send (put in place of the server's candidates).
-    pub addr: std::net::SocketAddr,
-    pub dropped: Arc<std::sync::atomic::AtomicUsize>,
-    /// SSRCs of the RTP datagrams that went server → client (the header is not encrypted).
-    pub down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for LossyRelay {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-impl LossyRelay {
-    pub async fn start(
-        server: std::net::SocketAddr,
-        every: usize,
-        up: bool,
-        down: bool,
-    ) -> LossyRelay {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let client_side = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let server_side = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let addr = client_side.local_addr().unwrap();
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
-        let is_media = |b: &[u8]| b.first().is_some_and(|x| (128..=191).contains(x));
-        let (cs, ss, d, c) = (
-            client_side.clone(),
-            server_side.clone(),
-            dropped.clone(),
-            client.clone(),
-        );
-        let upward = tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            let mut n = 0usize;
-            while let Ok((len, from)) = cs.recv_from(&mut buf).await {
-                *c.lock().unwrap() = Some(from);
-                if up && is_media(&buf[..len]) {
-                    n += 1;
-                    if n.is_multiple_of(every) {
-                        d.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                let _ = ss.send_to(&buf[..len], server).await;
-            }
-        });
-        let down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>> = Default::default();
-        let (cs, ss, d, seen) = (
-            client_side,
-            server_side,
-            dropped.clone(),
-            down_ssrcs.clone(),
-        );
-        let downward = tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            let mut n = 0usize;
-            while let Ok((len, _)) = ss.recv_from(&mut buf).await {
-                // RTP, not RTCP (payload types 64-95 with the marker bit are RTCP's range).
-                if len >= 12 && is_media(&buf[..len]) && !(192..=223).contains(&buf[1]) {
-                    seen.lock()
-                        .unwrap()
-                        .insert(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
-                }
-                if down && is_media(&buf[..len]) {
-                    n += 1;
-                    if n.is_multiple_of(every) {
-                        d.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                let to = *client.lock().unwrap();
-                if let Some(to) = to {
-                    let _ = cs.send_to(&buf[..len], to).await;
-                }
-            }
-        });
-        LossyRelay {
-            addr,
-            dropped,
-            down_ssrcs,
-            tasks: vec![upward, downward],
-        }
-    }
-
-    /// The answer with every server candidate replaced by one pointing at this relay.
-    pub fn rewrite_answer(&self, answer: &str) -> String {
-        let mut out = String::new();
-        let mut done = false;
-        for line in answer.split_inclusive('\n') {
-            if line.starts_with("a=candidate:") {
-                if !done {
-                    out.push_str(&format!(
-                        "a=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
-                        self.addr.ip(),
-                        self.addr.port()
-                    ));
-                    done = true;
-                }
-                continue;
-            }
-            out.push_str(line);
-        }
-        out
-    }
-}
-
-/// The server address of an answer's first candidate.
-pub fn first_candidate(answer: &str) -> std::net::SocketAddr {
-    let l = answer
-        .lines()
-        .find(|l| l.starts_with("a=candidate:"))
-        .expect("a candidate");
-    let f: Vec<&str> = l.split_whitespace().collect();
-    format!("{}:{}", f[4], f[5]).parse().unwrap()
 }

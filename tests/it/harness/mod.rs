@@ -1,0 +1,59 @@
+//! Test harness: an in-process wisp on loopback (this file), webrtc-rs client peers that
+//! publish and play through it (`clients.rs`), and a relay that loses media on purpose
+//! (`relay.rs`). Everything waits on events (channels, watch states), never on sleeps.
+
+#![allow(dead_code)]
+
+mod clients;
+mod relay;
+pub use clients::*;
+pub use relay::*;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The longest any test waits for one event before failing (a bound, not a synchroniser).
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(EVENT_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A server config for loopback tests: port 0 for HTTP, a random ICE range.
+pub fn test_config() -> wisp::Config {
+    let base = 20000 + (rand::random::<u16>() % 400) * 100;
+    let mut c = wisp::Config::from_args(wisp::Args::default()).expect("default config");
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.ice_ports = (base, base + 99);
+    c.public_ips = vec![IpAddr::from([127, 0, 0, 1])];
+    c.allow_remote = vec!["127.0.0.0/8".parse().unwrap()];
+    c
+}
+
+pub async fn start() -> wisp::Server {
+    start_with(test_config()).await
+}
+
+pub async fn start_with(c: wisp::Config) -> wisp::Server {
+    wisp::Server::start(c).await.expect("server starts")
+}
+
+/// The harness's HTTP client. It accepts any certificate, so the same tests run over HTTPS;
+/// certificate checks have their own tests with strict clients.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+pub fn url(server: &wisp::Server, path: &str) -> String {
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}{}", server.addr, path)
+}

@@ -1,0 +1,15 @@
+//! The integration tests: one binary (one link of the crate), a module per concern, and the
+//! harness they share (`harness/`: the in-process server, client peers, the lossy relay).
+
+mod harness;
+
+mod conference;
+mod events;
+mod forwarding;
+mod http;
+mod loss;
+mod malformed;
+mod network;
+mod simulcast;
+mod tls;
+mod turn;

@@ -21,6 +21,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod lock;
 pub mod media;
 pub mod rtc;
 pub mod sfu;

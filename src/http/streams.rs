@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::lock::Locked;
 use crate::sfu::SessionId;
 
 /// Event names a WHEP session's event streams may ask for (WHEP core extensions §4 plus the
@@ -37,7 +38,7 @@ pub struct Streams {
 
 impl Streams {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SessionId, Vec<String>)>> {
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+        self.streams.locked()
     }
 
     /// Registers a stream of `events` (all when empty) for the live session `id`; `alive`

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use crate::media::gop::GopCache;
 
+use crate::lock::Locked;
 use crate::media::SourceId;
 use crate::media::keyframe::is_keyframe;
 use crate::media::padding::SeqCloser;
@@ -88,8 +89,7 @@ impl TrackFanout {
         // viewers see no hole (uncontended: only this track's reader task locks it).
         let seq = self
             .seq
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .map(pkt.header.sequence_number, pkt.payload.is_empty());
         let Some(seq) = seq else { return };
         pkt.header.sequence_number = seq;
@@ -105,7 +105,7 @@ impl TrackFanout {
                 // packet either in its burst or live, never both or neither. Only the first
                 // keyframe-marked packet of an access unit counts as the keyframe: a viewer's
                 // gate must not open at a picture's second IDR slice (see `media::gop`).
-                let mut g = gop.lock().unwrap_or_else(|e| e.into_inner());
+                let mut g = gop.locked();
                 let starts = g.push(Instant::now(), &pkt, marked);
                 (starts, self.sinks.load())
             }
@@ -135,7 +135,7 @@ impl TrackFanout {
     /// Updates the bitrate from the byte counter (the room's tick calls this).
     pub fn sample_rate(&self, now: Instant) {
         let bytes = self.stats.bytes_in.load(Ordering::Relaxed);
-        let mut r = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.rate.locked();
         if let Some((b0, t0)) = r.last {
             let dt = now.saturating_duration_since(t0).as_secs_f64();
             if dt < 0.2 {
@@ -155,13 +155,13 @@ impl TrackFanout {
 
     /// Current payload bitrate (bit/s), smoothed; 0 while unknown or paused.
     pub fn bitrate(&self) -> u64 {
-        self.rate.lock().unwrap_or_else(|e| e.into_inner()).bps
+        self.rate.locked().bps
     }
 
     /// The highest smoothed bitrate seen: a stable rank for simulcast layers (a paused layer
     /// keeps its place).
     pub fn peak_bitrate(&self) -> u64 {
-        self.rate.lock().unwrap_or_else(|e| e.into_inner()).peak
+        self.rate.locked().peak
     }
 
     /// Width and height of the last keyframe, when the codec tells (VP8).
@@ -181,7 +181,7 @@ impl TrackFanout {
     pub fn attach(&self, sink: &Arc<SlotSink>) {
         let _guard = match &self.gop {
             Some(gop) => {
-                let g = gop.lock().unwrap_or_else(|e| e.into_inner());
+                let g = gop.locked();
                 if g.packets().is_empty() {
                     self.request_keyframe();
                 } else {

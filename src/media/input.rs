@@ -10,6 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::lock::Locked;
 use crate::media::TrackFanout;
 use crate::media::vad::{Vad, VadConfig};
 use crate::rtc::{RtpPacket, RtpSink};
@@ -42,7 +43,7 @@ impl VoiceInput {
     /// One packet's level (RFC 6464: 0 loudest … 127 silence).
     pub fn observe(&self, now: Instant, level: u8) {
         let closed = {
-            let mut vad = self.vad.lock().unwrap_or_else(|e| e.into_inner());
+            let mut vad = self.vad.locked();
             let before = vad.intervals();
             vad.observe(now, level);
             (vad.intervals() != before).then(|| Voice {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
 
+use crate::lock::Locked;
 use crate::media::SourceId;
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
@@ -367,7 +368,7 @@ impl<O: SlotOutput> Writer<O> {
 /// fan-outs feeding one slot across a layer switch ever contend for.
 impl<O: SlotOutput> InlineFeed for std::sync::Mutex<Writer<O>> {
     fn feed(&self, sink: &SlotSink, item: Item) -> bool {
-        let mut w = self.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.locked();
         let guard = sink.source.load();
         let Some(s) = guard.as_ref() else {
             return true;

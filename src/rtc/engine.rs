@@ -13,6 +13,9 @@ use super::{
     load_dtls_certificate, mux,
 };
 use crate::error::{Error, Result};
+
+/// Port collisions with other programs tolerated before giving up on one request.
+const BIND_ATTEMPTS: usize = 8;
 use crate::signal::{CodecSpec, OfferSummary};
 
 /// Builds peer connections with the server's settings.
@@ -77,6 +80,34 @@ impl RtcEngine {
 
     pub(crate) fn certificate(&self) -> RTCCertificate {
         self.certificate.clone()
+    }
+
+    /// Binds a connection of `room` on a port of its own: `bind` gets a fresh lease each
+    /// time and keeps it on success; a port another program holds is skipped, at most
+    /// [`BIND_ATTEMPTS`] times, and a range with no free port answers `503`. The one retry
+    /// loop of both legs.
+    pub(crate) async fn bind_with_port<T, E, F, Fut>(&self, room: &str, mut bind: F) -> Result<T>
+    where
+        E: std::fmt::Display,
+        F: FnMut(PortLease) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let mut last_err = None;
+        for _ in 0..BIND_ATTEMPTS {
+            let lease = self.lease_port(room)?;
+            let port = lease.port;
+            match bind(lease).await {
+                Ok(t) => return Ok(t),
+                Err(e) => {
+                    tracing::debug!(port, "did not bind: {e}");
+                    last_err = Some(e.to_string());
+                }
+            }
+        }
+        Err(Error::Internal(format!(
+            "no port could be bound: {}",
+            last_err.unwrap_or_default()
+        )))
     }
 
     /// A free port for a session of `room`, or 503 when the range is exhausted.

@@ -28,6 +28,8 @@ use webrtc::runtime::{
     TokioRuntime, Transmit,
 };
 
+use crate::lock::Locked;
+
 /// Datagrams queued per connection before the mux drops (a stalled connection never
 /// holds up the others).
 const QUEUE: usize = 1024;
@@ -71,7 +73,7 @@ impl UdpMux {
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+        self.routes.locked()
     }
 
     /// Connections currently registered (tests, logs).
@@ -169,7 +171,7 @@ impl MuxConn {
     /// Takes this connection's queue on the shared socket bound to `ip`, with that socket
     /// (for sending). Once per address.
     pub(crate) fn claim(&self, ip: IpAddr) -> Option<(Arc<UdpSocket>, mpsc::Receiver<Datagram>)> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.locked();
         let at = pending.iter().position(|(i, _)| *i == ip)?;
         let shared = self
             .muxes
@@ -234,7 +236,7 @@ impl AsyncUdpSocket for MuxSocket {
         let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rx = self.rx.locked();
         match rx.poll_recv(cx) {
             Poll::Ready(Some((data, from))) => {
                 let n = data.len().min(buf.len());

@@ -13,6 +13,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::error::{Error, Result};
+use crate::lock::Locked;
 use crate::rtc::ice::IceRestart;
 use crate::rtc::mux::{MuxConn, MuxRuntime};
 use crate::rtc::setup::{kind_of, leg_parts, random_token};
@@ -22,8 +23,6 @@ use crate::signal::{Fragment, MediaKind, OfferSummary};
 
 /// How long an answer may wait for local candidates to be gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Port collisions with other programs tolerated before giving up on one request.
-pub(crate) const BIND_ATTEMPTS: usize = 8;
 
 /// What a session learns from its peer connection.
 pub trait PeerObserver: Send + Sync + 'static {
@@ -109,80 +108,80 @@ pub(crate) async fn lib_peer(
     for_play: bool,
     summary: &OfferSummary,
 ) -> Result<RtcPeer> {
-    let s = &engine.settings;
-    let mut last_err = None;
-    for _ in 0..BIND_ATTEMPTS {
-        // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
-        // so the mux can route the first check; otherwise a port of our own from the pool.
-        let (lease, mux, port) = if engine.muxes.is_empty() {
-            let lease = engine.lease_port(room)?;
-            let port = lease.port;
-            (Some(lease), None, port)
-        } else {
-            (
-                None,
-                Some(MuxConn::new(&engine.muxes, &random_token(16))),
-                0,
-            )
-        };
-        let parts = leg_parts(
-            s,
-            engine.certificate(),
-            for_play,
-            mux.as_ref().map(|m| m.ufrag().to_owned()),
-        )?;
-        // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
-        // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
-        // its NAT 1:1 setting).
-        let binds: Vec<SocketAddr> = match s.bind_ip {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => s
-                .public_ips
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, port))
-                .collect(),
-        };
-        let (gathered_tx, gathered_rx) = watch::channel(false);
-        let (state_tx, state_rx) = watch::channel(PeerState::New);
-        let handler = Arc::new(Handler {
-            observer: observer.clone(),
-            gathered: gathered_tx,
-            state: state_tx,
-        });
-        let mut builder = PeerConnectionBuilder::new();
-        if let Some(m) = &mux {
-            builder = builder.with_runtime(MuxRuntime::new(m.clone()));
-        }
-        match builder
-            .with_configuration(parts.config)
-            .with_media_engine(parts.media)
-            .with_interceptor_registry(parts.registry)
-            .with_setting_engine(parts.settings)
-            .with_handler(handler)
-            .with_udp_addrs(binds)
-            .build()
+    if engine.muxes.is_empty() {
+        engine
+            .bind_with_port(room, |lease| {
+                lib_connection(engine, &observer, for_play, summary, Some(lease), None)
+            })
             .await
-        {
-            Ok(pc) => {
-                return Ok(RtcPeer::new(
-                    Conn::Lib(Arc::new(pc)),
-                    Binding { _lease: lease, mux },
-                    state_rx,
-                    gathered_rx,
-                    summary,
-                    s,
-                ));
-            }
-            Err(e) => {
-                tracing::debug!(port, "peer connection did not bind: {e}");
-                last_err = Some(e);
-            }
-        }
+    } else {
+        // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
+        // so the mux can route the first check.
+        let mux = MuxConn::new(&engine.muxes, &random_token(16));
+        lib_connection(engine, &observer, for_play, summary, None, Some(mux))
+            .await
+            .map_err(Error::Internal)
     }
-    Err(Error::Internal(format!(
-        "no port could be bound: {}",
-        last_err.map(|e| e.to_string()).unwrap_or_default()
-    )))
+}
+
+/// One attempt at a library-driven connection on `lease`'s port (or the shared socket).
+async fn lib_connection(
+    engine: &RtcEngine,
+    observer: &Arc<dyn PeerObserver>,
+    for_play: bool,
+    summary: &OfferSummary,
+    lease: Option<PortLease>,
+    mux: Option<Arc<MuxConn>>,
+) -> std::result::Result<RtcPeer, String> {
+    let s = &engine.settings;
+    let port = lease.as_ref().map_or(0, |l| l.port);
+    let parts = leg_parts(
+        s,
+        engine.certificate(),
+        for_play,
+        mux.as_ref().map(|m| m.ufrag().to_owned()),
+    )
+    .map_err(|e| e.to_string())?;
+    // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
+    // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
+    // its NAT 1:1 setting).
+    let binds: Vec<SocketAddr> = match s.bind_ip {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => s
+            .public_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect(),
+    };
+    let (gathered_tx, gathered_rx) = watch::channel(false);
+    let (state_tx, state_rx) = watch::channel(PeerState::New);
+    let handler = Arc::new(Handler {
+        observer: observer.clone(),
+        gathered: gathered_tx,
+        state: state_tx,
+    });
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some(m) = &mux {
+        builder = builder.with_runtime(MuxRuntime::new(m.clone()));
+    }
+    let pc = builder
+        .with_configuration(parts.config)
+        .with_media_engine(parts.media)
+        .with_interceptor_registry(parts.registry)
+        .with_setting_engine(parts.settings)
+        .with_handler(handler)
+        .with_udp_addrs(binds)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(RtcPeer::new(
+        Conn::Lib(Arc::new(pc)),
+        Binding { _lease: lease, mux },
+        state_rx,
+        gathered_rx,
+        summary,
+        s,
+    ))
 }
 
 /// The publisher's leg: a receive-only connection on the library's async layer, answering
@@ -322,10 +321,7 @@ impl RtcPeer {
             .map(|d| self.announce.rewrite(&d.sdp))
             .ok_or_else(|| Error::Internal("no local description after gathering".into()))?;
         if let Ok(r) = IceRestart::from_sdp(&sdp) {
-            *self
-                .answer_candidates
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = r.candidates;
+            *self.answer_candidates.locked() = r.candidates;
         }
         Ok(sdp)
     }
@@ -450,10 +446,7 @@ impl RtcPeer {
         }
         if restart.candidates.is_empty() {
             // The sockets are kept across the restart, so the first answer's candidates stand.
-            let first = self
-                .answer_candidates
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let first = self.answer_candidates.locked();
             restart.candidates = first.clone();
         }
         Ok(restart)

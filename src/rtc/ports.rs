@@ -2,6 +2,7 @@
 //! returned when the lease drops. Each lease may carry an owner label (the room), which the
 //! TURN server consults so a relay only reaches sessions of its credential's room.
 
+use crate::lock::Locked;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
@@ -44,7 +45,7 @@ impl PortPool {
 
     /// Takes the next free port for `owner`.
     pub fn lease_for(&self, owner: &str) -> Option<PortLease> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.inner.locked();
         let n = g.used.len();
         for i in 0..n {
             let idx = (g.next + i) % n;
@@ -61,13 +62,13 @@ impl PortPool {
     }
 
     pub fn in_use(&self) -> usize {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.inner.locked();
         g.used.iter().filter(|u| u.is_some()).count()
     }
 
     /// Whether `port` is leased to `owner` right now.
     pub fn owned_by(&self, port: u16, owner: &str) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.inner.locked();
         port.checked_sub(g.lo)
             .and_then(|i| g.used.get(i as usize))
             .is_some_and(|u| u.as_deref() == Some(owner))
@@ -76,7 +77,7 @@ impl PortPool {
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        let mut g = self.pool.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.pool.inner.locked();
         let idx = (self.port - g.lo) as usize;
         if let Some(u) = g.used.get_mut(idx) {
             *u = None;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::lock::Locked;
 use crate::media::SlotSink;
 use crate::rtc::{PeerState, RtcEngine};
 use crate::signal::{self, Fragment, MediaKind, Role};
@@ -80,11 +81,11 @@ impl Sfu {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        self.sessions.locked()
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        self.rooms.locked()
     }
 
     pub fn session(&self, id: SessionId) -> Option<Arc<Session>> {
@@ -410,7 +411,7 @@ impl Sfu {
             let restart = session.peer.restart_ice(ufrag, pwd).await?;
             session.peer.add_candidates(&frag).await?;
             let version = new_version();
-            *session.version.lock().unwrap_or_else(|e| e.into_inner()) = version.clone();
+            *session.version.locked() = version.clone();
             tracing::info!(room = %session.room.id, session = %id, "ICE restarted");
             return Ok(Patched::Restarted {
                 version,

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::lock::Locked;
 use crate::rtc::RtcPeer;
 use crate::sfu::ids::{ParticipantId, SessionId};
 use crate::sfu::room::{Participant, Room, Viewer};
@@ -37,10 +38,7 @@ impl Session {
 
     /// The current version (see `version`).
     pub fn version(&self) -> String {
-        self.version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.version.locked().clone()
     }
 }
 

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
+use crate::lock::Locked;
 use ::rtc::stun::message::*;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -62,7 +63,7 @@ pub struct Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        if let Some(h) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self.reader.locked().take() {
             h.abort();
         }
     }
@@ -70,7 +71,7 @@ impl Drop for Allocation {
 
 impl Allocation {
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     pub fn permitted(&self, ip: IpAddr, now: Instant) -> bool {

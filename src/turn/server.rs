@@ -26,6 +26,7 @@ use super::wire::{Reply, SOFTWARE, error, peer_addresses, requested_lifetime, su
 
 use super::auth;
 use super::credentials::Minter;
+use crate::lock::Locked;
 use crate::rtc::PortPool;
 
 /// Longest allocation lifetime granted (RFC 8656 §7.2 suggests an hour at most).
@@ -86,7 +87,7 @@ impl Engine {
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<FiveTuple, Arc<Allocation>>> {
-        self.allocations.lock().unwrap_or_else(|e| e.into_inner())
+        self.allocations.locked()
     }
 
     fn find(&self, ft: &FiveTuple) -> Option<Arc<Allocation>> {
@@ -258,7 +259,7 @@ impl Engine {
             Arc::downgrade(&alloc),
             self.guard.clone(),
         ));
-        *alloc.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        *alloc.reader.locked() = Some(task);
         self.table().insert(*ft, alloc.clone());
         tracing::debug!(client = %ft.client, relay = %alloc.relayed, "TURN allocation");
         self.allocate_success(m, &alloc, lifetime, ft.client)

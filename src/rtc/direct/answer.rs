@@ -14,11 +14,12 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 use super::{DirectConn, Sock, Wiring, host_candidate};
 use crate::error::{Error, Result};
+use crate::lock::Locked;
 use crate::rtc::ice::IceRestart;
 use crate::rtc::mux::MuxConn;
-use crate::rtc::peer::{BIND_ATTEMPTS, Binding, Conn, send_slots};
+use crate::rtc::peer::{Binding, Conn, send_slots};
 use crate::rtc::setup::{default_codec, leg_parts, random_token};
-use crate::rtc::{OutTrack, PeerObserver, PeerState, RtcEngine, RtcPeer};
+use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
 use crate::signal::{CodecSpec, OfferSummary};
 
 /// Answers an ICE-restart offer on a direct connection; returns the local description. The
@@ -40,7 +41,10 @@ pub(crate) async fn restart(
 
 /// The sockets of a new direct connection: its own port from the pool on each bound
 /// address, or its place on the shared sockets (single-port mode).
-fn direct_sockets(engine: &RtcEngine, room: &str) -> Result<(Vec<Sock>, Binding, Option<String>)> {
+async fn direct_sockets(
+    engine: &RtcEngine,
+    room: &str,
+) -> Result<(Vec<Sock>, Binding, Option<String>)> {
     let s = &engine.settings;
     let announce = s.announcer();
     let announced = |ip: std::net::IpAddr, port: u16| {
@@ -76,39 +80,31 @@ fn direct_sockets(engine: &RtcEngine, room: &str) -> Result<(Vec<Sock>, Binding,
         Some(ip) => vec![ip],
         None => s.public_ips.clone(),
     };
-    let mut last_err = None;
-    for _ in 0..BIND_ATTEMPTS {
-        let lease = engine.lease_port(room)?;
-        let bound: std::io::Result<Vec<Sock>> = ips
-            .iter()
-            .map(|ip| {
-                let std = std::net::UdpSocket::bind(SocketAddr::new(*ip, lease.port))?;
-                std.set_nonblocking(true)?;
-                Ok(Sock {
-                    announced: announced(*ip, lease.port),
-                    socket: Arc::new(UdpSocket::from_std(std)?),
-                    queue: None,
+    engine
+        .bind_with_port(room, |lease: PortLease| {
+            let socks = match ips
+                .iter()
+                .map(|ip| {
+                    let std = std::net::UdpSocket::bind(SocketAddr::new(*ip, lease.port))?;
+                    std.set_nonblocking(true)?;
+                    Ok(Sock {
+                        announced: announced(*ip, lease.port),
+                        socket: Arc::new(UdpSocket::from_std(std)?),
+                        queue: None,
+                    })
                 })
-            })
-            .collect();
-        match bound {
-            Ok(socks) => {
-                let binding = Binding {
-                    _lease: Some(lease),
-                    mux: None,
-                };
-                return Ok((socks, binding, None));
-            }
-            Err(e) => {
-                tracing::debug!(port = lease.port, "direct connection did not bind: {e}");
-                last_err = Some(e);
-            }
-        }
-    }
-    Err(Error::Internal(format!(
-        "no port could be bound: {}",
-        last_err.map(|e| e.to_string()).unwrap_or_default()
-    )))
+                .collect::<std::io::Result<Vec<Sock>>>()
+            {
+                Ok(socks) => socks,
+                Err(e) => return std::future::ready(Err(e)),
+            };
+            let binding = Binding {
+                _lease: Some(lease),
+                mux: None,
+            };
+            std::future::ready(Ok((socks, binding, None)))
+        })
+        .await
 }
 
 /// The one builder of viewer legs: a connection wisp drives itself with one send-only
@@ -127,7 +123,7 @@ pub(crate) async fn viewer_leg(
     observer: Arc<dyn PeerObserver>,
 ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
     let s = &engine.settings;
-    let (socks, binding, ufrag) = direct_sockets(engine, room)?;
+    let (socks, binding, ufrag) = direct_sockets(engine, room).await?;
     let lib = |what: &'static str| {
         move |e: ::rtc::shared::error::Error| Error::Unprocessable(format!("{what}: {e}"))
     };
@@ -216,10 +212,7 @@ pub(crate) async fn viewer_leg(
     );
     *peer.pending.lock().await = pending;
     if let Ok(r) = IceRestart::from_sdp(&sdp) {
-        *peer
-            .answer_candidates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = r.candidates;
+        *peer.answer_candidates.locked() = r.candidates;
     }
     Ok((peer, tracks, sdp))
 }

@@ -62,6 +62,9 @@ pub struct Args {
     /// Most concurrent sessions before POSTs get 503 [default: 500].
     #[arg(long, env = "WISP_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
+    /// Seconds sessions get to end after SIGTERM before wisp ends them and exits [default: 30].
+    #[arg(long, env = "WISP_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u64>,
     /// Serve HTTPS with this PEM certificate chain (reloaded on SIGHUP).
     #[arg(long, env = "WISP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -137,6 +140,8 @@ pub struct Config {
     pub deny_remote: Vec<IpNet>,
     pub cors_origin: String,
     pub max_sessions: usize,
+    /// How long a SIGTERM drain waits for sessions to end.
+    pub drain_timeout: Duration,
     pub tls: Tls,
     /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
     pub dtls: Option<(PathBuf, PathBuf)>,
@@ -302,6 +307,9 @@ impl Config {
                 .or(file.cors_origin)
                 .unwrap_or_else(|| "*".into()),
             max_sessions: cli.max_sessions.or(file.max_sessions).unwrap_or(500).max(1),
+            drain_timeout: Duration::from_secs(
+                cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),
+            ),
         })
     }
 

@@ -51,6 +51,9 @@ pub enum Error {
         what: &'static str,
         retry_after: Duration,
     },
+    /// The server is draining before it stops (SIGTERM): no new sessions.
+    #[error("The server is shutting down and takes no new sessions; retry shortly.")]
+    Draining,
     /// A bug or an unexpected library failure; details go to the log, not the client.
     #[error("Internal error.")]
     Internal(String),
@@ -69,7 +72,7 @@ impl Error {
             Error::PreconditionFailed => 412,
             Error::Unauthorized => 401,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Unavailable { .. } => 503,
+            Error::Unavailable { .. } | Error::Draining => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -78,10 +81,14 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            Error::Draining => Some(DRAIN_RETRY_AFTER.as_secs()),
             _ => None,
         }
     }
 }
+
+/// What a client refused while the server drains is told to wait before it tries again.
+pub const DRAIN_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Result alias for signalling operations.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -145,6 +145,23 @@ impl Server {
     }
 
     /// Stops accepting, drains HTTP, ends every session.
+    /// Drains, then shuts down: new sessions get `503` + `Retry-After`, `/readyz` says so,
+    /// rooms send `closing` and WHEP viewers `reconnect`; sessions get up to `timeout` to end
+    /// (their clients DELETE them or go away), then whatever is left is ended.
+    pub async fn drain(self, timeout: std::time::Duration) -> std::io::Result<()> {
+        self.sfu
+            .drain("The server is shutting down; connect again to continue.")
+            .await;
+        let left = tokio::time::timeout(timeout, self.sfu.sessions_ended()).await;
+        if left.is_err() {
+            tracing::info!(
+                sessions = self.sfu.session_count(),
+                "drain timeout: ending the sessions left"
+            );
+        }
+        self.shutdown().await
+    }
+
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -64,9 +64,18 @@ async fn main() -> std::process::ExitCode {
             None
         }
     };
-    loop {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("wisp: SIGTERM drain unavailable: {e}");
+                None
+            }
+        };
+    let drain = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::signal::ctrl_c() => break false,
+            Some(()) = async { match terminate.as_mut() { Some(t) => t.recv().await, None => None } } => break true,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
                 match server.reload_tls() {
                     Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
@@ -74,9 +83,25 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
-    }
-    println!("shutting down");
-    match server.shutdown().await {
+    };
+    let done = if drain {
+        println!(
+            "draining: no new sessions; sessions get up to {} s to end (SIGTERM again to exit now)",
+            config.drain_timeout.as_secs()
+        );
+        let drained = server.drain(config.drain_timeout);
+        tokio::select! {
+            r = drained => r,
+            Some(()) = async { match terminate.as_mut() { Some(t) => t.recv().await, None => None } } => {
+                println!("second SIGTERM: exiting now");
+                return std::process::ExitCode::SUCCESS;
+            }
+        }
+    } else {
+        println!("shutting down");
+        server.shutdown().await
+    };
+    match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wisp: {e}");

@@ -32,6 +32,9 @@ step "join time mid-GOP in the lab: PLI-ignoring x264 and Chromium publishers, t
 bash tests/interop/join_lab.sh target/release/wisp target/gst-webrtchttp/target/release \
   target/aiortc-venv/bin/python
 
+step "SIGTERM drains, with a real publisher in the lab"
+bash tests/interop/drain_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 

@@ -177,6 +177,24 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                 _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
             };
         }
+        Route::Health | Route::Ready => {
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return Err(Error::MethodNotAllowed { allow: "GET, HEAD" });
+            }
+            if route == Route::Ready && app.sfu.is_draining() {
+                return Err(Error::Draining);
+            }
+            let text = if route == Route::Ready {
+                "ready\n"
+            } else {
+                "ok\n"
+            };
+            return Ok(headers::with_body(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                text,
+            ));
+        }
         Route::NotFound => return Err(Error::NotFound),
         Route::BadName(msg) => return Err(Error::BadRequest(msg)),
         _ => {}

@@ -126,8 +126,8 @@ pub async fn whep_stream(
     let mut state = viewer.state.subscribe();
     let mut layers = viewer.layers.subscribe();
     layers.mark_changed(); // the current layers, if any, come first
-    let mut unplayable = viewer.unplayable.subscribe();
-    unplayable.mark_changed();
+    let mut reconnect = viewer.reconnect.subscribe();
+    reconnect.mark_changed();
     // Where the player POSTs again when told to reconnect.
     let endpoint = match &viewer.target {
         Some(p) => crate::http::paths::whep_participant(room.id.as_str(), p.as_str()),
@@ -144,7 +144,7 @@ pub async fn whep_stream(
     if wants("viewercount") {
         first.push(sse_frame(&RoomEvent::Viewercount { viewercount }));
     }
-    let init = (first, rx, state, (layers, unplayable, endpoint), wants);
+    let init = (first, rx, state, (layers, reconnect, endpoint), wants);
     let frames = stream::unfold(
         init,
         |(mut first, mut rx, mut state, mut more, wants)| async move {
@@ -155,7 +155,7 @@ pub async fn whep_stream(
                     (first, rx, state, more, wants),
                 ));
             }
-            let (layers, unplayable, endpoint) = &mut more;
+            let (layers, reconnect, endpoint) = &mut more;
             loop {
                 let next = tokio::select! {
                     r = rx.recv() => match r {
@@ -170,9 +170,9 @@ pub async fn whep_stream(
                         let name = if active { "active" } else { "inactive" };
                         wants(name).then(|| Bytes::from(format!("event: {name}\ndata: {{}}\n\n")))
                     }
-                    c = unplayable.changed() => {
+                    c = reconnect.changed() => {
                     c.ok()?;
-                    let why = unplayable.borrow_and_update().clone();
+                    let why = reconnect.borrow_and_update().clone();
                     match why {
                         Some(reason) if wants("reconnect") => {
                             let data = serde_json::json!({ "url": endpoint, "reason": reason });
@@ -234,6 +234,7 @@ pub fn event_name(e: &RoomEvent) -> &'static str {
         RoomEvent::ActiveSpeaker { .. } => "active-speaker",
         RoomEvent::Slots { .. } => "slots",
         RoomEvent::Viewercount { .. } => "viewercount",
+        RoomEvent::Closing { .. } => "closing",
     }
 }
 

@@ -49,10 +49,18 @@ pub fn session_layer(id: &SessionId) -> String {
     format!("{SESSION}{id}/layer")
 }
 
+/// Liveness and readiness, for load balancers and orchestrators (no token needed).
+pub const HEALTH: &str = "/healthz";
+pub const READY: &str = "/readyz";
+
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     Page,
+    /// `GET /healthz`: the process is alive.
+    Health,
+    /// `GET /readyz`: accepting sessions (`503` while draining).
+    Ready,
     /// A file of the web page under `/web/`.
     Asset(String),
     Whip(RoomId),
@@ -74,6 +82,12 @@ pub enum Route {
 pub fn route(path: &str) -> Route {
     if path == "/" || path == "/index.html" {
         return Route::Page;
+    }
+    if path == HEALTH {
+        return Route::Health;
+    }
+    if path == READY {
+        return Route::Ready;
     }
     if let Some(name) = path.strip_prefix("/web/") {
         return Route::Asset(name.to_string());

@@ -25,6 +25,7 @@ pub const WHEP_EVENTS: &[&str] = &[
     "speaking",
     "active-speaker",
     "slots",
+    "closing",
 ];
 
 /// At most this many event streams per session.

@@ -50,6 +50,10 @@ pub enum RoomEvent {
     Viewercount {
         viewercount: usize,
     },
+    /// The server is shutting down: sessions should reconnect (elsewhere, or after a restart).
+    Closing {
+        reason: String,
+    },
     /// A WHEP session's slot map changed. `viewer` is the participant id the session gave as
     /// `?self=` (absent for plain players); each slot is an answered mid and who it shows.
     Slots {

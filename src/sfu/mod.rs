@@ -45,6 +45,10 @@ pub struct Sfu {
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     /// Sessions being set up (counted against the limit before their peer exists).
     pending: std::sync::atomic::AtomicUsize,
+    /// Set by [`Sfu::drain`]: no new sessions.
+    draining: std::sync::atomic::AtomicBool,
+    /// Woken whenever a session ends (drain waits on it).
+    ended: tokio::sync::Notify,
     me: Weak<Sfu>,
 }
 
@@ -72,6 +76,8 @@ impl Sfu {
             rooms: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             pending: Default::default(),
+            draining: Default::default(),
+            ended: Default::default(),
             me: me.clone(),
         })
     }
@@ -116,6 +122,9 @@ impl Sfu {
     }
 
     fn reserve(&self) -> Result<Reservation<'_>> {
+        if self.is_draining() {
+            return Err(Error::Draining);
+        }
         let pending = self
             .pending
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -440,6 +449,7 @@ impl Sfu {
         }
         self.drop_room_if_empty(&session.room);
         session.peer.close().await;
+        self.ended.notify_waiters();
         Ok(())
     }
 
@@ -452,6 +462,33 @@ impl Sfu {
             && rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room))
         {
             rooms.remove(&room.id);
+        }
+    }
+
+    /// Whether the server is draining (no new sessions).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Starts draining: new sessions are refused (`503` + `Retry-After`), and every room tells
+    /// its subscribers (`closing`) and its WHEP viewers (`reconnect`) why, in words.
+    pub async fn drain(&self, reason: &str) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        for room in rooms {
+            room.send(Command::Closing(reason.to_owned())).await;
+        }
+    }
+
+    /// Resolves once no session is left.
+    pub async fn sessions_ended(&self) {
+        loop {
+            let ended = self.ended.notified();
+            if self.session_count() == 0 {
+                return;
+            }
+            ended.await;
         }
     }
 

@@ -64,9 +64,9 @@ pub struct Viewer {
     pub state: watch::Sender<ViewerState>,
     /// The WHEP `layers` data; `None` until the first.
     pub layers: watch::Sender<Option<Layers>>,
-    /// Set when a slot is given a publisher whose codec the viewer did not negotiate: the WHEP
-    /// `reconnect` event then asks the player to POST again (and get a counter-offer).
-    pub unplayable: watch::Sender<Option<String>>,
+    /// Why the player should POST again (the WHEP `reconnect` event): a slot was given a codec
+    /// the viewer did not negotiate (it gets a counter-offer then), or the server is draining.
+    pub reconnect: watch::Sender<Option<String>>,
 }
 
 impl Viewer {
@@ -83,7 +83,7 @@ impl Viewer {
             slots,
             state: watch::channel(ViewerState::Waiting).0,
             layers: watch::channel(None).0,
-            unplayable: watch::channel(None).0,
+            reconnect: watch::channel(None).0,
         })
     }
 }
@@ -114,6 +114,8 @@ pub(crate) enum Command {
     ViewerJoined(Arc<Viewer>),
     ViewerConnected(SessionId),
     ViewerLeft(SessionId),
+    /// The server is draining: tell every subscriber and every viewer, in words.
+    Closing(String),
     /// Runs a query or a request with a reply on the task.
     Call(Job),
 }
@@ -343,6 +345,12 @@ impl Core {
                 self.input(now, Input::ViewerLeft { viewer });
                 self.viewers.remove(&viewer);
             }
+            Command::Closing(reason) => {
+                for v in self.viewers.values() {
+                    v.reconnect.send_replace(Some(reason.clone()));
+                }
+                let _ = self.events.send(RoomEvent::Closing { reason });
+            }
             Command::Call(f) => f(self, now),
         }
     }
@@ -404,7 +412,7 @@ impl Core {
             }
             Output::Unplayable { viewer, reason } => {
                 if let Some(v) = self.viewers.get(&viewer) {
-                    v.unplayable.send_replace(Some(reason));
+                    v.reconnect.send_replace(Some(reason));
                 }
             }
             Output::Layers { viewer, layers } => {

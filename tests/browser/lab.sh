@@ -5,15 +5,8 @@ set -euo pipefail
 WISP=$(realpath "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-if [ "${WISP_IN_LAB:-}" != 1 ]; then
-  exec unshare -n env WISP_IN_LAB=1 bash "$0" "$@"
-fi
-ip link set lo up
-ip link add lab0 type veth peer name lab1
-ip addr add 198.18.0.1/24 dev lab0
-ip addr add 198.18.0.2/24 dev lab1
-ip link set lab0 up
-ip link set lab1 up
+# shellcheck source=../lab.sh
+. "$HERE/../lab.sh" "$0" "$@"
 
 TMP=$(mktemp -d)
 # A speech-like signal (noise bursts at syllable rate, about -12 dBFS) and silence, 48 kHz mono.
@@ -32,11 +25,9 @@ write("speech.wav", speech)
 write("silence.wav", lambda t: 0)
 PY
 
-"$WISP" --listen 127.0.0.1:18580 --public-ip 198.18.0.1 --allow-remote 198.18.0.0/24 \
-  --ice-ports 44000-44100 >"$TMP/wisp.log" 2>&1 &
-PID=$!
+lab_wisp "$TMP/wisp.log" 18580 44000-44100
+PID=$WISP_PID
 trap 'kill -INT $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp.log" && break; sleep 0.1; done
 mkdir -p "$ROOT/target"
 if ! node "$HERE/room.mjs" http://127.0.0.1:18580 "$TMP/speech.wav" "$TMP/silence.wav" "$ROOT/target/browser-room.png"; then
   echo "--- wisp log"; tail -30 "$TMP/wisp.log"

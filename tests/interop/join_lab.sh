@@ -21,29 +21,14 @@ AIORTC=$3
 JOINS=${4:-10}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-if [ "${WISP_IN_LAB:-}" != 1 ]; then
-  exec unshare -n env WISP_IN_LAB=1 bash "$0" "$@"
-fi
-
-ip link set lo up
-ip link add lab0 type veth peer name lab1
-ip addr add 198.18.0.1/24 dev lab0
-ip addr add 198.18.0.2/24 dev lab1
-ip link set lab0 up
-ip link set lab1 up
+# shellcheck source=../lab.sh
+. "$HERE/../lab.sh" "$0" "$@"
 
 LOG=$(mktemp -d)
 echo "logs in $LOG"
-"$WISP" --listen 127.0.0.1:18081 --public-ip 198.18.0.1 --allow-remote 198.18.0.0/24 \
-  --ice-ports 41000-41100 >"$LOG/wisp.log" 2>&1 &
-WISP_PID=$!
+lab_wisp "$LOG/wisp.log" 18081 41000-41100
 cleanup() { kill -INT "$WISP_PID" 2>/dev/null || true; wait "$WISP_PID" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  grep -q "wisp is running" "$LOG/wisp.log" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "wisp is running" "$LOG/wisp.log" || { cat "$LOG/wisp.log"; exit 1; }
 
 W=http://127.0.0.1:18081
 fail=0

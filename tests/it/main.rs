@@ -10,6 +10,7 @@ mod http;
 mod loss;
 mod malformed;
 mod network;
+mod operate;
 mod simulcast;
 mod tls;
 mod turn;

@@ -1,13 +1,15 @@
 //! Test harness: an in-process wisp on loopback (this file), webrtc-rs client peers that
 //! publish and play through it (`clients.rs`), and a relay that loses media on purpose
-//! (`relay.rs`). Everything waits on events (channels, watch states), never on sleeps.
+//! (`relay.rs`), and a server-sent-events reader (`sse.rs`). Everything waits on events (channels, watch states), never on sleeps.
 
 #![allow(dead_code)]
 
 mod clients;
 mod relay;
+mod sse;
 pub use clients::*;
 pub use relay::*;
+pub use sse::Sse;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -62,6 +62,9 @@ pub struct Args {
     /// Most concurrent sessions before POSTs get 503 [default: 500].
     #[arg(long, env = "WISP_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
+    /// Serve `GET /metrics` (no token) on this address too, for a scraper.
+    #[arg(long, env = "WISP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Seconds sessions get to end after SIGTERM before wisp ends them and exits [default: 30].
     #[arg(long, env = "WISP_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<u64>,
@@ -140,6 +143,8 @@ pub struct Config {
     pub deny_remote: Vec<IpNet>,
     pub cors_origin: String,
     pub max_sessions: usize,
+    /// The extra `/metrics` listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// How long a SIGTERM drain waits for sessions to end.
     pub drain_timeout: Duration,
     pub tls: Tls,
@@ -307,6 +312,7 @@ impl Config {
                 .or(file.cors_origin)
                 .unwrap_or_else(|| "*".into()),
             max_sessions: cli.max_sessions.or(file.max_sessions).unwrap_or(500).max(1),
+            metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             drain_timeout: Duration::from_secs(
                 cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),
             ),

@@ -23,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod lock;
 pub mod media;
+pub mod metrics;
 pub mod rtc;
 pub mod sfu;
 pub mod signal;
@@ -39,6 +40,8 @@ pub use config::{Args, Config};
 /// A running server: its address, its state, and the switch that stops it.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `--metrics-listen` serves `/metrics`, if set.
+    pub metrics_addr: Option<SocketAddr>,
     pub sfu: Arc<sfu::Sfu>,
     /// The HTTPS certificate, when serving HTTPS.
     pub tls: Option<Arc<http::tls::Reloadable>>,
@@ -114,7 +117,19 @@ impl Server {
             sfu: sfu.clone(),
             turn: turn.clone(),
             streams: Default::default(),
+            metrics: Default::default(),
         });
+        let (metrics_addr, metrics_task) = match app.config.metrics_listen {
+            Some(at) => {
+                let l = TcpListener::bind(at).await?;
+                let a = l.local_addr()?;
+                (
+                    Some(a),
+                    Some(tokio::spawn(http::serve_metrics(app.clone(), l))),
+                )
+            }
+            None => (None, None),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown_sfu = sfu.clone();
         let task = tokio::spawn(async move {
@@ -123,10 +138,14 @@ impl Server {
             })
             .await;
             shutdown_sfu.shutdown().await;
+            if let Some(t) = metrics_task {
+                t.abort();
+            }
             r
         });
         Ok(Server {
             addr,
+            metrics_addr,
             sfu,
             tls,
             turn,

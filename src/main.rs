@@ -37,6 +37,10 @@ async fn main() -> std::process::ExitCode {
     println!("  page: {base}/");
     println!("  WHIP: {base}/whip/<room>      (e.g. {base}/whip/demo)");
     println!("  WHEP: {base}/whep/<room>      (e.g. {base}/whep/demo)");
+    match server.metrics_addr {
+        Some(a) => println!("  metrics: http://{a}/metrics (and {base}/metrics)"),
+        None => println!("  metrics: {base}/metrics"),
+    }
     let udp = match config.ice_udp_port {
         Some(p) => format!("UDP {p} (single port)"),
         None => format!("UDP {}-{}", config.ice_ports.0, config.ice_ports.1),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on Debian 12: GStreamer (with libnice and x264), the
+# Installs what the test suite needs on Debian 12: GStreamer (with libnice and x264), promtool
+# (package prometheus; its service is not needed and is stopped), the
 # Python GObject bindings, iproute2 and nftables for the lab namespaces (NAT test), curl for the conformance suite; then
 # builds the GStreamer WHIP/WHEP elements (crate gst-plugin-webrtchttp, from crates.io) into
 # target/gst-webrtchttp. Idempotent: a second run only checks.
@@ -12,12 +13,14 @@ PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gst
 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
 libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux
-chromium openssl nftables python3-venv"
+chromium openssl nftables python3-venv prometheus"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+  # The package starts a Prometheus server; the tests need only promtool.
+  $SUDO systemctl stop prometheus 2>/dev/null || $SUDO pkill -x prometheus || true
 fi
 
 GST_VER=0.15.4

@@ -24,10 +24,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = read_body(&parts.headers, body).await;
     let req = Request::from_parts(parts, body);
+    let route = paths::route(req.uri().path()).name();
     let mut resp = match dispatch(&app, req).await {
         Ok(r) => r,
         Err(e) => headers::error(&e),
     };
+    crate::http::ops::count(&app, route, resp.status());
     headers::cors(&mut resp, &app.config.cors_origin);
     resp
 }
@@ -177,24 +179,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                 _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
             };
         }
-        Route::Health | Route::Ready => {
-            if !matches!(*req.method(), Method::GET | Method::HEAD) {
-                return Err(Error::MethodNotAllowed { allow: "GET, HEAD" });
-            }
-            if route == Route::Ready && app.sfu.is_draining() {
-                return Err(Error::Draining);
-            }
-            let text = if route == Route::Ready {
-                "ready\n"
-            } else {
-                "ok\n"
-            };
-            return Ok(headers::with_body(
-                StatusCode::OK,
-                "text/plain; charset=utf-8",
-                text,
-            ));
-        }
+        Route::Health | Route::Ready => return crate::http::ops::health(app, &route, req.method()),
         Route::NotFound => return Err(Error::NotFound),
         Route::BadName(msg) => return Err(Error::BadRequest(msg)),
         _ => {}
@@ -224,6 +209,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     }
     check_auth(app, req.headers())?;
     match route {
+        Route::Metrics => crate::http::ops::metrics(app, &req).await,
         Route::RoomAccess(room) => match *req.method() {
             Method::POST => Ok(crate::http::events::access(
                 app.config.token.as_deref(),

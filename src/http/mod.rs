@@ -4,6 +4,7 @@
 pub mod api;
 pub mod events;
 pub mod headers;
+pub mod ops;
 pub mod paths;
 pub mod streams;
 pub mod tls;
@@ -29,6 +30,16 @@ pub struct App {
     pub turn: Option<Arc<crate::turn::Turn>>,
     /// WHEP event streams of the sessions.
     pub streams: streams::Streams,
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl App {
+    /// The metrics scrape, in the format `accept` asks for: (content type, body).
+    pub async fn scrape(&self, accept: Option<&str>) -> (&'static str, String) {
+        let turn = self.turn.as_ref().map_or(0, |t| t.allocation_count());
+        let format = crate::metrics::content_type(accept);
+        (format, self.metrics.render(&self.sfu, turn, format).await)
+    }
 }
 
 /// The conference page and its modules, embedded at compile time (no build step).
@@ -60,6 +71,39 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
         ),
         _ => return None,
     })
+}
+
+/// `--metrics-listen`: `GET /metrics` and nothing else, without the token (a port for the
+/// scraper only), until the task is aborted.
+pub async fn serve_metrics(app: Arc<App>, listener: TcpListener) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let app = app.clone();
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move {
+                let resp =
+                    if req.uri().path() == paths::METRICS && req.method() == hyper::Method::GET {
+                        let accept = req
+                            .headers()
+                            .get(hyper::header::ACCEPT)
+                            .and_then(|v| v.to_str().ok());
+                        let (ct, body) = app.scrape(accept).await;
+                        headers::with_body(hyper::StatusCode::OK, ct, body)
+                    } else {
+                        headers::error(&crate::error::Error::NotFound)
+                    };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
 }
 
 /// How long a client may take to finish the TLS handshake.

@@ -52,6 +52,7 @@ pub fn session_layer(id: &SessionId) -> String {
 /// Liveness and readiness, for load balancers and orchestrators (no token needed).
 pub const HEALTH: &str = "/healthz";
 pub const READY: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
 
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub enum Route {
     Health,
     /// `GET /readyz`: accepting sessions (`503` while draining).
     Ready,
+    /// `GET /metrics`: OpenMetrics text (behind the token).
+    Metrics,
     /// A file of the web page under `/web/`.
     Asset(String),
     Whip(RoomId),
@@ -79,6 +82,26 @@ pub enum Route {
     NotFound,
 }
 
+impl Route {
+    /// A fixed name per route, for metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Page | Route::Asset(_) => "page",
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::Whip(_) => "whip",
+            Route::Whep(..) => "whep",
+            Route::Session(_) => "session",
+            Route::RoomEvents(_) => "room_events",
+            Route::RoomAccess(_) => "room_access",
+            Route::SessionSse(_) | Route::SessionSseStream(..) => "session_sse",
+            Route::SessionLayer(_) => "session_layer",
+            Route::BadName(_) | Route::NotFound => "other",
+        }
+    }
+}
+
 pub fn route(path: &str) -> Route {
     if path == "/" || path == "/index.html" {
         return Route::Page;
@@ -88,6 +111,9 @@ pub fn route(path: &str) -> Route {
     }
     if path == READY {
         return Route::Ready;
+    }
+    if path == METRICS {
+        return Route::Metrics;
     }
     if let Some(name) = path.strip_prefix("/web/") {
         return Route::Asset(name.to_string());

@@ -14,6 +14,7 @@ use crate::media::gop::GopCache;
 
 use crate::lock::Locked;
 use crate::media::SourceId;
+use crate::media::counters::{RETIRED, Totals};
 use crate::media::keyframe::is_keyframe;
 use crate::media::padding::SeqCloser;
 use crate::media::sink::{Item, SlotSink};
@@ -34,6 +35,8 @@ pub struct FanoutStats {
     pub packets_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub keyframes_in: AtomicU64,
+    /// Slots started from the keyframe cache.
+    pub cache_joins: AtomicU64,
 }
 
 pub struct TrackFanout {
@@ -185,6 +188,7 @@ impl TrackFanout {
                 if g.packets().is_empty() {
                     self.request_keyframe();
                 } else {
+                    self.stats.cache_joins.fetch_add(1, Ordering::Relaxed);
                     sink.offer(Item::Burst {
                         src: self.id,
                         packets: g.packets().to_vec(),
@@ -220,5 +224,22 @@ impl TrackFanout {
 
     pub fn sink_count(&self) -> usize {
         self.sinks.load().len()
+    }
+
+    /// This fan-out's counts, for metrics.
+    pub fn totals(&self) -> Totals {
+        let k = (self.kind == MediaKind::Video) as usize;
+        let mut t = Totals::default();
+        t.packets_in[k] = self.stats.packets_in.load(Ordering::Relaxed);
+        t.bytes_in[k] = self.stats.bytes_in.load(Ordering::Relaxed);
+        t.keyframe_requests = self.upstream.keyframe_requests_sent.load(Ordering::Relaxed);
+        t.cache_joins = self.stats.cache_joins.load(Ordering::Relaxed);
+        t
+    }
+}
+
+impl Drop for TrackFanout {
+    fn drop(&mut self) {
+        RETIRED.retire(&self.totals());
     }
 }

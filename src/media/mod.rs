@@ -11,10 +11,12 @@
 //! `Bytes`, the packet one `Arc`); a full viewer queue drops and asks for a keyframe; the
 //! rewriter is pure and unit-tested.
 
+pub mod counters;
 pub mod fanout;
 pub mod gop;
 pub mod input;
 pub mod keyframe;
+pub mod output;
 pub mod padding;
 pub mod red;
 pub mod rewriter;
@@ -23,8 +25,9 @@ pub mod source;
 pub mod vad;
 
 pub use fanout::TrackFanout;
+pub use output::SlotOutput;
 pub use rewriter::Rewriter;
-pub use sink::{SlotOutput, SlotSink};
+pub use sink::SlotSink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -10,77 +10,12 @@ use tokio::sync::mpsc;
 
 use crate::lock::Locked;
 use crate::media::SourceId;
+use crate::media::counters::{RETIRED, Totals};
+use crate::media::output::SlotOutput;
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
-use crate::rtc::{OutTrack, RtpHeader, RtpPacket, Sent};
+use crate::rtc::{RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
-
-/// Where a slot's rewritten packets go: an [`OutTrack`] in the server, a counter in benches.
-/// Generic (not `dyn`), so the per-packet write is not boxed.
-pub trait SlotOutput: Send + Sync + 'static {
-    fn kind(&self) -> MediaKind;
-    fn mid(&self) -> &str;
-    fn ssrc(&self) -> u32;
-    /// The payload type the receiver accepts `codec` under, if any.
-    fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8>;
-    /// The receiver's codecs, for a log line.
-    fn describe(&self) -> String;
-    /// The codecs the receiver negotiated (empty until its answer is known).
-    fn codecs(&self) -> Vec<CodecSpec>;
-    /// Sends one packet; false if it was refused.
-    fn write(&self, pkt: RtpPacket) -> impl std::future::Future<Output = bool> + Send;
-    /// Whether this output's writes never wait ([`SlotOutput::write_now`]). Then the fan-out
-    /// rewrites and writes each packet in place, and the slot has no queue or writer task of
-    /// its own: one task wake per packet per viewer fewer.
-    fn writes_at_once(&self) -> bool {
-        false
-    }
-    /// The in-place write of an output that [`SlotOutput::writes_at_once`].
-    fn write_now(&self, _pkt: RtpPacket) -> Sent {
-        Sent::Refused
-    }
-    /// Resolves at the receiver's next feedback; `None` once it is gone.
-    fn next_feedback(
-        &self,
-    ) -> impl std::future::Future<Output = Option<Vec<crate::rtc::feedback::Feedback>>> + Send;
-}
-
-impl SlotOutput for OutTrack {
-    fn kind(&self) -> MediaKind {
-        self.kind
-    }
-    fn mid(&self) -> &str {
-        &self.mid
-    }
-    fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-    fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
-        OutTrack::payload_type_for(self, codec)
-    }
-    fn describe(&self) -> String {
-        self.negotiated()
-            .iter()
-            .map(|(pt, c)| format!("{pt} {} {}", c.mime_type, c.fmtp))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-    fn codecs(&self) -> Vec<CodecSpec> {
-        self.negotiated().iter().map(|(_, c)| c.clone()).collect()
-    }
-    async fn write(&self, pkt: RtpPacket) -> bool {
-        OutTrack::write(self, pkt).await
-    }
-    fn writes_at_once(&self) -> bool {
-        OutTrack::writes_at_once(self)
-    }
-    fn write_now(&self, pkt: RtpPacket) -> Sent {
-        OutTrack::write_now(self, pkt)
-    }
-    async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
-        OutTrack::next_feedback(self).await
-    }
-}
 
 /// Packets a slot may hold before it drops (about 0.5 s of 2.5 Mbit/s video).
 pub const SLOT_QUEUE: usize = 128;
@@ -106,6 +41,8 @@ pub struct SinkStats {
     pub forwarded: AtomicU64,
     pub dropped_full: AtomicU64,
     pub dropped_gate: AtomicU64,
+    /// Packets of a codec the viewer did not negotiate.
+    pub dropped_codec: AtomicU64,
 }
 
 pub struct SlotSink {
@@ -218,6 +155,17 @@ impl SlotSink {
         Some(self.estimate.load(Ordering::Relaxed)).filter(|e| *e > 0)
     }
 
+    /// This slot's counts, for metrics.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        t.packets_out[(self.kind == MediaKind::Video) as usize] =
+            self.stats.forwarded.load(Ordering::Relaxed);
+        t.dropped_queue_full = self.stats.dropped_full.load(Ordering::Relaxed);
+        t.dropped_keyframe_gate = self.stats.dropped_gate.load(Ordering::Relaxed);
+        t.dropped_unplayable = self.stats.dropped_codec.load(Ordering::Relaxed);
+        t
+    }
+
     pub fn source(&self) -> Option<Arc<Upstream>> {
         self.source.load_full()
     }
@@ -290,6 +238,7 @@ impl<O: SlotOutput> Writer<O> {
             }
         };
         let Some((pt, shape)) = pt else {
+            sink.stats.dropped_codec.fetch_add(1, Ordering::Relaxed);
             if !self.warned {
                 tracing::warn!(
                     mid = %sink.mid,
@@ -434,6 +383,12 @@ async fn writer<O: SlotOutput>(
                 }
             }
         }
+    }
+}
+
+impl Drop for SlotSink {
+    fn drop(&mut self) {
+        RETIRED.retire(&self.totals());
     }
 }
 

@@ -17,25 +17,18 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::media::SlotSink;
-use crate::rtc::{PeerState, RtcEngine};
+use crate::rtc::RtcEngine;
 use crate::signal::{self, Fragment, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
 use observers::{PublisherObserver, ViewerObserver};
 pub use plan::ViewerState;
 use room::Command;
 pub use room::{Participant, ROOM_TICK, Room, Viewer};
-use session::new_version;
 pub use session::{
-    COUNTER_OFFER_VALIDITY, CounterOffer, Created, Patched, Precondition, Session, SessionKind,
+    COUNTER_OFFER_VALIDITY, CounterOffer, Created, Limits, Patched, Precondition, Session,
+    SessionKind,
 };
-
-/// Limits applied to signalling.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_sessions: usize,
-    /// Voice activity thresholds for every participant.
-    pub vad: crate::media::vad::VadConfig,
-}
+use session::{Reservation, new_version};
 
 /// The server's signalling state.
 pub struct Sfu {
@@ -50,17 +43,6 @@ pub struct Sfu {
     /// Woken whenever a session ends (drain waits on it).
     ended: tokio::sync::Notify,
     me: Weak<Sfu>,
-}
-
-/// Counts a session being built against the limit, until dropped.
-struct Reservation<'a>(&'a Sfu);
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        self.0
-            .pending
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
 }
 
 impl Sfu {
@@ -96,6 +78,21 @@ impl Sfu {
 
     pub fn session(&self, id: SessionId) -> Option<Arc<Session>> {
         self.sessions().get(&id).cloned()
+    }
+
+    /// Sessions by kind: (publishers, viewers).
+    pub fn session_counts(&self) -> (usize, usize) {
+        let sessions = self.sessions();
+        let publishers = sessions
+            .values()
+            .filter(|s| matches!(s.kind, SessionKind::Publisher(_)))
+            .count();
+        (publishers, sessions.len() - publishers)
+    }
+
+    /// Every room now.
+    pub fn rooms_now(&self) -> Vec<Arc<Room>> {
+        self.rooms().values().cloned().collect()
     }
 
     pub fn session_count(&self) -> usize {
@@ -497,17 +494,6 @@ impl Sfu {
         let ids: Vec<SessionId> = self.sessions().keys().copied().collect();
         for id in ids {
             let _ = self.remove(id).await;
-        }
-    }
-
-    /// A peer failed or closed on its own: end the session as if DELETEd.
-    fn end_later(sfu: &Weak<Sfu>, id: SessionId, why: PeerState) {
-        if let Some(sfu) = sfu.upgrade() {
-            tokio::spawn(async move {
-                if sfu.remove(id).await.is_ok() {
-                    tracing::info!(session = %id, ?why, "session ended by its transport");
-                }
-            });
         }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct PublisherObserver {
 impl PeerObserver for PublisherObserver {
     fn on_state(&self, state: PeerState) {
         if matches!(state, PeerState::Failed | PeerState::Closed) {
-            Sfu::end_later(&self.sfu, self.session, state);
+            end_later(&self.sfu, self.session, state);
         }
     }
 
@@ -100,12 +100,23 @@ impl PeerObserver for ViewerObserver {
                     room.send_now(Command::ViewerConnected(self.session));
                 }
             }
-            PeerState::Failed | PeerState::Closed => Sfu::end_later(&self.sfu, self.session, state),
+            PeerState::Failed | PeerState::Closed => end_later(&self.sfu, self.session, state),
             _ => {}
         }
     }
 
     fn on_track(&self, _: InTrackInfo, _: KeyframeRequester) -> Option<Arc<dyn RtpSink>> {
         None
+    }
+}
+
+/// A peer failed or closed on its own: end the session as if DELETEd.
+fn end_later(sfu: &Weak<Sfu>, id: SessionId, why: PeerState) {
+    if let Some(sfu) = sfu.upgrade() {
+        tokio::spawn(async move {
+            if sfu.remove(id).await.is_ok() {
+                tracing::info!(session = %id, ?why, "session ended by its transport");
+            }
+        });
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::media::counters::Totals;
 use crate::media::{SlotSink, SourceId, TrackFanout};
 use crate::sfu::events::RoomEvent;
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
@@ -189,6 +190,24 @@ impl Room {
         self.call(|core, _| core.plan.viewer_count())
             .await
             .unwrap_or(0)
+    }
+
+    /// The forwarding counts of this room's live fan-outs and slots (for metrics).
+    pub async fn totals(&self) -> Totals {
+        self.call(|core, _| {
+            let mut t = Totals::default();
+            for f in core.fanouts.values() {
+                t.add(&f.totals());
+            }
+            for v in core.viewers.values() {
+                for s in &v.slots {
+                    t.add(&s.totals());
+                }
+            }
+            t
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Each publisher (join order) with its tracks' fan-outs (arrival order).

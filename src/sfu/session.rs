@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::lock::Locked;
 use crate::rtc::RtcPeer;
+use crate::sfu::Sfu;
 use crate::sfu::ids::{ParticipantId, SessionId};
 use crate::sfu::room::{Participant, Room, Viewer};
 
@@ -85,4 +86,23 @@ pub enum Patched {
     Trickled,
     /// ICE restarted: 200 with this sdpfrag and the new ETag.
     Restarted { version: String, sdpfrag: String },
+}
+
+/// Limits applied to signalling.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sessions: usize,
+    /// Voice activity thresholds for every participant.
+    pub vad: crate::media::vad::VadConfig,
+}
+
+/// Counts a session being built against the limit, until dropped.
+pub(super) struct Reservation<'a>(pub(super) &'a Sfu);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# SIGTERM drains, with a real publisher (GStreamer whipsink) in the lab (shared/DESIGN.md):
+# Operating wisp with a real publisher (GStreamer whipsink) in the lab (shared/DESIGN.md):
+#  0. while its media flows, a live /metrics scrape passes `promtool check metrics` and counts
+#     the publisher's packets;
+# then SIGTERM drains:
 #  1. the publisher stays: /readyz answers 503 + Retry-After, a new WHIP POST too, /healthz 200;
 #     wisp ends the session at --drain-timeout and exits 0;
 #  2. the publisher leaves during the drain (SIGINT: whipsink DELETEs): wisp exits 0 then,
@@ -46,6 +49,10 @@ check() { # what ok
 echo "== 1: the publisher stays; wisp ends it at the drain timeout"
 start_wisp 3
 publish drain1
+curl -s $W/metrics >"$LOG/metrics.txt"
+check "a live scrape passes promtool check metrics" "$(promtool check metrics <"$LOG/metrics.txt" >/dev/null 2>&1 && echo 1)"
+check "the scrape counts the publisher's video packets" "$(awk '$1 == "wisp_packets_in_total{kind=\"video\"}" && $2 > 0 { ok = 1 } END { if (ok) print 1 }' "$LOG/metrics.txt")"
+check "the scrape counts one publisher session" "$(grep -qx 'wisp_sessions{kind="publisher"} 1' "$LOG/metrics.txt" && echo 1)"
 kill -TERM "$WISP_PID"
 for _ in $(seq 1 50); do grep -q "draining" "$LOG/wisp.log" && break; sleep 0.1; done
 check "/healthz 200 while draining" "$([ "$(status $W/healthz)" = 200 ] && echo 1)"

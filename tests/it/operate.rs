@@ -84,3 +84,106 @@ async fn drain_ends_the_sessions_left_when_its_time_is_up() {
     .unwrap();
     assert_eq!(sfu.session_count(), 0, "ended by the drain");
 }
+
+/// The value of the sample `name` (with its labels, as written) in a scrape.
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok())?
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_sessions_packets_and_requests() {
+    let mut c = test_config();
+    c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = start_with(c).await;
+    // What Prometheus asks for gets OpenMetrics; other clients the classic text format.
+    let scrape = |u: String| async move {
+        let r = http()
+            .get(u)
+            .header(
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        r.text().await.unwrap()
+    };
+    let classic = http()
+        .get(url(&server, paths::METRICS))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        classic.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let on_main = url(&server, paths::METRICS);
+    let on_own = format!("http://{}{}", server.metrics_addr.unwrap(), paths::METRICS);
+    let before = scrape(on_main.clone()).await;
+    assert_eq!(sample(&before, "wisp_sessions{kind=\"viewer\"}"), Some(0.0));
+    assert_eq!(
+        sample(&before, "wisp_packets_in_total{kind=\"video\"}"),
+        Some(0.0)
+    );
+
+    let publisher = Publisher::join(&server, "m").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("m")).await;
+    let mut ticker = tokio::time::interval(Duration::from_millis(5));
+    let mut n = 0u16;
+    loop {
+        assert!(n < 3000, "no video reached the viewer");
+        ticker.tick().await;
+        publisher.send_video(n, n.is_multiple_of(30)).await;
+        n += 1;
+        if let Ok((rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video, _)) =
+            viewer.packets.try_recv()
+        {
+            break;
+        }
+    }
+    let after = scrape(on_own).await;
+    assert_eq!(
+        sample(&after, "wisp_sessions{kind=\"publisher\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&after, "wisp_sessions{kind=\"viewer\"}"), Some(1.0));
+    assert_eq!(sample(&after, "wisp_rooms"), Some(1.0));
+    assert!(sample(&after, "wisp_packets_in_total{kind=\"video\"}").unwrap() > 0.0);
+    assert!(sample(&after, "wisp_packets_out_total{kind=\"video\"}").unwrap() > 0.0);
+    // The WHIP 201 and the two earlier scrapes, counted by route and status.
+    assert_eq!(
+        sample(
+            &after,
+            "wisp_http_requests_total{route=\"whip\",status=\"201\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "wisp_http_requests_total{route=\"metrics\",status=\"200\"}"
+        ),
+        Some(2.0)
+    );
+    // Counters stay put after their sessions go (their counts are retired, not lost).
+    let video_in = sample(&after, "wisp_packets_in_total{kind=\"video\"}").unwrap();
+    for s in [&publisher.session, &viewer.session] {
+        http().delete(url(&server, s)).send().await.unwrap();
+    }
+    let gone = scrape(on_main).await;
+    assert_eq!(sample(&gone, "wisp_sessions{kind=\"viewer\"}"), Some(0.0));
+    assert!(sample(&gone, "wisp_packets_in_total{kind=\"video\"}").unwrap() >= video_in);
+    server.shutdown().await.unwrap();
+}

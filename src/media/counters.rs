@@ -4,6 +4,7 @@
 //! the live ones, so it never goes down.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Sums of the forwarding counters. Arrays are indexed audio, video.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +95,68 @@ impl Retired {
     }
 }
 
+/// Upper bounds (seconds) of the join-time histogram's buckets; a last one takes the rest.
+pub const JOIN_BUCKETS: [f64; 8] = [0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+/// Join time: from a viewer slot's creation (its WHEP POST) to the first video packet it sent.
+pub struct JoinTimes {
+    buckets: [AtomicU64; 9],
+    sum_micros: AtomicU64,
+}
+
+pub static JOINS: JoinTimes = JoinTimes {
+    buckets: [const { AtomicU64::new(0) }; 9],
+    sum_micros: AtomicU64::new(0),
+};
+
+impl JoinTimes {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = JOIN_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(JOIN_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, per-bucket counts by upper bound; the last bound is +∞).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let bounds = JOIN_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, counts.iter().sum(), bounds.zip(counts).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_times_fall_into_their_buckets() {
+        let j = JoinTimes {
+            buckets: [const { AtomicU64::new(0) }; 9],
+            sum_micros: AtomicU64::new(0),
+        };
+        j.observe(Duration::from_millis(220));
+        j.observe(Duration::from_millis(300));
+        j.observe(Duration::from_secs(60));
+        let (sum, count, buckets) = j.snapshot();
+        assert_eq!(count, 3);
+        assert!((sum - 60.52).abs() < 1e-6);
+        assert_eq!(
+            buckets[2],
+            (0.3, 2),
+            "0.22 s and 0.3 s (bounds are inclusive)"
+        );
+        assert_eq!(buckets[8], (f64::INFINITY, 1));
+    }
 
     #[test]
     fn retired_counts_round_trip_and_add_up() {

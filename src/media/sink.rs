@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::lock::Locked;
 use crate::media::SourceId;
-use crate::media::counters::{RETIRED, Totals};
+use crate::media::counters::{JOINS, RETIRED, Totals};
 use crate::media::output::SlotOutput;
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
@@ -58,6 +58,10 @@ pub struct SlotSink {
     estimate: AtomicU64,
     /// The codecs the viewer negotiated on this m-line.
     codecs: Box<dyn Fn() -> Vec<CodecSpec> + Send + Sync>,
+    /// When the slot was made (its viewer's POST), for the join-time metric.
+    created: Instant,
+    /// Its first video packet went out (join time recorded).
+    joined: AtomicBool,
     pub stats: SinkStats,
 }
 
@@ -95,6 +99,8 @@ impl SlotSink {
                 let o = out.clone();
                 Box::new(move || o.codecs())
             },
+            created: Instant::now(),
+            joined: AtomicBool::new(false),
             stats: SinkStats::default(),
         });
         if let Some(rx) = rx {
@@ -153,6 +159,14 @@ impl SlotSink {
     /// The viewer's bandwidth estimate last seen on this slot (bit/s), if any.
     pub fn estimate(&self) -> Option<u64> {
         Some(self.estimate.load(Ordering::Relaxed)).filter(|e| *e > 0)
+    }
+
+    /// Counts one packet out; the first video one records the viewer's join time.
+    fn sent_one(&self) {
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        if self.kind == MediaKind::Video && !self.joined.swap(true, Ordering::Relaxed) {
+            JOINS.observe(self.created.elapsed());
+        }
     }
 
     /// This slot's counts, for metrics.
@@ -291,7 +305,7 @@ impl<O: SlotOutput> Writer<O> {
 
     async fn send(&self, sink: &SlotSink, pkt: RtpPacket) {
         if self.out.write(pkt).await {
-            sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+            sink.sent_one();
         }
     }
 }
@@ -301,7 +315,7 @@ impl<O: SlotOutput> Writer<O> {
     fn write_now(&self, sink: &SlotSink, pkt: RtpPacket) -> bool {
         match self.out.write_now(pkt) {
             Sent::Ok => {
-                sink.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                sink.sent_one();
                 true
             }
             Sent::Full => {

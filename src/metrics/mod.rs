@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::lock::Locked;
-use crate::media::counters::{RETIRED, Totals};
+use crate::media::counters::{JOINS, RETIRED, Totals};
 use crate::sfu::Sfu;
 
 /// The content type of a scrape in OpenMetrics (what Prometheus asks for by `Accept`).
@@ -239,6 +239,14 @@ impl Collector for Gathered {
             "Viewer slots started from the keyframe cache",
             t.cache_joins,
         )?;
+        let (sum, count, buckets) = JOINS.snapshot();
+        e.encode_descriptor(
+            "join_seconds",
+            "Seconds from a viewer's WHEP POST to its first video packet",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         Ok(())
     }
 }

@@ -162,6 +162,10 @@ async fn metrics_count_sessions_packets_and_requests() {
     assert_eq!(sample(&after, "wisp_rooms"), Some(1.0));
     assert!(sample(&after, "wisp_packets_in_total{kind=\"video\"}").unwrap() > 0.0);
     assert!(sample(&after, "wisp_packets_out_total{kind=\"video\"}").unwrap() > 0.0);
+    assert!(
+        sample(&after, "wisp_join_seconds_count").unwrap() >= 1.0,
+        "the viewer's join time was recorded"
+    );
     // The WHIP 201 and the two earlier scrapes, counted by route and status.
     assert_eq!(
         sample(

@@ -24,64 +24,28 @@ pub struct Totals {
     pub cache_joins: u64,
 }
 
+/// How many counters a [`Totals`] holds.
+const FIELDS: usize = 11;
+
 impl Totals {
-    pub fn add(&mut self, o: &Totals) {
-        for k in 0..2 {
-            self.packets_in[k] += o.packets_in[k];
-            self.bytes_in[k] += o.bytes_in[k];
-            self.packets_out[k] += o.packets_out[k];
-        }
-        self.dropped_queue_full += o.dropped_queue_full;
-        self.dropped_keyframe_gate += o.dropped_keyframe_gate;
-        self.dropped_unplayable += o.dropped_unplayable;
-        self.keyframe_requests += o.keyframe_requests;
-        self.cache_joins += o.cache_joins;
-    }
-}
-
-/// The counts of fan-outs and slots that are gone.
-pub struct Retired {
-    counts: [AtomicU64; 12],
-}
-
-/// The one place retired counts accumulate.
-pub static RETIRED: Retired = Retired {
-    counts: [const { AtomicU64::new(0) }; 12],
-};
-
-impl Retired {
-    fn fields(t: &Totals) -> [u64; 12] {
+    /// The counters in a fixed order (the one listing of them).
+    fn fields(&self) -> [u64; FIELDS] {
         [
-            t.packets_in[0],
-            t.packets_in[1],
-            t.bytes_in[0],
-            t.bytes_in[1],
-            t.packets_out[0],
-            t.packets_out[1],
-            t.dropped_queue_full,
-            t.dropped_keyframe_gate,
-            t.dropped_unplayable,
-            t.keyframe_requests,
-            t.cache_joins,
-            0,
+            self.packets_in[0],
+            self.packets_in[1],
+            self.bytes_in[0],
+            self.bytes_in[1],
+            self.packets_out[0],
+            self.packets_out[1],
+            self.dropped_queue_full,
+            self.dropped_keyframe_gate,
+            self.dropped_unplayable,
+            self.keyframe_requests,
+            self.cache_joins,
         ]
     }
 
-    /// Adds the counts of a fan-out or slot that is going away.
-    pub fn retire(&self, t: &Totals) {
-        for (c, v) in self.counts.iter().zip(Self::fields(t)) {
-            if v != 0 {
-                c.fetch_add(v, Ordering::Relaxed);
-            }
-        }
-    }
-
-    pub fn totals(&self) -> Totals {
-        let v: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
+    fn from_fields(v: [u64; FIELDS]) -> Totals {
         Totals {
             packets_in: [v[0], v[1]],
             bytes_in: [v[2], v[3]],
@@ -92,6 +56,47 @@ impl Retired {
             keyframe_requests: v[9],
             cache_joins: v[10],
         }
+    }
+
+    fn zip(&self, o: &Totals, f: impl Fn(u64, u64) -> u64) -> Totals {
+        let (a, b) = (self.fields(), o.fields());
+        Totals::from_fields(std::array::from_fn(|i| f(a[i], b[i])))
+    }
+
+    pub fn add(&mut self, o: &Totals) {
+        *self = self.zip(o, u64::saturating_add);
+    }
+
+    /// Each counter's larger value: what a counter reports so it never goes down.
+    pub fn max(&self, o: &Totals) -> Totals {
+        self.zip(o, u64::max)
+    }
+}
+
+/// The counts of fan-outs and slots that are gone.
+pub struct Retired {
+    counts: [AtomicU64; FIELDS],
+}
+
+/// The one place retired counts accumulate.
+pub static RETIRED: Retired = Retired {
+    counts: [const { AtomicU64::new(0) }; FIELDS],
+};
+
+impl Retired {
+    /// Adds the counts of a fan-out or slot that is going away.
+    pub fn retire(&self, t: &Totals) {
+        for (c, v) in self.counts.iter().zip(t.fields()) {
+            if v != 0 {
+                c.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals::from_fields(std::array::from_fn(|i| {
+            self.counts[i].load(Ordering::Relaxed)
+        }))
     }
 }
 
@@ -161,7 +166,7 @@ mod tests {
     #[test]
     fn retired_counts_round_trip_and_add_up() {
         let r = Retired {
-            counts: [const { AtomicU64::new(0) }; 12],
+            counts: [const { AtomicU64::new(0) }; FIELDS],
         };
         let t = Totals {
             packets_in: [1, 2],
@@ -178,5 +183,19 @@ mod tests {
         let mut twice = t;
         twice.add(&t);
         assert_eq!(r.totals(), twice);
+        assert_eq!(t.max(&twice), twice);
+        // Counters never go down: each field keeps its larger value.
+        let a = Totals {
+            packets_in: [5, 9],
+            cache_joins: 3,
+            ..Default::default()
+        };
+        let b = Totals {
+            packets_in: [4, 10],
+            ..Default::default()
+        };
+        let h = a.max(&b);
+        assert_eq!(h.packets_in, [5, 10]);
+        assert_eq!(h.cache_joins, 3);
     }
 }

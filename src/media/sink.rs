@@ -164,7 +164,11 @@ impl SlotSink {
     /// Counts one packet out; the first video one records the viewer's join time.
     fn sent_one(&self) {
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-        if self.kind == MediaKind::Video && !self.joined.swap(true, Ordering::Relaxed) {
+        // A plain load first: the read-modify-write runs once per slot, not once per packet.
+        if self.kind == MediaKind::Video
+            && !self.joined.load(Ordering::Relaxed)
+            && !self.joined.swap(true, Ordering::Relaxed)
+        {
             JOINS.observe(self.created.elapsed());
         }
     }

@@ -96,7 +96,7 @@ impl Metrics {
         }
         {
             let mut g = self.gathered.0.locked();
-            let highest = high_water(&g.totals, &totals);
+            let highest = g.totals.max(&totals);
             *g = Snapshot {
                 publishers,
                 viewers,
@@ -115,30 +115,6 @@ impl Metrics {
             tracing::error!("metrics encoding failed: {e}");
         }
         out
-    }
-}
-
-/// Each counter of `now`, never below what was reported before.
-fn high_water(before: &Totals, now: &Totals) -> Totals {
-    let m = |a: u64, b: u64| a.max(b);
-    Totals {
-        packets_in: [
-            m(before.packets_in[0], now.packets_in[0]),
-            m(before.packets_in[1], now.packets_in[1]),
-        ],
-        bytes_in: [
-            m(before.bytes_in[0], now.bytes_in[0]),
-            m(before.bytes_in[1], now.bytes_in[1]),
-        ],
-        packets_out: [
-            m(before.packets_out[0], now.packets_out[0]),
-            m(before.packets_out[1], now.packets_out[1]),
-        ],
-        dropped_queue_full: m(before.dropped_queue_full, now.dropped_queue_full),
-        dropped_keyframe_gate: m(before.dropped_keyframe_gate, now.dropped_keyframe_gate),
-        dropped_unplayable: m(before.dropped_unplayable, now.dropped_unplayable),
-        keyframe_requests: m(before.keyframe_requests, now.keyframe_requests),
-        cache_joins: m(before.cache_joins, now.cache_joins),
     }
 }
 
@@ -248,26 +224,5 @@ impl Collector for Gathered {
         )?
         .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_never_go_down() {
-        let a = Totals {
-            packets_in: [5, 9],
-            cache_joins: 3,
-            ..Default::default()
-        };
-        let b = Totals {
-            packets_in: [4, 10],
-            ..Default::default()
-        };
-        let h = high_water(&a, &b);
-        assert_eq!(h.packets_in, [5, 10]);
-        assert_eq!(h.cache_joins, 3);
     }
 }

@@ -101,24 +101,23 @@ pub(crate) fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error
 }
 
 /// A library-driven connection with the server's settings, bound to its port(s).
-pub(crate) async fn lib_peer(
+async fn lib_peer(
     engine: &RtcEngine,
     room: &str,
     observer: Arc<dyn PeerObserver>,
-    for_play: bool,
     summary: &OfferSummary,
 ) -> Result<RtcPeer> {
     if engine.muxes.is_empty() {
         engine
             .bind_with_port(room, |lease| {
-                lib_connection(engine, &observer, for_play, summary, Some(lease), None)
+                lib_connection(engine, &observer, summary, Some(lease), None)
             })
             .await
     } else {
         // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
         // so the mux can route the first check.
         let mux = MuxConn::new(&engine.muxes, &random_token(16));
-        lib_connection(engine, &observer, for_play, summary, None, Some(mux))
+        lib_connection(engine, &observer, summary, None, Some(mux))
             .await
             .map_err(Error::Internal)
     }
@@ -128,7 +127,6 @@ pub(crate) async fn lib_peer(
 async fn lib_connection(
     engine: &RtcEngine,
     observer: &Arc<dyn PeerObserver>,
-    for_play: bool,
     summary: &OfferSummary,
     lease: Option<PortLease>,
     mux: Option<Arc<MuxConn>>,
@@ -138,7 +136,7 @@ async fn lib_connection(
     let parts = leg_parts(
         s,
         engine.certificate(),
-        for_play,
+        false, // a publisher's leg receives
         mux.as_ref().map(|m| m.ufrag().to_owned()),
     )
     .map_err(|e| e.to_string())?;
@@ -193,7 +191,7 @@ pub(crate) async fn publisher_leg(
     summary: &OfferSummary,
     observer: Arc<dyn PeerObserver>,
 ) -> Result<(RtcPeer, String)> {
-    let peer = lib_peer(engine, room, observer, false, summary).await?;
+    let peer = lib_peer(engine, room, observer, summary).await?;
     let result = async {
         for m in &summary.media {
             peer.lib()?

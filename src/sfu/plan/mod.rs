@@ -86,8 +86,9 @@ impl RoomPlan {
                     last_voice: None,
                     last_spoke: None,
                 });
-                let info = self.info(&id).expect("just added");
-                out.push(Output::Event(RoomEvent::Joined { participant: info }));
+                if let Some(participant) = self.info(&id) {
+                    out.push(Output::Event(RoomEvent::Joined { participant }));
+                }
                 self.replan(now, &mut out);
             }
             Input::PublisherLeft { id } => {

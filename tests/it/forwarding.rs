@@ -444,29 +444,12 @@ async fn deleting_the_publisher_leaves_viewers_waiting_for_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
-    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-
     let server = start().await;
     let publisher = Publisher::join(&server, "r4").await; // sends VP8
     publisher.send_video(0, true).await;
 
     // A viewer that can decode VP8 but offers only H.264.
-    let peer = Peer::new().await;
-    let video = peer
-        .pc
-        .add_transceiver_from_kind(
-            RtpCodecKind::Video,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    video
-        .set_codec_preferences(vec![h264_cb(125)])
-        .await
-        .unwrap();
+    let peer = Peer::h264_viewer().await;
     let offer = peer.offer().await;
     assert!(!offer.contains("VP8"), "the test offer must lack VP8");
     let r = post_sdp(&url(&server, &paths::whep("r4")), &offer).await;
@@ -557,26 +540,9 @@ async fn viewer_without_the_publishers_codec_gets_a_counter_offer_and_plays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_that_cannot_decode_a_later_publisher_is_told_to_reconnect() {
-    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-
     let server = start().await;
     // The viewer comes first, offering only H.264, into an empty room: 201, nothing to show.
-    let peer = Peer::new().await;
-    let video = peer
-        .pc
-        .add_transceiver_from_kind(
-            RtpCodecKind::Video,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    video
-        .set_codec_preferences(vec![h264_cb(125)])
-        .await
-        .unwrap();
+    let peer = Peer::h264_viewer().await;
     let r = post_sdp(&url(&server, &paths::whep("r6")), &peer.offer().await).await;
     assert_eq!(r.status, 201, "{}", r.body);
     peer.accept(r.body.clone()).await;

@@ -39,6 +39,27 @@ impl Peer {
     }
 
     /// Creates the offer and waits for gathering, so it carries candidates (non-trickle).
+    /// A peer with one recvonly video m-line that offers H.264 (Constrained Baseline) only.
+    pub async fn h264_viewer() -> Peer {
+        let peer = Peer::new().await;
+        let video = peer
+            .pc
+            .add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+        video
+            .set_codec_preferences(vec![h264_cb(125)])
+            .await
+            .unwrap();
+        peer
+    }
+
     pub async fn offer(&self) -> String {
         self.inner.offer(EVENT_TIMEOUT).await.unwrap()
     }

@@ -39,9 +39,13 @@ pub enum Error {
     /// A PATCH whose `If-Match` names an old ETag.
     #[error("The If-Match entity-tag does not match the session's current ETag.")]
     PreconditionFailed,
-    /// Missing or wrong bearer token.
-    #[error("A valid bearer token is required.")]
-    Unauthorized,
+    /// No credential, or one that is malformed, badly signed, expired or not for this server:
+    /// the sentence says which.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid credential that does not cover this room or this action.
+    #[error("{0}")]
+    Forbidden(String),
     /// Body over the size limit.
     #[error("The request body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
@@ -70,7 +74,8 @@ impl Error {
             Error::MethodNotAllowed { .. } => 405,
             Error::PreconditionRequired => 428,
             Error::PreconditionFailed => 412,
-            Error::Unauthorized => 401,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::PayloadTooLarge { .. } => 413,
             Error::Unavailable { .. } | Error::Draining => 503,
             Error::Internal(_) => 500,
@@ -122,7 +127,8 @@ mod tests {
     fn every_body_is_one_sentence() {
         for e in [
             Error::NotFound,
-            Error::Unauthorized,
+            Error::Unauthorized("The bearer token has expired.".into()),
+            Error::Forbidden("The token is for room 'a', not 'b'.".into()),
             Error::PreconditionFailed,
             Error::BadSdp("missing v= line".into()),
         ] {

@@ -18,6 +18,7 @@
 //! Dependencies run one way: `http → sfu → media → rtc`, with `signal/` (pure SDP policy) and
 //! `error` usable from all.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -112,7 +113,9 @@ impl Server {
                 vad: config.vad,
             },
         );
+        let auth = auth::Auth::new(&config.auth).map_err(std::io::Error::other)?;
         let app = Arc::new(http::App {
+            auth,
             config,
             sfu: sfu.clone(),
             turn: turn.clone(),

@@ -13,13 +13,27 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("WISP_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let config = match wisp::Config::from_args(wisp::Args::parse()) {
+    let args = wisp::Args::parse();
+    let command = args.command.clone();
+    let config = match wisp::Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wisp: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(wisp::config::Command::Token(t)) = command {
+        return match wisp::auth::token_command(&config.auth.jwt, &t) {
+            Ok(token) => {
+                println!("{token}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wisp token: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     let server = match wisp::Server::start(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
@@ -48,8 +62,8 @@ async fn main() -> std::process::ExitCode {
     println!(
         "  ICE:  {udp} on {:?}{}",
         config.public_ips,
-        if config.token.is_some() {
-            ", bearer token required"
+        if config.auth.token.is_some() || config.auth.jwt.is_set() {
+            ", a token required"
         } else {
             ""
         }

@@ -35,6 +35,9 @@ bash tests/interop/join_lab.sh target/release/wisp target/gst-webrtchttp/target/
 step "SIGTERM drains, with a real publisher in the lab"
 bash tests/interop/drain_lab.sh target/release/wisp target/gst-webrtchttp/target/release
 
+step "scoped tokens with real clients in the lab: whipsink, whepsrc, Chromium pages"
+bash tests/interop/auth_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 

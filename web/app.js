@@ -1,6 +1,6 @@
 // The conference page: publish camera+mic with WHIP, receive everyone through ONE WHEP session
 // of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
-import { Session, addSendTracks, peerConnection } from '/web/whip.js';
+import { Session, addSendTracks, fragmentToken, peerConnection } from '/web/whip.js';
 
 const params = new URLSearchParams(location.search);
 // Slots in the one WHEP session: how many others are seen at once (last-N beyond that).
@@ -14,7 +14,11 @@ const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speak
 
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || localStorage.getItem('wisp-name') || '';
-if (params.get('room') && params.get('name') && params.has('autojoin')) queueMicrotask(() => join());
+// An invite link may carry a token in its fragment (never sent to the server).
+const invited = fragmentToken();
+if (invited.token) $('token').value = invited.token;
+if (invited.name) { $('name').value = invited.name; $('name').readOnly = true; }
+if (params.get('room') && $('name').value && params.has('autojoin')) queueMicrotask(() => join());
 $('lobby').addEventListener('submit', (e) => { e.preventDefault(); join(); });
 
 let local;      // MediaStream
@@ -26,7 +30,7 @@ async function join() {
   const name = $('name').value.trim();
   const token = $('token').value || undefined;
   localStorage.setItem('wisp-name', name);
-  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}`);
+  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}${location.hash}`);
   $('where').textContent = `room ${room}`;
   $('invite').href = `${location.origin}/?room=${encodeURIComponent(room)}`;
   state('connecting');
@@ -221,7 +225,7 @@ $('leave').addEventListener('click', async () => {
   events?.close();
   await Promise.all([app.pub?.stop(), app.sub?.stop()]);
   local?.getTracks().forEach((t) => t.stop());
-  location.href = `/?room=${encodeURIComponent($('room').value)}`;
+  location.href = `/?room=${encodeURIComponent($('room').value)}${location.hash}`;
 });
 
 async function listDevices() {

@@ -22,6 +22,21 @@ export function iceServersFromLinks(header) {
 }
 
 /**
+ * A token handed over in the page's URL fragment (`#token=…`, e.g. an invite link): the
+ * fragment never reaches the server or its logs. Returns { token, name }, the name read from
+ * a JWT's claims when it has one (the server uses that name whatever the page sends).
+ */
+export function fragmentToken() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token') || undefined;
+  let name;
+  try {
+    const payload = token && token.split('.')[1];
+    if (payload) name = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).name;
+  } catch (_) { /* a static token, not a JWT */ }
+  return { token, name: typeof name === 'string' ? name : undefined };
+}
+
+/**
  * A peer connection configured with the ICE servers the endpoint hands out on OPTIONS
  * (RFC 9725 §4.6): TURN must be known before the offer is made, or no relay candidates are
  * gathered. `?relay=1` on the page forces relay-only ICE (a client behind a strict firewall,

@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::auth::{self, Action, Grant};
 use crate::error::{Error, Result};
 use crate::http::App;
 use crate::http::headers::{self, Body, SDP, SDPFRAG};
@@ -41,26 +42,15 @@ fn is_preflight(req: &Req) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-fn check_auth(app: &App, h: &HeaderMap) -> Result<()> {
-    let Some(token) = &app.config.token else {
-        return Ok(());
+/// 404 for an unknown session, else whether `grant` covers it: its own room, and the action
+/// that made it (publishing for a WHIP session, taking part for a WHEP one).
+fn session_allowed(app: &App, grant: &Grant, id: SessionId) -> Result<()> {
+    let s = app.sfu.session(id).ok_or(Error::NotFound)?;
+    let action = match s.kind {
+        SessionKind::Publisher(_) => Action::Publish,
+        SessionKind::Viewer(_) => Action::Participate,
     };
-    let given = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .ok_or(Error::Unauthorized)?;
-    // Compare without an early exit on the first differing byte.
-    let ok = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if ok { Ok(()) } else { Err(Error::Unauthorized) }
+    grant.allows(Some(&s.room.id), action)
 }
 
 /// Bodies larger than this are not even drained: the stream is reset.
@@ -195,30 +185,51 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     }
     if let Route::RoomEvents(room) = &route {
         // EventSource cannot send Authorization: accept a room-scoped access token too.
-        let token_ok = match (&app.config.token, query_param(&req, "access")) {
-            (Some(secret), Some(t)) => crate::http::events::verify(secret, room, &t),
-            _ => false,
-        };
-        if !token_ok {
-            check_auth(app, req.headers())?;
+        let by_access =
+            query_param(&req, "access").is_some_and(|t| app.auth.verify_events(room, &t));
+        if !by_access {
+            app.auth
+                .verify(auth::bearer(req.headers()))?
+                .allows(Some(room), Action::Participate)?;
         }
         return match *req.method() {
             Method::GET => crate::http::events::stream(&app.sfu, room).await,
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
         };
     }
-    check_auth(app, req.headers())?;
+    let grant = app.auth.verify(auth::bearer(req.headers()))?;
+    match &route {
+        Route::Session(id)
+        | Route::SessionSse(id)
+        | Route::SessionLayer(id)
+        | Route::SessionSseStream(id, _) => session_allowed(app, &grant, *id)?,
+        _ => {}
+    }
     match route {
-        Route::Metrics => crate::http::ops::metrics(app, &req).await,
-        Route::RoomAccess(room) => match *req.method() {
-            Method::POST => Ok(crate::http::events::access(
-                app.config.token.as_deref(),
-                &room,
-            )),
-            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
-        },
-        Route::Whip(room) => endpoint(app, req, room, None, true).await,
-        Route::Whep(room, participant) => endpoint(app, req, room, participant, false).await,
+        Route::Metrics => {
+            grant.allows(None, Action::Administer)?;
+            crate::http::ops::metrics(app, &req).await
+        }
+        Route::RoomAccess(room) => {
+            grant.allows(Some(&room), Action::Participate)?;
+            match *req.method() {
+                Method::POST => Ok(crate::http::events::access(&app.auth, &room)),
+                _ => Err(Error::MethodNotAllowed { allow: "POST" }),
+            }
+        }
+        Route::Whip(room) => {
+            grant.allows(Some(&room), Action::Publish)?;
+            endpoint(app, req, room, None, grant.name).await
+        }
+        Route::Whep(room, participant) => {
+            // A conference participant (`?self=`) may hold a publish token.
+            let action = match (&participant, query_param(&req, "self")) {
+                (None, Some(_)) => Action::Participate,
+                _ => Action::Watch,
+            };
+            grant.allows(Some(&room), action)?;
+            endpoint(app, req, room, Some(participant), grant.name).await
+        }
         Route::Session(id) => session(app, req, id).await,
         Route::SessionSse(id) => match *req.method() {
             Method::POST => {
@@ -309,13 +320,16 @@ struct LayerRequest {
     max_height: Option<u16>,
 }
 
+/// A WHIP (`whep: None`) or WHEP (`whep: Some(by participant)`) endpoint; `name` is the
+/// token's display name, which wins over `?name=`.
 async fn endpoint(
     app: &App,
     req: Req,
     room: RoomId,
-    participant: Option<crate::sfu::ParticipantId>,
-    whip: bool,
+    whep: Option<Option<crate::sfu::ParticipantId>>,
+    name: Option<String>,
 ) -> Result<Response<Body>> {
+    let whip = whep.is_none();
     match *req.method() {
         Method::OPTIONS => {
             let mut r = headers::empty(StatusCode::OK);
@@ -337,7 +351,7 @@ async fn endpoint(
         }
         Method::POST => {
             headers::content_type_is(req.headers(), SDP)?;
-            let name = query_param(&req, "name");
+            let name = name.or_else(|| query_param(&req, "name"));
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;
@@ -345,7 +359,7 @@ async fn endpoint(
             let created = if whip {
                 app.sfu.publish(&room, name, &offer).await?
             } else {
-                app.sfu.play(&room, participant, exclude, &offer).await?
+                app.sfu.play(&room, whep.flatten(), exclude, &offer).await?
             };
             let mut r = match created.counter_offer {
                 None => headers::with_body(StatusCode::CREATED, SDP, created.answer),

@@ -112,7 +112,7 @@ pub fn error(e: &Error) -> Response<Body> {
     let mut r = with_body(status, "text/plain; charset=utf-8", format!("{e}\n"));
     let h = r.headers_mut();
     match e {
-        Error::Unauthorized => {
+        Error::Unauthorized(_) => {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         Error::MethodNotAllowed { allow } => {

@@ -26,6 +26,8 @@ use crate::sfu::Sfu;
 /// What request handlers share.
 pub struct App {
     pub config: Config,
+    /// Who may do what.
+    pub auth: crate::auth::Auth,
     pub sfu: Arc<Sfu>,
     pub turn: Option<Arc<crate::turn::Turn>>,
     /// WHEP event streams of the sessions.

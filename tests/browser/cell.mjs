@@ -6,10 +6,13 @@
 //                                            frames were decoded (getStats), 1 after 60 s;
 //                                            prints how long after the WHEP POST the first
 //                                            frame was decoded (polled every 20 ms)
+// TOKEN=<token> in the environment: the pages get it in their URL fragment (#token=), as an
+// invite link carries it.
 import { chromium } from 'playwright-core';
 import { until } from './poll.mjs';
 
 const [mode, base, room, arg] = process.argv.slice(2);
+const fragment = process.env.TOKEN ? `#token=${encodeURIComponent(process.env.TOKEN)}` : '';
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium', headless: true,
   args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
@@ -23,7 +26,8 @@ try {
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
   if (mode === 'publish') {
     const codec = arg ? `&codec=${encodeURIComponent(arg)}` : '';
-    await page.goto(`${base}/?room=${room}&name=chromium&autojoin&nosimulcast${codec}`);
+    const name = fragment ? '' : '&name=chromium'; // a token's name wins
+    await page.goto(`${base}/?room=${room}${name}&autojoin&nosimulcast${codec}${fragment}`);
     await page.waitForFunction(() => window.wisp?.pub?.pc?.connectionState === 'connected', null, { timeout: 30_000 });
     const sent = await page.evaluate(async () => {
       let codec = '';
@@ -46,7 +50,7 @@ try {
         return fetch0(input, init);
       };
     });
-    await page.goto(`${base}/watch/${room}`);
+    await page.goto(`${base}/watch/${room}${fragment}`);
     await until(page, async (n) => {
       const pc = window.wisp?.session?.pc;
       if (!pc) return false;

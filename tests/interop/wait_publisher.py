@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Waits until a room has a publisher whose video flows, from the room's event stream.
 
-  wait_publisher.py <base-url> <room> [--timeout 60]
+  wait_publisher.py <base-url> <room> [--timeout 60] [--token T]
 
 Exits 0 on the first roster or tracks event showing a participant with video, 1 after
 --timeout seconds. The interop cells that expect a player to be told in words use it, so the
@@ -18,9 +18,11 @@ ap = argparse.ArgumentParser()
 ap.add_argument("base")
 ap.add_argument("room")
 ap.add_argument("--timeout", type=float, default=60)
+ap.add_argument("--token", default=None, help="sent as Authorization: Bearer")
 a = ap.parse_args()
 
 deadline = time.monotonic() + a.timeout
+names = {}  # participant id -> name, from the roster and joined events
 
 
 def has_video(event):
@@ -30,11 +32,18 @@ def has_video(event):
 
 
 try:
-    with urllib.request.urlopen(f"{a.base}/rooms/{a.room}/events", timeout=a.timeout) as r:
+    req = urllib.request.Request(f"{a.base}/rooms/{a.room}/events")
+    if a.token:
+        req.add_header("Authorization", f"Bearer {a.token}")
+    with urllib.request.urlopen(req, timeout=a.timeout) as r:
         for raw in r:
             line = raw.decode(errors="replace").strip()
-            if line.startswith("data:") and has_video(json.loads(line[5:])):
-                print(f"{a.room}: a publisher sends video")
+            event = json.loads(line[5:]) if line.startswith("data:") else {}
+            for p in event.get("participants", []) + [event.get("participant") or {}]:
+                if "id" in p:
+                    names[p["id"]] = p.get("name", "?")
+            if has_video(event):
+                print(f"{a.room}: a publisher sends video (roster: {', '.join(names.values())})")
                 sys.exit(0)
             if time.monotonic() > deadline:
                 break

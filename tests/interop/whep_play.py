@@ -25,6 +25,7 @@ ap.add_argument("url")
 ap.add_argument("--frames", type=int, default=30)
 ap.add_argument("--timeout", type=int, default=60)
 ap.add_argument("--video-caps", default=None)
+ap.add_argument("--token", default=None, help="sent as Authorization: Bearer (auth-token)")
 args = ap.parse_args()
 
 Gst.init(None)
@@ -34,6 +35,8 @@ if src is None:
     print("whepsrc not found (GST_PLUGIN_PATH?)")
     sys.exit(1)
 src.set_property("whep-endpoint", args.url)
+if args.token:
+    src.set_property("auth-token", args.token)
 
 
 def playable_video_caps():

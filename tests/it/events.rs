@@ -61,7 +61,7 @@ async fn roster_speaking_active_speaker_and_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_auth_bearer_or_room_scoped_token() {
     let mut c = test_config();
-    c.token = Some("s3cret".into());
+    c.auth.token = Some("s3cret".into());
     let server = start_with(c).await;
     let events = url(&server, &paths::room_events("auth"));
     assert_eq!(http().get(&events).send().await.unwrap().status(), 401);

@@ -134,7 +134,7 @@ async fn options_get_head() {
 #[tokio::test]
 async fn bearer_token_is_required_except_for_preflight() {
     let mut c = test_config();
-    c.token = Some("s3cret".into());
+    c.auth.token = Some("s3cret".into());
     let server = start_with(c).await;
     let whip = url(&server, &paths::whip("room"));
     let r = post_sdp(&whip, &canned_offer("sendonly")).await;

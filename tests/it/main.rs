@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auth;
 mod conference;
 mod events;
 mod forwarding;

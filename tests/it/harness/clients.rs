@@ -94,13 +94,19 @@ pub struct Posted {
 }
 
 pub async fn post_sdp(url: &str, sdp: &str) -> Posted {
-    let r = http()
+    post_sdp_as(url, sdp, None).await
+}
+
+/// POSTs an SDP offer, with `Authorization: Bearer <bearer>` when given.
+pub async fn post_sdp_as(url: &str, sdp: &str, bearer: Option<&str>) -> Posted {
+    let mut req = http()
         .post(url)
         .header("content-type", "application/sdp")
-        .body(sdp.to_string())
-        .send()
-        .await
-        .unwrap();
+        .body(sdp.to_string());
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
     let h = r.headers().clone();
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
     Posted {
@@ -161,14 +167,14 @@ impl Publisher {
     }
 
     pub async fn join_with(server: &wisp::Server, room: &str, ice: ClientIce) -> Publisher {
-        Publisher::join_inner(server, room, ice, None, None).await
+        Publisher::join_inner(server, room, ice, None, None, None).await
     }
 
     /// Publishes H.264 (Constrained Baseline, packetization mode 1) video instead of VP8;
     /// `video_pt` is the payload type the answer gave it.
     pub async fn join_h264(server: &wisp::Server, room: &str) -> Publisher {
         let h264 = h264_cb(102);
-        Publisher::join_inner(server, room, ClientIce::default(), None, Some(h264)).await
+        Publisher::join_inner(server, room, ClientIce::default(), None, Some(h264), None).await
     }
 
     /// Publishes through a [`LossyRelay`] dropping every `every`-th media datagram going up.
@@ -179,8 +185,14 @@ impl Publisher {
             ClientIce::default(),
             Some((every, true, false)),
             None,
+            None,
         )
         .await
+    }
+
+    /// Publishes to `room` with `Authorization: Bearer <token>`.
+    pub async fn join_token(server: &wisp::Server, room: &str, token: &str) -> Publisher {
+        Publisher::join_inner(server, room, ClientIce::default(), None, None, Some(token)).await
     }
 
     async fn join_inner(
@@ -189,6 +201,7 @@ impl Publisher {
         ice: ClientIce,
         lossy: Option<(usize, bool, bool)>,
         video_codec: Option<RTCRtpCodecParameters>,
+        bearer: Option<&str>,
     ) -> Publisher {
         let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
@@ -222,7 +235,7 @@ impl Publisher {
             }
         }
         let offer = peer.offer().await;
-        let r = post_sdp(&url(server, &wisp::http::paths::whip(room)), &offer).await;
+        let r = post_sdp_as(&url(server, &wisp::http::paths::whip(room)), &offer, bearer).await;
         assert_eq!(r.status, 201, "{}", r.body);
         let relay = via_relay(&r.body, lossy).await;
         let answer = relay
@@ -387,7 +400,7 @@ impl Viewer {
     }
 
     pub async fn join_with(server: &wisp::Server, path: &str, ice: ClientIce) -> Viewer {
-        Viewer::join_inner(server, path, ice, None).await
+        Viewer::join_inner(server, path, ice, None, None).await
     }
 
     /// Plays through a [`LossyRelay`] dropping every `every`-th media datagram coming down.
@@ -397,8 +410,14 @@ impl Viewer {
             path,
             ClientIce::default(),
             Some((every, false, true)),
+            None,
         )
         .await
+    }
+
+    /// Plays `path` with `Authorization: Bearer <token>`.
+    pub async fn join_token(server: &wisp::Server, path: &str, token: &str) -> Viewer {
+        Viewer::join_inner(server, path, ClientIce::default(), None, Some(token)).await
     }
 
     async fn join_inner(
@@ -406,6 +425,7 @@ impl Viewer {
         path: &str,
         ice: ClientIce,
         lossy: Option<(usize, bool, bool)>,
+        bearer: Option<&str>,
     ) -> Viewer {
         let peer = Peer::with_ice(ice).await;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -421,7 +441,7 @@ impl Viewer {
                 .unwrap();
         }
         let offer = peer.offer().await;
-        let r = post_sdp(&url(server, path), &offer).await;
+        let r = post_sdp_as(&url(server, path), &offer, bearer).await;
         assert_eq!(r.status, 201, "{}", r.body);
         let relay = via_relay(&r.body, lossy).await;
         let answer = relay

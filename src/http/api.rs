@@ -174,7 +174,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         Route::BadName(msg) => return Err(Error::BadRequest(msg)),
         _ => {}
     }
-    let is_endpoint = !matches!(route, Route::Session(_));
+    let is_endpoint = !matches!(route, Route::Session(_) | Route::Api(_));
     if preflight_req {
         // CORS preflight: no auth, no ICE servers (RFC 9725 §4.6).
         return Ok(preflight(if is_endpoint {
@@ -196,6 +196,10 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             Method::GET => crate::http::events::stream(&app.sfu, room).await,
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
         };
+    }
+    if let Route::Api(api) = route {
+        let grant = app.auth.verify(auth::bearer(req.headers()));
+        return crate::http::admin::handle(app, req.method(), api, grant).await;
     }
     let grant = app.auth.verify(auth::bearer(req.headers()))?;
     match &route {
@@ -284,7 +288,11 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 });
-                app.sfu.select_layer(id, media.as_deref(), pref).await?;
+                app.sfu
+                    .session(id)
+                    .ok_or(Error::NotFound)?
+                    .select_layer(media.as_deref(), pref)
+                    .await?;
                 Ok(headers::empty(StatusCode::OK))
             }
             _ => Err(Error::MethodNotAllowed { allow: "POST" }),
@@ -443,13 +451,13 @@ async fn session(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
             if session.awaiting_answer() && headers::content_type_is(req.headers(), SDP).is_ok() {
                 // The answer to a WHEP counter-offer (draft-03 §4.2).
                 let answer = body_text(req)?;
-                app.sfu.answer(id, &answer).await?;
+                session.answer(&answer).await?;
                 return Ok(headers::empty(StatusCode::NO_CONTENT));
             }
             headers::content_type_is(req.headers(), SDPFRAG)?;
             let precondition = headers::if_match(req.headers())?;
             let body = body_text(req)?;
-            match app.sfu.patch(id, precondition, &body).await? {
+            match session.patch(precondition, &body).await? {
                 Patched::Trickled => Ok(headers::empty(StatusCode::NO_CONTENT)),
                 Patched::Restarted { version, sdpfrag } => {
                     let mut r = headers::with_body(StatusCode::OK, SDPFRAG, sdpfrag);

@@ -1,7 +1,10 @@
 //! The HTTP surface: hyper-util's accept loop serving HTTP/1.1 and HTTP/2 (h2c), graceful
 //! shutdown, and the WHIP/WHEP routes in [`api`].
 
+pub mod admin;
 pub mod api;
+mod assets;
+pub use assets::asset;
 pub mod events;
 pub mod headers;
 pub mod ops;
@@ -42,37 +45,6 @@ impl App {
         let format = crate::metrics::content_type(accept);
         (format, self.metrics.render(&self.sfu, turn, format).await)
     }
-}
-
-/// The conference page and its modules, embedded at compile time (no build step).
-pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
-    Some(match name {
-        "index.html" => (
-            "text/html; charset=utf-8",
-            include_str!("../../web/index.html"),
-        ),
-        "app.js" => (
-            "text/javascript; charset=utf-8",
-            include_str!("../../web/app.js"),
-        ),
-        "whip.js" => (
-            "text/javascript; charset=utf-8",
-            include_str!("../../web/whip.js"),
-        ),
-        "style.css" => (
-            "text/css; charset=utf-8",
-            include_str!("../../web/style.css"),
-        ),
-        "publish.html" => (
-            "text/html; charset=utf-8",
-            include_str!("../../web/publish.html"),
-        ),
-        "watch.html" => (
-            "text/html; charset=utf-8",
-            include_str!("../../web/watch.html"),
-        ),
-        _ => return None,
-    })
 }
 
 /// `--metrics-listen`: `GET /metrics` and nothing else, without the token (a port for the

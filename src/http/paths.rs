@@ -49,10 +49,40 @@ pub fn session_layer(id: &SessionId) -> String {
     format!("{SESSION}{id}/layer")
 }
 
+/// The admin API (JSON, the admin role).
+pub const API: &str = "/api/";
+/// Its OpenAPI document.
+pub const OPENAPI: &str = "/api/openapi.json";
+
+pub fn api_rooms() -> String {
+    format!("{API}rooms")
+}
+
+pub fn api_room(room: &str) -> String {
+    format!("{API}rooms/{room}")
+}
+
+pub fn api_participant(room: &str, participant: &str) -> String {
+    format!("{API}rooms/{room}/participants/{participant}")
+}
+
 /// Liveness and readiness, for load balancers and orchestrators (no token needed).
 pub const HEALTH: &str = "/healthz";
 pub const READY: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
+
+/// What an admin API path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ApiRoute {
+    /// `GET /api/openapi.json`.
+    OpenApi,
+    /// `GET /api/rooms`.
+    Rooms,
+    /// `GET`, `DELETE /api/rooms/{room}`.
+    Room(RoomId),
+    /// `DELETE /api/rooms/{room}/participants/{participant}`.
+    Participant(RoomId, ParticipantId),
+}
 
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +107,8 @@ pub enum Route {
     SessionLayer(SessionId),
     /// One event stream created there.
     SessionSseStream(SessionId, String),
+    /// `/api/…`: the admin API.
+    Api(ApiRoute),
     /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
     BadName(String),
     NotFound,
@@ -97,6 +129,7 @@ impl Route {
             Route::RoomAccess(_) => "room_access",
             Route::SessionSse(_) | Route::SessionSseStream(..) => "session_sse",
             Route::SessionLayer(_) => "session_layer",
+            Route::Api(_) => "api",
             Route::BadName(_) | Route::NotFound => "other",
         }
     }
@@ -117,6 +150,12 @@ pub fn route(path: &str) -> Route {
     }
     if let Some(name) = path.strip_prefix("/web/") {
         return Route::Asset(name.to_string());
+    }
+    if path == "/admin" {
+        return Route::Asset("admin.html".into());
+    }
+    if let Some(rest) = path.strip_prefix(API) {
+        return api_route(rest);
     }
     if path == "/publish" {
         return Route::Asset("publish.html".into());
@@ -179,6 +218,26 @@ pub fn route(path: &str) -> Route {
     Route::NotFound
 }
 
+fn api_route(rest: &str) -> Route {
+    if rest == "openapi.json" {
+        return Route::Api(ApiRoute::OpenApi);
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    let room = |r: &str| RoomId::parse(r);
+    match parts.as_slice() {
+        ["rooms"] => Route::Api(ApiRoute::Rooms),
+        ["rooms", r] => match room(r) {
+            Ok(r) => Route::Api(ApiRoute::Room(r)),
+            Err(e) => Route::BadName(e.to_string()),
+        },
+        ["rooms", r, "participants", p] => match (room(r), ParticipantId::parse(p)) {
+            (Ok(r), Ok(p)) => Route::Api(ApiRoute::Participant(r, p)),
+            (Err(e), _) | (_, Err(e)) => Route::BadName(e.to_string()),
+        },
+        _ => Route::NotFound,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +259,21 @@ mod tests {
         assert!(matches!(route("/watch/a b"), Route::BadName(_)));
         let id = SessionId::new();
         assert_eq!(route(&session(&id)), Route::Session(id));
+        assert_eq!(route(OPENAPI), Route::Api(ApiRoute::OpenApi));
+        assert_eq!(route(&api_rooms()), Route::Api(ApiRoute::Rooms));
+        assert!(matches!(
+            route(&api_room("r1")),
+            Route::Api(ApiRoute::Room(_))
+        ));
+        assert!(matches!(
+            route(&api_participant("r1", "abc123")),
+            Route::Api(ApiRoute::Participant(..))
+        ));
+        assert!(matches!(
+            route(&api_participant("r1", "a b")),
+            Route::BadName(_)
+        ));
+        assert_eq!(route("/api/rooms/r1/other"), Route::NotFound);
+        assert_eq!(route("/admin"), Route::Asset("admin.html".into()));
     }
 }

@@ -13,6 +13,7 @@ pub mod mux;
 mod peer;
 pub mod ports;
 mod setup;
+pub mod stats;
 mod track;
 
 use std::net::IpAddr;

@@ -359,6 +359,23 @@ impl RtcPeer {
         }
     }
 
+    /// The connection's statistics, summarised for an operator; `None` once it has ended.
+    pub async fn stats(&self) -> Option<crate::rtc::stats::LegStats> {
+        use ::rtc::statistics::StatsSelector;
+        let now = std::time::Instant::now();
+        match &self.conn {
+            Conn::Lib(pc) => Some(crate::rtc::stats::summarize(
+                &pc.get_stats(now, StatsSelector::None).await,
+            )),
+            Conn::Direct(d) => d
+                .call(move |pc, _| {
+                    crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None))
+                })
+                .await
+                .ok(),
+        }
+    }
+
     /// A receiver of state changes.
     pub fn watch_state(&self) -> watch::Receiver<PeerState> {
         self.state.clone()

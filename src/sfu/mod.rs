@@ -1,6 +1,7 @@
 //! Rooms, sessions and participants: the signalling state of the server. No HTTP types here;
 //! `http/` calls these operations and maps their errors.
 
+pub mod admin;
 pub mod events;
 pub mod ids;
 pub mod layers;
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::media::SlotSink;
 use crate::rtc::RtcEngine;
-use crate::signal::{self, Fragment, MediaKind, Role};
+use crate::signal::{self, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
 use observers::{PublisherObserver, ViewerObserver};
 pub use plan::ViewerState;
@@ -186,6 +187,7 @@ impl Sfu {
             room: room.clone(),
             kind: SessionKind::Publisher(participant.clone()),
             peer,
+            started: std::time::Instant::now(),
             version: Mutex::new(version.clone()),
             awaiting_answer: false.into(),
         });
@@ -288,6 +290,7 @@ impl Sfu {
             room: room.clone(),
             kind: SessionKind::Viewer(viewer.clone()),
             peer,
+            started: std::time::Instant::now(),
             version: Mutex::new(version.clone()),
             awaiting_answer: counter.into(),
         });
@@ -322,110 +325,6 @@ impl Sfu {
             version,
             counter_offer,
         })
-    }
-
-    /// WHEP layer selection: which simulcast layer the video slot `media` (m-line index or
-    /// mid; default the first video slot) shows.
-    pub async fn select_layer(
-        &self,
-        id: SessionId,
-        media: Option<&str>,
-        pref: layers::LayerPref,
-    ) -> Result<()> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        let SessionKind::Viewer(v) = &session.kind else {
-            return Err(Error::NotFound);
-        };
-        let slot = match media {
-            None => v.slots.iter().position(|s| s.kind == MediaKind::Video),
-            Some(m) => m
-                .parse::<usize>()
-                .ok()
-                .filter(|i| *i < v.slots.len())
-                .or_else(|| v.slots.iter().position(|s| s.mid == m)),
-        }
-        .filter(|&i| v.slots[i].kind == MediaKind::Video)
-        .ok_or_else(|| {
-            Error::BadRequest(format!(
-                "mediaId {} is not a video m-line of this session.",
-                media.unwrap_or("(default)")
-            ))
-        })?;
-        let refused = session
-            .room
-            .call(move |core, now| {
-                core.input(
-                    now,
-                    plan::Input::SetLayer {
-                        viewer: id,
-                        slot,
-                        pref,
-                    },
-                )
-            })
-            .await
-            .ok_or(Error::NotFound)?;
-        match refused.into_iter().next() {
-            Some(plan::Output::Refused { reason }) => Err(Error::BadRequest(reason)),
-            _ => Ok(()),
-        }
-    }
-
-    /// PATCH application/sdp: the client's answer to a WHEP counter-offer.
-    pub async fn answer(&self, id: SessionId, sdp: &str) -> Result<()> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        if !session
-            .awaiting_answer
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            return Err(Error::Unprocessable(
-                "this session is not waiting for an SDP answer".into(),
-            ));
-        }
-        // The answer must receive what we offered to send.
-        signal::offer::parse_offer(sdp, Role::Play)?;
-        session.peer.apply_answer(sdp).await?;
-        session
-            .awaiting_answer
-            .store(false, std::sync::atomic::Ordering::Release);
-        tracing::info!(room = %session.room.id, session = %id, "counter-offer answered");
-        Ok(())
-    }
-
-    /// PATCH: trickle candidates or an ICE restart.
-    pub async fn patch(
-        &self,
-        id: SessionId,
-        precondition: Precondition,
-        body: &str,
-    ) -> Result<Patched> {
-        let session = self.session(id).ok_or(Error::NotFound)?;
-        let frag = Fragment::parse(body)?;
-        let current = session.version();
-        if let Precondition::OneOf(tags) = &precondition
-            && !tags.contains(&current)
-        {
-            return Err(Error::PreconditionFailed);
-        }
-        // Trickle fragments usually repeat the current credentials; only new ones restart ICE
-        // (RFC 9725 §4.3.2).
-        let restart = match &frag.ice_ufrag {
-            Some(u) => session.peer.remote_ufrag().await.as_deref() != Some(u.as_str()),
-            None => false,
-        };
-        if let (true, Some(ufrag), Some(pwd)) = (restart, &frag.ice_ufrag, &frag.ice_pwd) {
-            let restart = session.peer.restart_ice(ufrag, pwd).await?;
-            session.peer.add_candidates(&frag).await?;
-            let version = new_version();
-            *session.version.locked() = version.clone();
-            tracing::info!(room = %session.room.id, session = %id, "ICE restarted");
-            return Ok(Patched::Restarted {
-                version,
-                sdpfrag: restart.to_sdpfrag(),
-            });
-        }
-        session.peer.add_candidates(&frag).await?;
-        Ok(Patched::Trickled)
     }
 
     /// DELETE (and every other way a session ends): frees everything at once.
@@ -474,7 +373,11 @@ impl Sfu {
             .store(true, std::sync::atomic::Ordering::Release);
         let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
         for room in rooms {
-            room.send(Command::Closing(reason.to_owned())).await;
+            room.send(Command::Closing {
+                reason: reason.to_owned(),
+                reconnect: true,
+            })
+            .await;
         }
     }
 

@@ -115,8 +115,12 @@ pub(crate) enum Command {
     ViewerJoined(Arc<Viewer>),
     ViewerConnected(SessionId),
     ViewerLeft(SessionId),
-    /// The server is draining: tell every subscriber and every viewer, in words.
-    Closing(String),
+    /// The server is draining (`reconnect`: tell every viewer to POST again) or an operator
+    /// closed the room: tell every subscriber, in words.
+    Closing {
+        reason: String,
+        reconnect: bool,
+    },
     /// Runs a query or a request with a reply on the task.
     Call(Job),
 }
@@ -364,9 +368,11 @@ impl Core {
                 self.input(now, Input::ViewerLeft { viewer });
                 self.viewers.remove(&viewer);
             }
-            Command::Closing(reason) => {
-                for v in self.viewers.values() {
-                    v.reconnect.send_replace(Some(reason.clone()));
+            Command::Closing { reason, reconnect } => {
+                if reconnect {
+                    for v in self.viewers.values() {
+                        v.reconnect.send_replace(Some(reason.clone()));
+                    }
                 }
                 let _ = self.events.send(RoomEvent::Closing { reason });
             }

@@ -5,11 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::rtc::RtcPeer;
 use crate::sfu::Sfu;
 use crate::sfu::ids::{ParticipantId, SessionId};
+use crate::sfu::layers::LayerPref;
+use crate::sfu::plan::{Input, Output};
 use crate::sfu::room::{Participant, Room, Viewer};
+use crate::signal::{self, Fragment, MediaKind, Role};
 
 /// Which side a session is on.
 pub enum SessionKind {
@@ -23,6 +27,8 @@ pub struct Session {
     pub room: Arc<Room>,
     pub kind: SessionKind,
     pub peer: RtcPeer,
+    /// When the POST created it (the admin API's uptime).
+    pub started: std::time::Instant,
     /// The session's version: a fresh opaque value at every ICE restart (HTTP shows it as the
     /// entity-tag).
     pub(super) version: Mutex<String>,
@@ -40,6 +46,100 @@ impl Session {
     /// The current version (see `version`).
     pub fn version(&self) -> String {
         self.version.locked().clone()
+    }
+
+    /// WHEP layer selection: which simulcast layer the video slot `media` (m-line index or
+    /// mid; default the first video slot) shows.
+    pub async fn select_layer(&self, media: Option<&str>, pref: LayerPref) -> Result<()> {
+        let (session, id) = (self, self.id);
+        let SessionKind::Viewer(v) = &session.kind else {
+            return Err(Error::NotFound);
+        };
+        let slot = match media {
+            None => v.slots.iter().position(|s| s.kind == MediaKind::Video),
+            Some(m) => m
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < v.slots.len())
+                .or_else(|| v.slots.iter().position(|s| s.mid == m)),
+        }
+        .filter(|&i| v.slots[i].kind == MediaKind::Video)
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "mediaId {} is not a video m-line of this session.",
+                media.unwrap_or("(default)")
+            ))
+        })?;
+        let refused = session
+            .room
+            .call(move |core, now| {
+                core.input(
+                    now,
+                    Input::SetLayer {
+                        viewer: id,
+                        slot,
+                        pref,
+                    },
+                )
+            })
+            .await
+            .ok_or(Error::NotFound)?;
+        match refused.into_iter().next() {
+            Some(Output::Refused { reason }) => Err(Error::BadRequest(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// PATCH application/sdp: the client's answer to a WHEP counter-offer.
+    pub async fn answer(&self, sdp: &str) -> Result<()> {
+        let (session, id) = (self, self.id);
+        if !session
+            .awaiting_answer
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(Error::Unprocessable(
+                "this session is not waiting for an SDP answer".into(),
+            ));
+        }
+        // The answer must receive what we offered to send.
+        signal::offer::parse_offer(sdp, Role::Play)?;
+        session.peer.apply_answer(sdp).await?;
+        session
+            .awaiting_answer
+            .store(false, std::sync::atomic::Ordering::Release);
+        tracing::info!(room = %session.room.id, session = %id, "counter-offer answered");
+        Ok(())
+    }
+
+    /// PATCH: trickle candidates or an ICE restart.
+    pub async fn patch(&self, precondition: Precondition, body: &str) -> Result<Patched> {
+        let (session, id) = (self, self.id);
+        let frag = Fragment::parse(body)?;
+        let current = session.version();
+        if let Precondition::OneOf(tags) = &precondition
+            && !tags.contains(&current)
+        {
+            return Err(Error::PreconditionFailed);
+        }
+        // Trickle fragments usually repeat the current credentials; only new ones restart ICE
+        // (RFC 9725 §4.3.2).
+        let restart = match &frag.ice_ufrag {
+            Some(u) => session.peer.remote_ufrag().await.as_deref() != Some(u.as_str()),
+            None => false,
+        };
+        if let (true, Some(ufrag), Some(pwd)) = (restart, &frag.ice_ufrag, &frag.ice_pwd) {
+            let restart = session.peer.restart_ice(ufrag, pwd).await?;
+            session.peer.add_candidates(&frag).await?;
+            let version = new_version();
+            *session.version.locked() = version.clone();
+            tracing::info!(room = %session.room.id, session = %id, "ICE restarted");
+            return Ok(Patched::Restarted {
+                version,
+                sdpfrag: restart.to_sdpfrag(),
+            });
+        }
+        session.peer.add_candidates(&frag).await?;
+        Ok(Patched::Trickled)
     }
 }
 

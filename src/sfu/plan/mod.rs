@@ -30,10 +30,12 @@ use crate::sfu::ids::{ParticipantId, SessionId};
 use crate::sfu::layers::LayerPref;
 use crate::signal::{CodecSpec, MediaKind};
 
+mod inspect;
 mod io;
 mod replan;
 mod state;
 mod view;
+pub use inspect::{PlanView, PublisherView, SlotView, TrackView, ViewerView};
 pub use io::{Input, LayerInfo, Output, PlanConfig, SlotSpec, TrackDesc, TrackRate, ViewerState};
 pub use state::Holders;
 use state::{Publisher, Slot, Track, Viewer, by_id};
@@ -346,6 +348,11 @@ impl RoomPlan {
 
     pub fn has_publisher(&self, id: &ParticipantId) -> bool {
         by_id(&self.publishers, id).is_some()
+    }
+
+    /// Everything an operator sees of the room, consistent at this instant.
+    pub fn view(&self) -> PlanView {
+        inspect::view(&self.publishers, &self.tracks, &self.viewers)
     }
 
     pub fn viewer_count(&self) -> usize {

@@ -38,6 +38,13 @@ bash tests/interop/drain_lab.sh target/release/wisp target/gst-webrtchttp/target
 step "scoped tokens with real clients in the lab: whipsink, whepsrc, Chromium pages"
 bash tests/interop/auth_lab.sh target/release/wisp target/gst-webrtchttp/target/release
 
+step "the admin API against its OpenAPI document (schemathesis), with real media in the lab"
+bash tests/interop/api_contract.sh target/release/wisp target/gst-webrtchttp/target/release \
+  target/schemathesis-venv/bin/schemathesis
+
+step "the admin page in Chromium: three participants, their legs, kick (screenshot target/admin.png)"
+bash tests/browser/admin_lab.sh target/release/wisp
+
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 

@@ -53,6 +53,12 @@ if ! target/aiortc-venv/bin/python -c "import aiortc, numpy" 2>/dev/null; then
   python3 -m venv target/aiortc-venv
   target/aiortc-venv/bin/pip install -q --disable-pip-version-check aiortc==1.16.0 numpy==2.4.6
 fi
+# schemathesis (PyPI), the admin API's contract tester, in its own venv.
+if ! target/schemathesis-venv/bin/schemathesis --version >/dev/null 2>&1; then
+  rm -rf target/schemathesis-venv
+  python3 -m venv target/schemathesis-venv
+  target/schemathesis-venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
 # playwright-core drives Debian's chromium; it never downloads a browser.
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

@@ -25,6 +25,8 @@ const ASSETS: &[(&str, &str, &str)] = embedded![
     "watch.html" => HTML,
     "admin.html" => HTML,
     "admin.js" => JS,
+    "test.html" => HTML,
+    "test.js" => JS,
 ];
 
 /// The content type and body of the page file `name`, if it is one.

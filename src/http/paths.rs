@@ -154,6 +154,9 @@ pub fn route(path: &str) -> Route {
     if path == "/admin" {
         return Route::Asset("admin.html".into());
     }
+    if path == "/test" {
+        return Route::Asset("test.html".into());
+    }
     if let Some(rest) = path.strip_prefix(API) {
         return api_route(rest);
     }

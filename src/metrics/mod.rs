@@ -50,6 +50,8 @@ struct Snapshot {
     rooms: usize,
     turn_allocations: usize,
     totals: Totals,
+    /// NACKs from viewers and the packets they named.
+    nacks: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +105,10 @@ impl Metrics {
                 rooms: rooms.len(),
                 turn_allocations,
                 totals: highest,
+                nacks: (
+                    crate::rtc::feedback::NACKS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed),
+                    crate::rtc::feedback::NACKED_PACKETS.load(std::sync::atomic::Ordering::Relaxed),
+                ),
             };
         }
         let mut out = String::new();
@@ -208,6 +214,18 @@ impl Collector for Gathered {
             "keyframe_requests",
             "PLI/FIR sent to publishers (viewers' requests, aggregated and throttled)",
             t.keyframe_requests,
+        )?;
+        counter(
+            &mut e,
+            "nacks_received",
+            "RTCP NACKs received from viewers",
+            s.nacks.0,
+        )?;
+        counter(
+            &mut e,
+            "nack_packets_requested",
+            "Packets viewers asked to have sent again, over all NACKs",
+            s.nacks.1,
         )?;
         counter(
             &mut e,

@@ -1,17 +1,24 @@
 //! An interceptor that hands a viewer's keyframe requests (PLI, FIR) and bandwidth estimates
 //! (REMB) to the application: requests are forwarded to the publisher, estimates pick
-//! simulcast layers. Every other inbound RTCP stays with the library's
-//! interceptors (NACK responder, reports), as the webrtc crate's rtcp-processing example shows.
+//! simulcast layers, as the webrtc crate's rtcp-processing example shows. On the way it reads
+//! what the viewer reports about each stream into a [`ReportBook`] (loss, jitter, RTT from the
+//! receiver reports; NACKs and PLIs): the `rtc` core 0.21 never records received reports in its
+//! own statistics, and the admin API shows them.
 
-use std::collections::VecDeque;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ::rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use ::rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use ::rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use ::rtc::rtcp::receiver_report::ReceiverReport;
+use ::rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::error::Error;
+
+use crate::lock::Locked;
 
 /// What a viewer's RTCP tells the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,109 @@ pub fn feedback(packets: &[Box<dyn ::rtc::rtcp::Packet>]) -> Vec<Feedback> {
 pub struct KeyframeRequestTap {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    book: Arc<ReportBook>,
+}
+
+impl KeyframeRequestTap {
+    /// A tap that records what the viewer reports into `book`.
+    pub fn with_book(book: Arc<ReportBook>) -> KeyframeRequestTap {
+        KeyframeRequestTap {
+            book,
+            ..Default::default()
+        }
+    }
+}
+
+/// What the other side reported about one stream we send.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reported {
+    /// Receiver reports read.
+    pub reports: u64,
+    /// The latest report's loss fraction, 0–1.
+    pub fraction_lost: f64,
+    pub total_lost: i64,
+    /// Interarrival jitter, seconds.
+    pub jitter: f64,
+    /// From the latest report that echoed one of our sender reports, seconds.
+    pub rtt: Option<f64>,
+    pub nacks: u64,
+    /// Packets asked for again, over all NACKs.
+    pub nacked_packets: u64,
+    pub keyframe_requests: u64,
+}
+
+/// NACKs received from viewers, and the packets they asked for, since start (RTCP, never the
+/// per-packet path).
+pub static NACKS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static NACKED_PACKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Per SSRC we send, what the receiver said; shared by a leg's tap and its statistics.
+#[derive(Debug, Default)]
+pub struct ReportBook {
+    streams: Mutex<HashMap<u32, (u32, Reported)>>,
+}
+
+/// The middle 32 bits of the NTP time now: the clock of RTCP's LSR and DLSR (RFC 3550 §6.4.1).
+fn ntp_middle_now() -> u32 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
+}
+
+impl ReportBook {
+    /// What has been reported about `ssrc`, if it is one of ours.
+    pub fn get(&self, ssrc: u32) -> Option<Reported> {
+        self.streams.locked().get(&ssrc).map(|(_, r)| *r)
+    }
+
+    fn bind(&self, ssrc: u32, clock_rate: u32) {
+        self.streams
+            .locked()
+            .entry(ssrc)
+            .or_insert((clock_rate.max(1), Reported::default()));
+    }
+
+    fn read(&self, p: &dyn ::rtc::rtcp::Packet, ntp_now: u32) {
+        let any = p.as_any();
+        let mut streams = self.streams.locked();
+        if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            for r in &rr.reports {
+                if let Some((rate, s)) = streams.get_mut(&r.ssrc) {
+                    s.reports += 1;
+                    s.fraction_lost = f64::from(r.fraction_lost) / 256.0;
+                    // 24-bit signed (RFC 3550 §6.4.1).
+                    s.total_lost = i64::from(((r.total_lost << 8) as i32) >> 8);
+                    s.jitter = f64::from(r.jitter) / f64::from(*rate);
+                    if r.last_sender_report != 0 {
+                        let rtt = ntp_now
+                            .wrapping_sub(r.last_sender_report)
+                            .wrapping_sub(r.delay);
+                        // A negative (wrapped) value is clock trouble, not a round trip.
+                        if rtt < 0x8000_0000 {
+                            s.rtt = Some(f64::from(rtt) / 65536.0);
+                        }
+                    }
+                }
+            }
+        } else if let Some(n) = any.downcast_ref::<TransportLayerNack>() {
+            if let Some((_, s)) = streams.get_mut(&n.media_ssrc) {
+                let asked: u64 = n.nacks.iter().map(|p| p.packet_list().len() as u64).sum();
+                s.nacks += 1;
+                s.nacked_packets += asked;
+                NACKS_RECEIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                NACKED_PACKETS.fetch_add(asked, std::sync::atomic::Ordering::Relaxed);
+            }
+        } else if is_keyframe_request(p) {
+            for ssrc in p.destination_ssrc() {
+                if let Some((_, s)) = streams.get_mut(&ssrc) {
+                    s.keyframe_requests += 1;
+                }
+            }
+        }
+    }
 }
 
 fn is_keyframe_request(p: &dyn ::rtc::rtcp::Packet) -> bool {
@@ -66,6 +176,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            let now = ntp_middle_now();
+            for p in packets {
+                self.book.read(p.as_ref(), now);
+            }
             let wanted: Vec<Box<dyn ::rtc::rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| wanted(p.as_ref()))
@@ -96,8 +210,64 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 }
 
 impl Interceptor for KeyframeRequestTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.book.bind(info.ssrc, info.clock_rate);
+    }
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::rtc::rtcp::reception_report::ReceptionReport;
+    use ::rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+
+    #[test]
+    fn reports_become_loss_jitter_and_rtt() {
+        let book = ReportBook::default();
+        book.bind(7, 90_000);
+        let now = 0x1234_0000u32;
+        // Our SR left at now - 0.5 s; the viewer held it 0.25 s: RTT 0.25 s.
+        let rr = ReceiverReport {
+            ssrc: 1,
+            reports: vec![ReceptionReport {
+                ssrc: 7,
+                fraction_lost: 64,
+                total_lost: 0x00ff_fffe, // -2 in 24 bits
+                jitter: 900,
+                last_sender_report: now - 0x8000,
+                delay: 0x4000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        book.read(&rr, now);
+        let r = book.get(7).unwrap();
+        assert_eq!((r.reports, r.fraction_lost, r.total_lost), (1, 0.25, -2));
+        assert!((r.jitter - 0.01).abs() < 1e-9, "900 ticks at 90 kHz");
+        assert_eq!(r.rtt, Some(0.25));
+        // No SR echoed yet: no RTT claimed.
+        let mut first = rr.clone();
+        first.reports[0].last_sender_report = 0;
+        book.bind(8, 48_000);
+        first.reports[0].ssrc = 8;
+        book.read(&first, now);
+        assert_eq!(book.get(8).unwrap().rtt, None);
+        // NACKs count the packets asked for; unknown streams are ignored.
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 7,
+            nacks: vec![NackPair {
+                packet_id: 10,
+                lost_packets: 0b101,
+            }],
+        };
+        book.read(&nack, now);
+        let r = book.get(7).unwrap();
+        assert_eq!((r.nacks, r.nacked_packets), (1, 3));
+        book.read(&nack, now);
+        assert_eq!(book.get(99), None);
+    }
 }

@@ -94,6 +94,8 @@ pub struct RtcPeer {
     pub(crate) answer_candidates: std::sync::Mutex<Vec<String>>,
     /// Send tracks of a counter-offer, waiting for the client's answer.
     pub(crate) pending: tokio::sync::Mutex<Option<Vec<crate::rtc::direct::PendingTrack>>>,
+    /// What the viewer reports about a viewer leg's streams.
+    pub(crate) reports: Option<Arc<crate::rtc::feedback::ReportBook>>,
 }
 
 pub(crate) fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
@@ -250,6 +252,7 @@ impl RtcPeer {
             ice_lock: tokio::sync::Mutex::new(()),
             answer_candidates: std::sync::Mutex::new(Vec::new()),
             pending: tokio::sync::Mutex::new(None),
+            reports: None,
         }
     }
 
@@ -363,17 +366,21 @@ impl RtcPeer {
     pub async fn stats(&self) -> Option<crate::rtc::stats::LegStats> {
         use ::rtc::statistics::StatsSelector;
         let now = std::time::Instant::now();
-        match &self.conn {
-            Conn::Lib(pc) => Some(crate::rtc::stats::summarize(
-                &pc.get_stats(now, StatsSelector::None).await,
-            )),
+        let mut stats = match &self.conn {
+            Conn::Lib(pc) => {
+                crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None).await)
+            }
             Conn::Direct(d) => d
                 .call(move |pc, _| {
                     crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None))
                 })
                 .await
-                .ok(),
+                .ok()?,
+        };
+        if let Some(book) = &self.reports {
+            crate::rtc::stats::add_reports(&mut stats, book);
         }
+        Some(stats)
     }
 
     /// A receiver of state changes.

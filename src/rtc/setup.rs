@@ -44,6 +44,8 @@ pub(crate) struct LegParts {
     pub registry: Registry,
     pub settings: SettingEngine,
     pub config: RTCConfiguration,
+    /// What a viewer reports about the leg's streams (viewer legs only).
+    pub reports: Option<std::sync::Arc<crate::rtc::feedback::ReportBook>>,
 }
 
 pub(crate) fn leg_parts(
@@ -74,7 +76,8 @@ pub(crate) fn leg_parts(
             RtpCodecKind::Audio,
         )
         .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
-    let registry = interceptors(for_play, &mut media)
+    let reports = for_play.then(std::sync::Arc::<crate::rtc::feedback::ReportBook>::default);
+    let registry = interceptors(reports.clone(), &mut media)
         .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
     let mut se = SettingEngineBuilder::new()
         // A server neither resolves nor announces mDNS names; it also keeps the library's
@@ -92,6 +95,7 @@ pub(crate) fn leg_parts(
         se = se.with_ice_credentials(u, random_token(32));
     }
     Ok(LegParts {
+        reports,
         media,
         registry,
         settings: se.build(),
@@ -107,11 +111,11 @@ pub(crate) fn leg_parts(
 const NACK_BUFFER: u16 = 512;
 
 /// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
-/// sends (NACK responder, sender reports, the keyframe-request tap); a publisher leg receives
-/// (NACK generator, receiver reports, transport-wide CC feedback for the publisher's
-/// bandwidth estimate).
+/// (`reports` given: what its viewer reports goes there) sends (NACK responder, sender
+/// reports, the keyframe-request tap); a publisher leg receives (NACK generator, receiver
+/// reports, transport-wide CC feedback for the publisher's bandwidth estimate).
 pub(crate) fn interceptors(
-    for_play: bool,
+    reports: Option<std::sync::Arc<crate::rtc::feedback::ReportBook>>,
     media: &mut MediaEngine,
 ) -> webrtc::error::Result<Registry> {
     use ::rtc::interceptor::{
@@ -121,14 +125,14 @@ pub(crate) fn interceptors(
         configure_simulcast_extension_headers, configure_twcc_receiver_only,
     };
     configure_simulcast_extension_headers(media)?;
-    if for_play {
+    if let Some(book) = reports {
         Ok(Registry::new()
             .with(
                 Slot::NackResponder,
                 NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
             )
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            .with(Slot::from(14_000), KeyframeRequestTap::default()))
+            .with(Slot::from(14_000), KeyframeRequestTap::with_book(book)))
     } else {
         // RFC 6464 audio levels from publishers feed the server-side VAD.
         media.register_header_extension(

@@ -62,6 +62,30 @@ fn candidate_type(report: &RTCStatsReport, prefix: &str, id: &str) -> Option<(St
     }
 }
 
+/// Puts what the viewer reported (receiver reports, NACKs, keyframe requests) on the streams
+/// wisp sends: the `rtc` core reads none of it into its own statistics.
+pub fn add_reports(stats: &mut LegStats, book: &crate::rtc::feedback::ReportBook) {
+    for s in stats.streams.iter_mut().filter(|s| s.direction == "send") {
+        let Some(r) = book.get(s.ssrc) else { continue };
+        s.nacks = r.nacks;
+        s.plis = s.plis.max(r.keyframe_requests);
+        if r.reports > 0 {
+            s.packets_lost = r.total_lost;
+            s.fraction_lost = Some(r.fraction_lost);
+            s.jitter_ms = Some(r.jitter * 1e3);
+            s.rtt_ms = r.rtt.map(|t| t * 1e3);
+        }
+    }
+}
+
+/// The clock rate of the codec a stream statistic names, for values in RTP timestamp units.
+fn clock_rate(report: &RTCStatsReport, codec_id: &str) -> Option<u32> {
+    match report.get(codec_id)? {
+        RTCStatsReportEntry::Codec(c) if c.clock_rate > 0 => Some(c.clock_rate),
+        _ => None,
+    }
+}
+
 /// Reads a statistics report into [`LegStats`].
 pub fn summarize(report: &RTCStatsReport) -> LegStats {
     let mut out = LegStats::default();
@@ -95,15 +119,6 @@ pub fn summarize(report: &RTCStatsReport) -> LegStats {
         match e {
             RTCStatsReportEntry::OutboundRtp(s) => {
                 let rtp = &s.sent_rtp_stream_stats.rtp_stream_stats;
-                let remote = report.iter().find_map(|r| match r {
-                    RTCStatsReportEntry::RemoteInboundRtp(r)
-                        if r.received_rtp_stream_stats.rtp_stream_stats.ssrc == rtp.ssrc
-                            && r.round_trip_time_measurements > 0 =>
-                    {
-                        Some(r)
-                    }
-                    _ => None,
-                });
                 out.streams.push(StreamStats {
                     ssrc: rtp.ssrc,
                     kind: rtp.kind.to_string(),
@@ -111,12 +126,11 @@ pub fn summarize(report: &RTCStatsReport) -> LegStats {
                     direction: "send",
                     packets: s.sent_rtp_stream_stats.packets_sent,
                     bytes: s.sent_rtp_stream_stats.bytes_sent,
-                    packets_lost: remote.map_or(0, |r| r.received_rtp_stream_stats.packets_lost),
-                    fraction_lost: remote.map(|r| r.fraction_lost),
-                    jitter_ms: remote.map(|r| r.received_rtp_stream_stats.jitter * 1e3),
-                    rtt_ms: remote
-                        .map(|r| r.round_trip_time * 1e3)
-                        .filter(|ms| *ms > 0.0),
+                    // Filled from the viewer's reports by `add_reports`.
+                    packets_lost: 0,
+                    fraction_lost: None,
+                    jitter_ms: None,
+                    rtt_ms: None,
                     nacks: u64::from(s.nack_count),
                     plis: u64::from(s.pli_count),
                     retransmitted: s.retransmitted_packets_sent,
@@ -133,7 +147,10 @@ pub fn summarize(report: &RTCStatsReport) -> LegStats {
                     bytes: s.bytes_received,
                     packets_lost: r.packets_lost,
                     fraction_lost: None,
-                    jitter_ms: Some(r.jitter * 1e3),
+                    // The core stores the jitter of the reports it writes in RTP timestamp
+                    // units, whatever its documentation says.
+                    jitter_ms: clock_rate(report, &r.rtp_stream_stats.codec_id)
+                        .map(|rate| r.jitter / f64::from(rate) * 1e3),
                     rtt_ms: None,
                     nacks: u64::from(s.nack_count),
                     plis: u64::from(s.pli_count),

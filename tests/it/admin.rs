@@ -137,6 +137,35 @@ async fn the_api_shows_a_room_kicks_and_closes() {
     );
     assert_eq!(video_slot["stats"]["direction"], "send");
 
+    // The player's receiver reports reach the leg: loss, jitter, and an RTT once a report
+    // echoes one of wisp's sender reports (polled: reports come about once a second).
+    let reported = within("the player's receiver reports on the leg", async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            alice.send_video(1000, false).await;
+            let (_, d) = get_json(&at(&paths::api_room("adm")), &admin).await;
+            let leg = d["viewers"]
+                .as_array()
+                .and_then(|v| v.iter().find(|v| v["participant"].is_null()).cloned());
+            let slot = leg.and_then(|l| {
+                l["slots"]
+                    .as_array()
+                    .and_then(|s| s.iter().find(|s| s["kind"] == "video").cloned())
+            });
+            if let Some(slot) = slot
+                && slot["stats"]["rttMs"].is_number()
+            {
+                return slot;
+            }
+        }
+    })
+    .await;
+    let stats = &reported["stats"];
+    assert_eq!(stats["fractionLost"], 0.0, "{stats}");
+    assert!(stats["jitterMs"].as_f64() >= Some(0.0), "{stats}");
+    assert!(stats["rttMs"].as_f64() < Some(1000.0), "loopback: {stats}");
+
     // The admin role of this room only.
     let (status, body) =
         get_json(&at(&paths::api_room("adm")), &token("adm", Role::Subscribe)).await;

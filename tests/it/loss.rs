@@ -108,4 +108,41 @@ async fn egress_loss_is_recovered_from_the_retransmission_buffer() {
         "no datagram on the RTX SSRC {} (seen {ssrcs:?})",
         fid[1]
     );
+    // The operator sees the repair: on the leg (admin API) and in the metrics.
+    let room: serde_json::Value = serde_json::from_str(
+        &http()
+            .get(url(&server, &paths::api_room("lossy-out")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let video = room["viewers"][0]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "video")
+        .unwrap()
+        .clone();
+    assert!(video["stats"]["nacks"].as_u64() >= Some(1), "{video}");
+    assert!(
+        video["stats"]["retransmitted"].as_u64() >= Some(1),
+        "{video}"
+    );
+    let metrics = http()
+        .get(url(&server, paths::METRICS))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let nacks = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wisp_nacks_received_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(nacks >= Some(1), "{metrics}");
 }

@@ -128,6 +128,7 @@ pub(crate) async fn viewer_leg(
         move |e: ::rtc::shared::error::Error| Error::Unprocessable(format!("{what}: {e}"))
     };
     let parts = leg_parts(s, engine.certificate(), true, ufrag)?;
+    let reports = parts.reports.clone();
     let now = Instant::now();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(parts.config)
@@ -202,7 +203,7 @@ pub(crate) async fn viewer_leg(
     };
     let conn = wiring.spawn(pc, socks, state_tx, observer);
     let (_, gathered) = watch::channel(true);
-    let peer = RtcPeer::new(
+    let mut peer = RtcPeer::new(
         Conn::Direct(conn),
         binding,
         state_rx,
@@ -210,6 +211,7 @@ pub(crate) async fn viewer_leg(
         summary,
         &engine.settings,
     );
+    peer.reports = reports;
     *peer.pending.lock().await = pending;
     if let Ok(r) = IceRestart::from_sdp(&sdp) {
         *peer.answer_candidates.locked() = r.candidates;

@@ -111,6 +111,7 @@ impl Server {
             sfu::Limits {
                 max_sessions: config.max_sessions,
                 vad: config.vad,
+                reconnect_grace: config.reconnect_grace,
             },
         );
         let auth = auth::Auth::new(&config.auth).map_err(std::io::Error::other)?;

@@ -80,6 +80,10 @@ pub struct Args {
     /// Serve `GET /metrics` (no token) on this address too, for a scraper.
     #[arg(long, env = "WISP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a publisher whose connection dropped keeps its place (viewers' slots, the
+    /// roster) for it to come back, 0 to end it at once [default: 10].
+    #[arg(long, env = "WISP_RECONNECT_GRACE")]
+    pub reconnect_grace: Option<u64>,
     /// Seconds sessions get to end after SIGTERM before wisp ends them and exits [default: 30].
     #[arg(long, env = "WISP_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<u64>,

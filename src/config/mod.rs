@@ -42,6 +42,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// How long a SIGTERM drain waits for sessions to end.
     pub drain_timeout: Duration,
+    /// How long a publisher whose transport died keeps its participant.
+    pub reconnect_grace: Duration,
     pub tls: Tls,
     /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
     pub dtls: Option<(PathBuf, PathBuf)>,
@@ -226,6 +228,10 @@ impl Config {
             drain_timeout: Duration::from_secs(
                 cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),
             ),
+            reconnect_grace: cli
+                .reconnect_grace
+                .or(file.reconnect_grace)
+                .map_or(crate::sfu::DEFAULT_GRACE, Duration::from_secs),
         })
     }
 

@@ -359,13 +359,22 @@ async fn endpoint(
         }
         Method::POST => {
             headers::content_type_is(req.headers(), SDP)?;
+            let resume = crate::sfu::Resume {
+                secret: req
+                    .headers()
+                    .get(headers::RESUME)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .or_else(|| query_param(&req, "resume")),
+                named_by_token: name.is_some(),
+            };
             let name = name.or_else(|| query_param(&req, "name"));
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;
             let offer = body_text(req)?;
             let created = if whip {
-                app.sfu.publish(&room, name, &offer).await?
+                app.sfu.publish(&room, name, &resume, &offer).await?
             } else {
                 app.sfu.play(&room, whep.flatten(), exclude, &offer).await?
             };
@@ -405,6 +414,11 @@ async fn endpoint(
                 && let Ok(v) = HeaderValue::from_str(p.as_str())
             {
                 h.insert("x-wisp-participant", v);
+            }
+            if let Some(r) = created.resume
+                && let Ok(v) = HeaderValue::from_str(&r)
+            {
+                h.insert(headers::RESUME, v);
             }
             if !whip {
                 let link = format!(

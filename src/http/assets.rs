@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = embedded![
     "admin.js" => JS,
     "test.html" => HTML,
     "test.js" => JS,
+    "echo.js" => JS,
 ];
 
 /// The content type and body of the page file `name`, if it is one.

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod layers;
 mod observers;
 pub mod plan;
+mod resume;
 pub mod room;
 mod session;
 pub mod slots;
@@ -23,6 +24,7 @@ use crate::signal::{self, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
 use observers::{PublisherObserver, ViewerObserver};
 pub use plan::ViewerState;
+pub use resume::{DEFAULT_GRACE, Resume};
 use room::Command;
 pub use room::{Participant, ROOM_TICK, Room, Viewer};
 pub use session::{
@@ -43,6 +45,8 @@ pub struct Sfu {
     draining: std::sync::atomic::AtomicBool,
     /// Woken whenever a session ends (drain waits on it).
     ended: tokio::sync::Notify,
+    /// Publishers whose transport died, kept for the reconnect grace (see `resume`).
+    parked: resume::Lot,
     me: Weak<Sfu>,
 }
 
@@ -61,6 +65,7 @@ impl Sfu {
             pending: Default::default(),
             draining: Default::default(),
             ended: Default::default(),
+            parked: Default::default(),
             me: me.clone(),
         })
     }
@@ -136,11 +141,13 @@ impl Sfu {
         Ok(r)
     }
 
-    /// WHIP: a new publisher in `room_id`.
+    /// WHIP: a new publisher in `room_id`, or one coming back (`resume`) to take over its
+    /// participant.
     pub async fn publish(
         &self,
         room_id: &RoomId,
         name: Option<String>,
+        resume: &Resume,
         offer: &str,
     ) -> Result<Created> {
         let summary = signal::offer::parse_offer(offer, Role::Publish)?;
@@ -156,7 +163,11 @@ impl Sfu {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "guest".into());
         let room = self.room_or_create(room_id);
-        let participant = Participant::new(name, id);
+        let back = self.coming_back(room_id, &name, resume);
+        let participant = match &back {
+            Some(old) => old.resumed(id),
+            None => Participant::new(name, id, resume.named_by_token),
+        };
         let observer = Arc::new(PublisherObserver {
             sfu: self.me.clone(),
             session: id,
@@ -193,19 +204,81 @@ impl Sfu {
         });
         self.sessions().insert(id, session);
         // Queued before the 201 leaves, so it precedes any of the publisher's tracks.
-        room.send(Command::PublisherJoined {
-            participant: participant.clone(),
-            expected: signal::offer::first_codecs(&answer),
-        })
-        .await;
-        tracing::info!(room = %room_id, session = %id, participant = %participant.id, "publisher joined");
+        if back.is_some_and(|old| self.take_over(&old)) {
+            room.send(Command::PublisherResumed(participant.id.clone()))
+                .await;
+            tracing::info!(room = %room_id, session = %id, participant = %participant.id, "publisher came back");
+        } else {
+            room.send(Command::PublisherJoined {
+                participant: participant.clone(),
+                expected: signal::offer::first_codecs(&answer),
+            })
+            .await;
+            tracing::info!(room = %room_id, session = %id, participant = %participant.id, "publisher joined");
+        }
         Ok(Created {
             session: id,
             participant: Some(participant.id.clone()),
+            resume: Some(participant.resume.clone()),
             answer,
             version,
             counter_offer: None,
         })
+    }
+
+    /// The participant of `room` that a POST with `resume` takes over: a live publisher's
+    /// (back before its old transport failed) or a parked one.
+    fn coming_back(&self, room: &RoomId, name: &str, resume: &Resume) -> Option<Arc<Participant>> {
+        if resume.secret.is_none() && !resume.named_by_token {
+            return None;
+        }
+        let live = resume::live_match(self.sessions().values(), room, name, resume);
+        match live.as_ref().map(|s| &s.kind) {
+            Some(SessionKind::Publisher(p)) => Some(p.clone()),
+            _ => self.parked.find(room, name, resume),
+        }
+    }
+
+    /// Ends `old`'s session quietly (no `left`) or takes it off the lot; false if it is gone
+    /// by now (its grace ran out): the new session then joins as itself.
+    fn take_over(&self, old: &Participant) -> bool {
+        let live = self.sessions().remove(&old.session);
+        match live {
+            Some(s) => {
+                tracing::info!(room = %s.room.id, session = %s.id, participant = %old.id, "taken over by the publisher's new session");
+                tokio::spawn(async move { s.peer.close().await });
+                true
+            }
+            None => self.parked.take(&old.id),
+        }
+    }
+
+    /// A session's transport failed or closed on its own. A publisher is parked for the
+    /// reconnect grace (see `resume`); everything else ends as if DELETEd.
+    pub async fn end_by_transport(&self, id: SessionId) -> Result<()> {
+        let grace = self.limits.reconnect_grace;
+        let session = self.session(id).ok_or(Error::NotFound)?;
+        let SessionKind::Publisher(p) = &session.kind else {
+            return self.remove(id).await;
+        };
+        if grace.is_zero() || self.sessions().remove(&id).is_none() {
+            return self.remove(id).await;
+        }
+        self.parked.park(session.room.clone(), p.clone());
+        session.peer.close().await;
+        self.ended.notify_waiters();
+        tracing::info!(room = %session.room.id, session = %id, participant = %p.id, grace_s = grace.as_secs(), "publisher's transport ended; its participant waits for it");
+        let (me, pid) = (self.me.clone(), p.id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let Some(sfu) = me.upgrade() else { return };
+            if let Some(room) = sfu.parked.expire(&pid, id) {
+                room.send(Command::PublisherLeft(pid.clone())).await;
+                tracing::info!(room = %room.id, participant = %pid, "publisher did not come back: left");
+                sfu.drop_room_if_empty(&room);
+            }
+        });
+        Ok(())
     }
 
     /// WHEP: a new viewer of `room_id`, following the room or one participant.
@@ -321,6 +394,7 @@ impl Sfu {
         Ok(Created {
             session: id,
             participant: None,
+            resume: None,
             answer,
             version,
             counter_offer,
@@ -351,7 +425,8 @@ impl Sfu {
 
     /// Forgets a room with no sessions and no event subscribers (its task then ends).
     pub fn drop_room_if_empty(&self, room: &Arc<Room>) {
-        let in_use = self.sessions().values().any(|s| Arc::ptr_eq(&s.room, room));
+        let in_use =
+            self.sessions().values().any(|s| Arc::ptr_eq(&s.room, room)) || self.parked.holds(room);
         let mut rooms = self.rooms();
         if !in_use
             && room.subscriber_count() == 0

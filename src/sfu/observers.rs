@@ -110,11 +110,12 @@ impl PeerObserver for ViewerObserver {
     }
 }
 
-/// A peer failed or closed on its own: end the session as if DELETEd.
+/// A peer failed or closed on its own: end the session (a publisher's participant waits for
+/// the reconnect grace).
 fn end_later(sfu: &Weak<Sfu>, id: SessionId, why: PeerState) {
     if let Some(sfu) = sfu.upgrade() {
         tokio::spawn(async move {
-            if sfu.remove(id).await.is_ok() {
+            if sfu.end_by_transport(id).await.is_ok() {
                 tracing::info!(session = %id, ?why, "session ended by its transport");
             }
         });

@@ -38,15 +38,34 @@ pub struct Participant {
     pub name: String,
     pub session: SessionId,
     pub joined_at: SystemTime,
+    /// The secret a later WHIP POST shows to take this participant over (`X-Wisp-Resume`).
+    pub resume: String,
+    /// The name came from the token's `name` claim: a POST with a token of the same name may
+    /// take the participant over (a restarted OBS or whipsink shows nothing else).
+    pub named_by_token: bool,
 }
 
 impl Participant {
-    pub fn new(name: String, session: SessionId) -> Arc<Participant> {
+    pub fn new(name: String, session: SessionId, named_by_token: bool) -> Arc<Participant> {
         Arc::new(Participant {
             id: ParticipantId::new(),
             name,
             session,
             joined_at: SystemTime::now(),
+            resume: uuid::Uuid::new_v4().as_simple().to_string(),
+            named_by_token,
+        })
+    }
+
+    /// The same participant on a new session (a publisher reconnecting).
+    pub fn resumed(&self, session: SessionId) -> Arc<Participant> {
+        Arc::new(Participant {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            session,
+            joined_at: self.joined_at,
+            resume: self.resume.clone(),
+            named_by_token: self.named_by_token,
         })
     }
 }
@@ -99,6 +118,9 @@ pub(crate) enum Command {
         expected: Vec<(MediaKind, CodecSpec)>,
     },
     PublisherLeft(ParticipantId),
+    /// The publisher reconnected on a new session: its old tracks end now, so the new ones
+    /// arrive into a clean place; the participant, and every slot that holds it, stays.
+    PublisherResumed(ParticipantId),
     TrackAdded {
         publisher: ParticipantId,
         fanout: Arc<TrackFanout>,
@@ -302,6 +324,18 @@ impl Core {
                 self.input(now, Input::PublisherLeft { id });
                 for s in sources {
                     self.drop_fanout(s);
+                }
+            }
+            Command::PublisherResumed(id) => {
+                for source in self.plan.sources_of(&id) {
+                    self.input(
+                        now,
+                        Input::TrackRemoved {
+                            publisher: id.clone(),
+                            source,
+                        },
+                    );
+                    self.drop_fanout(source);
                 }
             }
             Command::TrackAdded { publisher, fanout } => {

@@ -160,6 +160,8 @@ pub enum Precondition {
 pub struct Created {
     pub session: SessionId,
     pub participant: Option<ParticipantId>,
+    /// A publisher's resume secret (`X-Wisp-Resume`; see `sfu::resume`).
+    pub resume: Option<String>,
     /// The SDP body: an answer, or a counter-offer when `counter_offer` is set.
     pub answer: String,
     /// The session's version (the entity-tag).
@@ -194,6 +196,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Voice activity thresholds for every participant.
     pub vad: crate::media::vad::VadConfig,
+    /// How long a publisher whose transport died keeps its participant (`--reconnect-grace`).
+    pub reconnect_grace: Duration,
 }
 
 /// Counts a session being built against the limit, until dropped.

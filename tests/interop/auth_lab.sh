@@ -7,7 +7,11 @@
 #     whipsink with a subscribe token is refused and no second publisher appears;
 #  3. Chromium: /watch/tok#token=<subscribe token> decodes frames; the conference page opened
 #     from an invite link /?room=tok2&autojoin#token=<publish token named "Zoë Page"> joins
-#     under that name (the fragment is never sent to the server).
+#     under that name (the fragment is never sent to the server);
+#  4. publisher reconnect: whipsink with a named token is killed (-9, no DELETE) and started
+#     again with the same token; it takes over its participant: the whepsrc player that was
+#     watching keeps its session and its slot and gets the new session's video, and the room
+#     never says the publisher left or joined.
 # usage: tests/interop/auth_lab.sh <wisp binary> <GST_PLUGIN_PATH>
 set -euo pipefail
 WISP=$(realpath "$1")
@@ -69,6 +73,53 @@ seen=$(/usr/bin/python3 "$HERE/wait_publisher.py" $W tok2 --timeout 60 --token "
 echo "     $seen"
 check "the page joins from an invite link under the token's name" "$([[ "$seen" == *"(roster: Zoë Page)"* ]] && echo 1)"
 check "no token appears in wisp's log" "$(! grep -qF -e "$PUB" -e "$SUB" -e "$INVITE" "$LOG/wisp.log" && echo 1)"
+
+echo "== 4: whipsink killed and restarted with the same named token keeps its place"
+CAM=$(token --room rc --role publish --name cam1 --ttl 10m)
+ADMIN=$(token --room '*' --role admin --ttl 10m)
+gst-launch-1.0 -q $VP8 whip-endpoint=$W/whip/rc auth-token="$CAM" >"$LOG/cam1.log" 2>&1 &
+CAM_PID=$!
+pids+=($CAM_PID)
+/usr/bin/python3 "$HERE/wait_publisher.py" $W rc --timeout 60 --token "$ADMIN" >/dev/null
+/usr/bin/python3 "$HERE/whep_play.py" $W/whep/rc --frames 1000000 --timeout 120 --token "$ADMIN" \
+  >"$LOG/rc-play.log" 2>&1 &
+PLAYER=$!
+pids+=($PLAYER)
+curl -s -N -H "Authorization: Bearer $ADMIN" $W/rooms/rc/events >"$LOG/rc-events.log" 2>&1 &
+pids+=($!)
+# The player's video slot, from the admin API: "<participant> <publisher session> <packets>".
+slot() {
+  curl -s -H "Authorization: Bearer $ADMIN" $W/api/rooms/rc | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+pub = {p["id"]: p["session"] for p in d["participants"]}
+for v in d["viewers"]:
+    for s in v["slots"]:
+        if s["kind"] == "video" and s["shows"] and s["stats"]:
+            print(s["shows"], pub.get(s["shows"]), s["stats"]["packets"], v["session"]); sys.exit()
+print("- - 0 -")'
+}
+before=(- - 0 -)
+for _ in $(seq 1 200); do
+  read -r -a before <<<"$(slot)"
+  [ "${before[2]}" -gt 50 ] && break
+  sleep 0.1
+done
+echo "     before: participant ${before[0]}, publisher session ${before[1]}, ${before[2]} packets to the player"
+kill -9 "$CAM_PID"
+gst-launch-1.0 -q $VP8 whip-endpoint=$W/whip/rc auth-token="$CAM" >"$LOG/cam1b.log" 2>&1 &
+pids+=($!)
+after=(- - 0 -)
+for _ in $(seq 1 300); do
+  read -r -a after <<<"$(slot)"
+  [ "${after[1]}" != "${before[1]}" ] && [ "${after[2]}" -gt $((before[2] + 100)) ] && break
+  sleep 0.1
+done
+echo "     after:  participant ${after[0]}, publisher session ${after[1]}, ${after[2]} packets to the player"
+check "the restarted publisher took over its participant (same id, new session)" "$([ "${after[0]}" = "${before[0]}" ] && [ "${after[1]}" != "${before[1]}" ] && echo 1)"
+check "the player kept its session and slot and gets the new session's video" "$([ "${after[3]}" = "${before[3]}" ] && [ "${after[2]}" -gt $((before[2] + 100)) ] && kill -0 "$PLAYER" 2>/dev/null && echo 1)"
+check "the room never said the publisher left or joined" "$(! grep -qE '^event: (left|joined)' "$LOG/rc-events.log" && grep -q '^event: roster' "$LOG/rc-events.log" && echo 1)"
+grep -E "came back|taken over" "$LOG/wisp.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/     /' | cut -c1-160
 
 if [ "$fail" != 0 ]; then
   echo "--- wisp log"; tail -30 "$LOG/wisp.log"

@@ -13,6 +13,7 @@ mod loss;
 mod malformed;
 mod network;
 mod operate;
+mod reconnect;
 mod simulcast;
 mod tls;
 mod turn;

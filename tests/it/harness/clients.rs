@@ -99,12 +99,19 @@ pub async fn post_sdp(url: &str, sdp: &str) -> Posted {
 
 /// POSTs an SDP offer, with `Authorization: Bearer <bearer>` when given.
 pub async fn post_sdp_as(url: &str, sdp: &str, bearer: Option<&str>) -> Posted {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    post_sdp_with(url, sdp, &headers).await
+}
+
+/// POSTs an SDP offer with these extra headers.
+pub async fn post_sdp_with(url: &str, sdp: &str, headers: &[(&str, &str)]) -> Posted {
     let mut req = http()
         .post(url)
         .header("content-type", "application/sdp")
         .body(sdp.to_string());
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let r = req.send().await.unwrap();
     let h = r.headers().clone();
@@ -144,6 +151,8 @@ pub struct Publisher {
     pub session: String,
     pub etag: String,
     pub participant: String,
+    /// The 201's `X-Wisp-Resume` secret.
+    pub resume: String,
     pub answer: String,
     /// The 201's `Link` header values.
     pub links: Vec<String>,
@@ -167,14 +176,14 @@ impl Publisher {
     }
 
     pub async fn join_with(server: &wisp::Server, room: &str, ice: ClientIce) -> Publisher {
-        Publisher::join_inner(server, room, ice, None, None, None).await
+        Publisher::join_inner(server, room, ice, None, None, &[]).await
     }
 
     /// Publishes H.264 (Constrained Baseline, packetization mode 1) video instead of VP8;
     /// `video_pt` is the payload type the answer gave it.
     pub async fn join_h264(server: &wisp::Server, room: &str) -> Publisher {
         let h264 = h264_cb(102);
-        Publisher::join_inner(server, room, ClientIce::default(), None, Some(h264), None).await
+        Publisher::join_inner(server, room, ClientIce::default(), None, Some(h264), &[]).await
     }
 
     /// Publishes through a [`LossyRelay`] dropping every `every`-th media datagram going up.
@@ -185,14 +194,25 @@ impl Publisher {
             ClientIce::default(),
             Some((every, true, false)),
             None,
-            None,
+            &[],
         )
         .await
     }
 
     /// Publishes to `room` with `Authorization: Bearer <token>`.
     pub async fn join_token(server: &wisp::Server, room: &str, token: &str) -> Publisher {
-        Publisher::join_inner(server, room, ClientIce::default(), None, None, Some(token)).await
+        let auth = format!("Bearer {token}");
+        let h = [("authorization", auth.as_str())];
+        Publisher::join_inner(server, room, ClientIce::default(), None, None, &h).await
+    }
+
+    /// Publishes to `room` with these extra request headers (e.g. `X-Wisp-Resume`).
+    pub async fn join_with_headers(
+        server: &wisp::Server,
+        room: &str,
+        headers: &[(&str, &str)],
+    ) -> Publisher {
+        Publisher::join_inner(server, room, ClientIce::default(), None, None, headers).await
     }
 
     async fn join_inner(
@@ -201,7 +221,7 @@ impl Publisher {
         ice: ClientIce,
         lossy: Option<(usize, bool, bool)>,
         video_codec: Option<RTCRtpCodecParameters>,
-        bearer: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Publisher {
         let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
@@ -235,7 +255,12 @@ impl Publisher {
             }
         }
         let offer = peer.offer().await;
-        let r = post_sdp_as(&url(server, &wisp::http::paths::whip(room)), &offer, bearer).await;
+        let r = post_sdp_with(
+            &url(server, &wisp::http::paths::whip(room)),
+            &offer,
+            headers,
+        )
+        .await;
         assert_eq!(r.status, 201, "{}", r.body);
         let relay = via_relay(&r.body, lossy).await;
         let answer = relay
@@ -252,6 +277,7 @@ impl Publisher {
             session: r.location.unwrap(),
             etag: r.etag.unwrap(),
             participant: r.participant.unwrap(),
+            resume: r.headers["x-wisp-resume"].to_str().unwrap().to_string(),
             links: r
                 .headers
                 .get_all("link")

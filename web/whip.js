@@ -89,12 +89,17 @@ export function addSendTracks(pc, stream, { simulcast = true, videoCodec = null 
   }
 }
 
-/** One WHIP or WHEP session over an RTCPeerConnection. */
+/**
+ * One WHIP or WHEP session over an RTCPeerConnection. `keepIceServers`: leave the connection's
+ * ICE servers as the caller set them, instead of replacing them with those of the answer's
+ * `Link` headers (the self-test tests one way in at a time).
+ */
 export class Session {
-  constructor(endpoint, { token, onState } = {}) {
+  constructor(endpoint, { token, onState, keepIceServers = false } = {}) {
     this.endpoint = endpoint;
     this.token = token;
     this.onState = onState || (() => {});
+    this.keepIceServers = keepIceServers;
     this.location = null;
     this.etag = null;
     this.participant = null;
@@ -109,7 +114,7 @@ export class Session {
   /**
    * Sends the offer at once and trickles the rest of the candidates with PATCH (If-Match: the
    * session's ETag), ending with a=end-of-candidates. ICE servers the server hands out in
-   * `Link: rel="ice-server"` headers are applied to the connection.
+   * `Link: rel="ice-server"` headers are applied to the connection (unless keepIceServers).
    */
   async start(pc) {
     this.pc = pc;
@@ -134,7 +139,7 @@ export class Session {
     this.sseUrl = sse ? sse[1] : null;
     const layer = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:layer"/);
     this.layerUrl = layer ? layer[1] : null;
-    if (this.iceServers.length) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
+    if (this.iceServers.length && !this.keepIceServers) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
     if (pending.length) await this.trickle(pending);
   }

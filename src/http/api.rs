@@ -90,9 +90,9 @@ async fn read_body(h: &HeaderMap, mut body: Incoming) -> Result<Bytes> {
 }
 
 /// A request whose body has been read (or found unacceptable) already.
-type Req = Request<Result<Bytes>>;
+pub(super) type Req = Request<Result<Bytes>>;
 
-fn body_text(req: Req) -> Result<String> {
+pub(super) fn body_text(req: Req) -> Result<String> {
     let bytes = req.into_body()?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| Error::BadRequest("The request body is not UTF-8 text.".into()))
@@ -235,97 +235,13 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             endpoint(app, req, room, Some(participant), grant.name).await
         }
         Route::Session(id) => session(app, req, id).await,
-        Route::SessionSse(id) => match *req.method() {
-            Method::POST => {
-                let body = body_text(req)?;
-                let events: Vec<String> = if body.trim().is_empty() {
-                    vec![]
-                } else {
-                    serde_json::from_str(&body).map_err(|_| {
-                        Error::BadRequest("The body must be a JSON array of event names.".into())
-                    })?
-                };
-                match app
-                    .sfu
-                    .session(id)
-                    .map(|s| matches!(s.kind, SessionKind::Viewer(_)))
-                {
-                    Some(true) => {}
-                    _ => return Err(Error::NotFound),
-                }
-                let sid = app
-                    .streams
-                    .create(id, events, |s| app.sfu.session(s).is_some())?;
-                let mut r = headers::empty(StatusCode::CREATED);
-                let loc = format!("{}/{sid}", paths::session_sse(&id));
-                r.headers_mut().insert(
-                    header::LOCATION,
-                    HeaderValue::from_str(&loc).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-                Ok(r)
-            }
-            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
-        },
-        Route::SessionLayer(id) => match *req.method() {
-            Method::POST => {
-                let body = body_text(req)?;
-                let sel: LayerRequest = if body.trim().is_empty() {
-                    LayerRequest::default()
-                } else {
-                    serde_json::from_str(&body).map_err(|_| {
-                        Error::BadRequest(
-                            "The body must be a JSON object such as {\"mediaId\":\"1\",\"rid\":\"h\"}."
-                                .into(),
-                        )
-                    })?
-                };
-                let pref = match (sel.rid, sel.max_height) {
-                    (Some(rid), _) => crate::sfu::layers::LayerPref::Rid(rid),
-                    (None, Some(h)) => crate::sfu::layers::LayerPref::MaxHeight(h),
-                    (None, None) => crate::sfu::layers::LayerPref::Auto,
-                };
-                let media = sel.media_id.map(|m| match m {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
-                app.sfu
-                    .session(id)
-                    .ok_or(Error::NotFound)?
-                    .select_layer(media.as_deref(), pref)
-                    .await?;
-                Ok(headers::empty(StatusCode::OK))
-            }
-            _ => Err(Error::MethodNotAllowed { allow: "POST" }),
-        },
-        Route::SessionSseStream(id, sid) => match *req.method() {
-            Method::GET => {
-                let events = app.streams.events(id, &sid)?;
-                let session = app.sfu.session(id).ok_or(Error::NotFound)?;
-                let SessionKind::Viewer(viewer) = &session.kind else {
-                    return Err(Error::NotFound);
-                };
-                crate::http::events::whep_stream(viewer, &session.room, events).await
-            }
-            Method::DELETE => {
-                app.streams.delete(id, &sid)?;
-                Ok(headers::empty(StatusCode::OK))
-            }
-            _ => Err(Error::MethodNotAllowed {
-                allow: "GET, DELETE",
-            }),
-        },
+        Route::SessionSse(id) => crate::http::whep_ext::sse(app, req, id).await,
+        Route::SessionLayer(id) => crate::http::whep_ext::layer(app, req, id).await,
+        Route::SessionSseStream(id, sid) => {
+            crate::http::whep_ext::sse_stream(app, req, id, &sid).await
+        }
         _ => Err(Error::NotFound),
     }
-}
-
-/// The body of a WHEP layer selection request (whep-core-extensions §4).
-#[derive(Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LayerRequest {
-    /// The m-line index (a string in the draft; numbers accepted too).
-    media_id: Option<serde_json::Value>,
-    rid: Option<String>,
-    max_height: Option<u16>,
 }
 
 /// A WHIP (`whep: None`) or WHEP (`whep: Some(by participant)`) endpoint; `name` is the

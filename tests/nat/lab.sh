@@ -104,3 +104,27 @@ if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18591 sing
   echo "--- wisp log (single port)"; tail -30 "$TMP/wisp2.log"
   exit 1
 fi
+
+# Phase 3: the self-test page (/test) tells a person in words what works from their network.
+# wisp offers TURN over UDP and TCP (no TLS). First UDP passes the NAT and the page must say
+# everything works (no secure context here, so it runs on its test picture); then the router
+# drops UDP again and the page must say so, and that TURN over TCP works (fake camera).
+kill -INT "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
+WISP_LOG=${WISP_LOG:-info} "$WISP" --listen 198.18.0.1:18592 --public-ip 198.18.0.1 \
+  --allow-remote 198.18.0.0/24 --ice-ports 44500-44599 --turn-listen 198.18.0.1:3478 \
+  --turn-relay-ports 44600-44699 >"$TMP/wisp3.log" 2>&1 &
+WISP_PID=$!
+for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp3.log" && break; sleep 0.1; done
+grep -q "wisp is running" "$TMP/wisp3.log" || { cat "$TMP/wisp3.log"; exit 1; }
+mkdir -p "$ROOT/target"
+SELFTEST_T0=$(date +%s%N)
+selftest() {
+  if ! in_client node "$ROOT/tests/browser/selftest.mjs" http://198.18.0.1:18592/test "$@"; then
+    echo "--- wisp log (self-test)"; tail -30 "$TMP/wisp3.log"
+    exit 1
+  fi
+}
+selftest open "$ROOT/target/selftest-open.png"
+in_router nft add rule ip lab forward iifname "r1" meta l4proto udp counter drop
+selftest blocked "$ROOT/target/selftest.png" --secure
+echo "ok   the self-test step took $(( ($(date +%s%N) - SELFTEST_T0) / 1000000 )) ms (screenshots: target/selftest.png, target/selftest-open.png)"

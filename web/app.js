@@ -69,11 +69,11 @@ async function join() {
   }
 }
 
-async function startPub() {
+async function startPub(resume) {
   const endpoint = `/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`;
   const pc = await peerConnection(endpoint, app.token);
   addSendTracks(pc, local, { simulcast: !params.has('nosimulcast'), videoCodec: params.get('codec') });
-  app.pub = new Session(endpoint, { token: app.token, onState: onConnState });
+  app.pub = new Session(endpoint, { token: app.token, onState: onConnState, resume });
   await app.pub.start(pc);
 }
 
@@ -99,20 +99,28 @@ function onConnState() {
 
 let recovering = false;
 // A network blip: first an ICE restart (PATCH); if the server refuses it or the session is
-// gone, a fresh POST on a new connection.
+// gone, a fresh POST on a new connection. The publisher's fresh POST carries its resume secret
+// and never DELETEs first, so it takes over its own participant: the others never see it
+// leave, and nobody appears twice.
 async function recover() {
   if (recovering) return;
   recovering = true;
-  for (const [s, restart] of [[app.pub, startPub], [app.sub, startSub]]) {
+  for (const s of [app.pub, app.sub]) {
     if (!s || s.pc.connectionState !== 'failed') continue;
     try {
       await s.restartIce();
     } catch (_) {
       try {
-        await s.stop();
-        if (s === app.sub) { remoteStreams.clear(); app.layers.clear(); }
-        await restart();
-        if (s === app.pub) app.me = app.pub.participant;
+        if (s === app.pub) {
+          const resume = s.resume;
+          s.abandon();
+          await startPub(resume);
+          app.me = app.pub.participant;
+        } else {
+          await s.stop();
+          remoteStreams.clear(); app.layers.clear();
+          await startSub();
+        }
       } catch (e) { state(`failed: ${e.message}`); }
     }
   }

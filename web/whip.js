@@ -95,9 +95,12 @@ export function addSendTracks(pc, stream, { simulcast = true, videoCodec = null 
  * `Link` headers (the self-test tests one way in at a time).
  */
 export class Session {
-  constructor(endpoint, { token, onState, keepIceServers = false } = {}) {
+  constructor(endpoint, { token, onState, keepIceServers = false, resume } = {}) {
     this.endpoint = endpoint;
     this.token = token;
+    // A WHIP session's resume secret: sent with the POST, a publisher coming back takes over
+    // its participant (no one sees it leave); the 201 hands out the one to keep.
+    this.resume = resume || null;
     this.onState = onState || (() => {});
     this.keepIceServers = keepIceServers;
     this.location = null;
@@ -126,14 +129,17 @@ export class Session {
       if (this.location && !flushing) flushing = Promise.resolve().then(() => { flushing = null; return this.trickle(pending); });
     });
     await pc.setLocalDescription(await pc.createOffer());
+    const post = { 'Content-Type': SDP };
+    if (this.resume) post['X-Wisp-Resume'] = this.resume;
     const res = await fetch(this.endpoint, {
-      method: 'POST', headers: this.headers({ 'Content-Type': SDP }), body: pc.localDescription.sdp,
+      method: 'POST', headers: this.headers(post), body: pc.localDescription.sdp,
     });
     const text = await res.text();
     if (res.status !== 201) throw new Error(`${this.endpoint}: ${res.status} ${text.trim()}`);
     this.location = new URL(res.headers.get('Location'), new URL(this.endpoint, location.href)).toString();
     this.etag = res.headers.get('ETag');
     this.participant = res.headers.get('X-Wisp-Participant');
+    this.resume = res.headers.get('X-Wisp-Resume') || this.resume;
     this.iceServers = iceServersFromLinks(res.headers.get('Link'));
     const sse = (res.headers.get('Link') || '').match(/<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:server-sent-events"/);
     this.sseUrl = sse ? sse[1] : null;
@@ -199,6 +205,12 @@ export class Session {
     });
     if (res.status !== 200) console.warn(`layer selection answered ${res.status}: ${await res.text()}`);
     return res.status === 200;
+  }
+
+  /** Drops the connection without ending the session (a publisher about to come back). */
+  abandon() {
+    this.location = null;
+    if (this.pc) this.pc.close();
   }
 
   async stop() {

@@ -55,6 +55,9 @@ pub enum Error {
         what: &'static str,
         retry_after: Duration,
     },
+    /// The admission webhook did not answer in time or could not be reached.
+    #[error("The admission service did not answer in time; retry shortly.")]
+    AdmissionUnavailable,
     /// The server is draining before it stops (SIGTERM): no new sessions.
     #[error("The server is shutting down and takes no new sessions; retry shortly.")]
     Draining,
@@ -77,7 +80,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Unavailable { .. } | Error::Draining => 503,
+            Error::Unavailable { .. } | Error::Draining | Error::AdmissionUnavailable => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -86,7 +89,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            Error::Draining => Some(DRAIN_RETRY_AFTER.as_secs()),
+            Error::Draining | Error::AdmissionUnavailable => Some(DRAIN_RETRY_AFTER.as_secs()),
             _ => None,
         }
     }

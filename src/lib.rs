@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod lock;
 pub mod media;
@@ -115,8 +116,20 @@ impl Server {
             },
         );
         let auth = auth::Auth::new(&config.auth).map_err(std::io::Error::other)?;
+        let admission = match &config.auth_webhook {
+            Some(url) => Some(
+                hooks::AdmissionHook::new(url.clone(), config.auth_webhook_timeout)
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
+        if let Some((url, secret)) = &config.webhook {
+            let hook = hooks::EventHook::new(url.clone(), secret).map_err(std::io::Error::other)?;
+            tokio::spawn(hook.run(sfu.clone()));
+        }
         let app = Arc::new(http::App {
             auth,
+            admission,
             config,
             sfu: sfu.clone(),
             turn: turn.clone(),

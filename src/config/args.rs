@@ -80,6 +80,19 @@ pub struct Args {
     /// Serve `GET /metrics` (no token) on this address too, for a scraper.
     #[arg(long, env = "WISP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// POST a signed JSON event here when participants join or leave, start or stop
+    /// publishing, and when rooms close (needs --webhook-secret).
+    #[arg(long, env = "WISP_WEBHOOK")]
+    pub webhook: Option<String>,
+    /// The HMAC-SHA256 key of the webhook's X-Wisp-Signature.
+    #[arg(long, env = "WISP_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
+    /// Ask this URL before admitting each WHIP/WHEP POST; a non-2xx answer refuses it (403).
+    #[arg(long, env = "WISP_AUTH_WEBHOOK")]
+    pub auth_webhook: Option<String>,
+    /// Seconds the admission webhook has to answer before the POST gets 503 [default: 2].
+    #[arg(long, env = "WISP_AUTH_WEBHOOK_TIMEOUT")]
+    pub auth_webhook_timeout: Option<f64>,
     /// Seconds a publisher whose connection dropped keeps its place (viewers' slots, the
     /// roster) for it to come back, 0 to end it at once [default: 10].
     #[arg(long, env = "WISP_RECONNECT_GRACE")]

@@ -44,6 +44,11 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How long a publisher whose transport died keeps its participant.
     pub reconnect_grace: Duration,
+    /// `--webhook` and its signing secret.
+    pub webhook: Option<(String, String)>,
+    /// `--auth-webhook`.
+    pub auth_webhook: Option<String>,
+    pub auth_webhook_timeout: Duration,
     pub tls: Tls,
     /// (certificate, key) PEM files for DTLS; a certificate is generated at start otherwise.
     pub dtls: Option<(PathBuf, PathBuf)>,
@@ -103,6 +108,33 @@ impl Config {
                     .filter(|s| !s.is_empty()),
             },
         };
+        let url = |u: Option<String>, what: &str| -> Result<Option<String>, String> {
+            match u.filter(|u| !u.is_empty()) {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(Some(u)),
+                Some(u) => Err(format!("--{what} '{u}' is not an http(s) URL")),
+                None => Ok(None),
+            }
+        };
+        let webhook = match (
+            url(cli.webhook.or(file.webhook), "webhook")?,
+            cli.webhook_secret
+                .or(file.webhook_secret)
+                .filter(|s| !s.is_empty()),
+        ) {
+            (Some(u), Some(s)) => Some((u, s)),
+            (Some(_), None) => {
+                return Err("--webhook needs --webhook-secret (the signing key)".into());
+            }
+            (None, _) => None,
+        };
+        let auth_webhook = url(cli.auth_webhook.or(file.auth_webhook), "auth-webhook")?;
+        let auth_webhook_timeout = cli
+            .auth_webhook_timeout
+            .or(file.auth_webhook_timeout)
+            .unwrap_or(2.0);
+        if !(auth_webhook_timeout > 0.0 && auth_webhook_timeout <= 60.0) {
+            return Err("--auth-webhook-timeout must be more than 0 and at most 60 seconds".into());
+        }
         // Read the keys now, so a bad one stops the start with its reason.
         crate::auth::Auth::new(&auth)?;
         let public_ips = cli
@@ -228,6 +260,9 @@ impl Config {
             drain_timeout: Duration::from_secs(
                 cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),
             ),
+            webhook,
+            auth_webhook,
+            auth_webhook_timeout: Duration::from_secs_f64(auth_webhook_timeout),
             reconnect_grace: cli
                 .reconnect_grace
                 .or(file.reconnect_grace)

@@ -223,7 +223,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         }
         Route::Whip(room) => {
             grant.allows(Some(&room), Action::Publish)?;
-            endpoint(app, req, room, None, grant.name).await
+            endpoint(app, req, room, None, (&grant, action_word(Action::Publish))).await
         }
         Route::Whep(room, participant) => {
             // A conference participant (`?self=`) may hold a publish token.
@@ -232,7 +232,14 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                 _ => Action::Watch,
             };
             grant.allows(Some(&room), action)?;
-            endpoint(app, req, room, Some(participant), grant.name).await
+            endpoint(
+                app,
+                req,
+                room,
+                Some(participant),
+                (&grant, action_word(action)),
+            )
+            .await
         }
         Route::Session(id) => session(app, req, id).await,
         Route::SessionSse(id) => crate::http::whep_ext::sse(app, req, id).await,
@@ -244,16 +251,26 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     }
 }
 
-/// A WHIP (`whep: None`) or WHEP (`whep: Some(by participant)`) endpoint; `name` is the
-/// token's display name, which wins over `?name=`.
+/// The admission webhook's word for an action.
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Publish => "publish",
+        Action::Watch => "watch",
+        _ => "participate",
+    }
+}
+
+/// A WHIP (`whep: None`) or WHEP (`whep: Some(by participant)`) endpoint, for a request
+/// `grant`ed (its token's display name wins over `?name=`) to do `action`.
 async fn endpoint(
     app: &App,
     req: Req,
     room: RoomId,
     whep: Option<Option<crate::sfu::ParticipantId>>,
-    name: Option<String>,
+    (grant, action): (&Grant, &'static str),
 ) -> Result<Response<Body>> {
     let whip = whep.is_none();
+    let name = grant.name.clone();
     match *req.method() {
         Method::OPTIONS => {
             let mut r = headers::empty(StatusCode::OK);
@@ -285,6 +302,20 @@ async fn endpoint(
                 named_by_token: name.is_some(),
             };
             let name = name.or_else(|| query_param(&req, "name"));
+            if let Some(hook) = &app.admission {
+                let ask = crate::hooks::Admission {
+                    room: room.to_string(),
+                    action,
+                    name: name.clone(),
+                    claims: app.auth.required().then(|| crate::hooks::Claims::of(grant)),
+                    client: None,
+                };
+                hook.check(
+                    &ask,
+                    req.extensions().get::<std::net::SocketAddr>().copied(),
+                )
+                .await?;
+            }
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;

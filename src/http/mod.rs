@@ -32,6 +32,8 @@ pub struct App {
     pub config: Config,
     /// Who may do what.
     pub auth: crate::auth::Auth,
+    /// `--auth-webhook`: asked before a WHIP/WHEP POST is served.
+    pub admission: Option<crate::hooks::AdmissionHook>,
     pub sfu: Arc<Sfu>,
     pub turn: Option<Arc<crate::turn::Turn>>,
     /// WHEP event streams of the sessions.
@@ -107,7 +109,9 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let svc = service_fn(move |req| {
+                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    // The client's address, for the admission webhook.
+                    req.extensions_mut().insert(peer);
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(api::handle(app, req).await) }
                 });

@@ -68,3 +68,12 @@ pub struct SlotInfo {
     pub kind: &'static str,
     pub participant: Option<String>,
 }
+
+/// What rooms tell the server-wide listeners (webhooks): membership and sending changes as
+/// their room events say them, and the end of a room (its last session and subscriber gone, or
+/// an operator closed it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Event(crate::sfu::RoomId, RoomEvent),
+    Ended(crate::sfu::RoomId),
+}

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod events;
 pub mod ids;
 pub mod layers;
+mod members;
 mod observers;
 pub mod plan;
 mod resume;
@@ -33,6 +34,9 @@ pub use session::{
 };
 use session::{Reservation, new_version};
 
+/// Notices a slow server-wide listener may fall behind by.
+pub const NOTICE_BACKLOG: usize = 1024;
+
 /// The server's signalling state.
 pub struct Sfu {
     rtc: RtcEngine,
@@ -47,6 +51,8 @@ pub struct Sfu {
     ended: tokio::sync::Notify,
     /// Publishers whose transport died, kept for the reconnect grace (see `resume`).
     parked: resume::Lot,
+    /// What rooms tell server-wide listeners (webhooks).
+    notices: tokio::sync::broadcast::Sender<events::Notice>,
     me: Weak<Sfu>,
 }
 
@@ -66,8 +72,15 @@ impl Sfu {
             draining: Default::default(),
             ended: Default::default(),
             parked: Default::default(),
+            notices: tokio::sync::broadcast::channel(NOTICE_BACKLOG).0,
             me: me.clone(),
         })
+    }
+
+    /// Every room's membership and sending changes, and rooms ending (for webhooks). A
+    /// listener that falls [`NOTICE_BACKLOG`] behind loses the oldest.
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<events::Notice> {
+        self.notices.subscribe()
     }
 
     pub fn rtc(&self) -> &RtcEngine {
@@ -120,7 +133,7 @@ impl Sfu {
         };
         self.rooms()
             .entry(id.clone())
-            .or_insert_with(|| Room::spawn(id.clone(), cfg))
+            .or_insert_with(|| Room::spawn(id.clone(), cfg, self.notices.clone()))
             .clone()
     }
 

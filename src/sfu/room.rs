@@ -14,15 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::media::counters::Totals;
-use crate::media::{SlotSink, SourceId, TrackFanout};
-use crate::sfu::events::RoomEvent;
+use crate::media::{SourceId, TrackFanout};
+use crate::sfu::events::{Notice, RoomEvent};
 use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
-use crate::sfu::plan::{
-    Input, LayerInfo, Output, PlanConfig, RoomPlan, SlotSpec, TrackDesc, TrackRate, ViewerState,
-};
+pub use crate::sfu::members::{Layers, Participant, Viewer};
+use crate::sfu::plan::{Input, Output, PlanConfig, RoomPlan, SlotSpec, TrackDesc, TrackRate};
 use crate::signal::{CodecSpec, MediaKind};
 
 /// Room events a slow consumer may fall behind by before it is dropped.
@@ -31,82 +30,6 @@ pub const EVENT_BACKLOG: usize = 256;
 const COMMAND_QUEUE: usize = 1024;
 /// How often the room samples rates and estimates and lets time-based policy run.
 pub const ROOM_TICK: Duration = Duration::from_millis(250);
-
-/// A publisher: who it is. What it sends is the plan's business.
-pub struct Participant {
-    pub id: ParticipantId,
-    pub name: String,
-    pub session: SessionId,
-    pub joined_at: SystemTime,
-    /// The secret a later WHIP POST shows to take this participant over (`X-Wisp-Resume`).
-    pub resume: String,
-    /// The name came from the token's `name` claim: a POST with a token of the same name may
-    /// take the participant over (a restarted OBS or whipsink shows nothing else).
-    pub named_by_token: bool,
-}
-
-impl Participant {
-    pub fn new(name: String, session: SessionId, named_by_token: bool) -> Arc<Participant> {
-        Arc::new(Participant {
-            id: ParticipantId::new(),
-            name,
-            session,
-            joined_at: SystemTime::now(),
-            resume: uuid::Uuid::new_v4().as_simple().to_string(),
-            named_by_token,
-        })
-    }
-
-    /// The same participant on a new session (a publisher reconnecting).
-    pub fn resumed(&self, session: SessionId) -> Arc<Participant> {
-        Arc::new(Participant {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            session,
-            joined_at: self.joined_at,
-            resume: self.resume.clone(),
-            named_by_token: self.named_by_token,
-        })
-    }
-}
-
-/// The per-video-slot layers a viewer is told about (WHEP `layers` event).
-pub type Layers = Vec<(usize, Vec<LayerInfo>)>;
-
-/// A WHEP session's side of the room: its slots, and what the room tells it.
-pub struct Viewer {
-    pub session: SessionId,
-    /// A by-participant viewer; `None` follows the room.
-    pub target: Option<ParticipantId>,
-    /// The viewer's own participant id, never shown to itself.
-    pub exclude: Option<ParticipantId>,
-    pub slots: Vec<Arc<SlotSink>>,
-    pub state: watch::Sender<ViewerState>,
-    /// The WHEP `layers` data; `None` until the first.
-    pub layers: watch::Sender<Option<Layers>>,
-    /// Why the player should POST again (the WHEP `reconnect` event): a slot was given a codec
-    /// the viewer did not negotiate (it gets a counter-offer then), or the server is draining.
-    pub reconnect: watch::Sender<Option<String>>,
-}
-
-impl Viewer {
-    pub fn new(
-        session: SessionId,
-        target: Option<ParticipantId>,
-        exclude: Option<ParticipantId>,
-        slots: Vec<Arc<SlotSink>>,
-    ) -> Arc<Viewer> {
-        Arc::new(Viewer {
-            session,
-            target,
-            exclude,
-            slots,
-            state: watch::channel(ViewerState::Waiting).0,
-            layers: watch::channel(None).0,
-            reconnect: watch::channel(None).0,
-        })
-    }
-}
 
 /// A query or request run on the room task with its state and the time.
 pub(crate) type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
@@ -156,7 +79,7 @@ pub struct Room {
 
 impl Room {
     /// Creates the room and starts its task on the current runtime.
-    pub fn spawn(id: RoomId, cfg: PlanConfig) -> Arc<Room> {
+    pub fn spawn(id: RoomId, cfg: PlanConfig, notices: broadcast::Sender<Notice>) -> Arc<Room> {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let events = broadcast::channel(EVENT_BACKLOG).0;
         let core = Core {
@@ -164,6 +87,8 @@ impl Room {
             fanouts: HashMap::new(),
             viewers: HashMap::new(),
             events: events.clone(),
+            notices,
+            id: id.clone(),
         };
         tokio::spawn(core.run(rx));
         Arc::new(Room { id, tx, events })
@@ -264,6 +189,10 @@ pub(crate) struct Core {
     fanouts: HashMap<SourceId, Arc<TrackFanout>>,
     viewers: HashMap<SessionId, Arc<Viewer>>,
     events: broadcast::Sender<RoomEvent>,
+    /// The server-wide listeners (webhooks): who joined, left, started or stopped sending, and
+    /// when the room ends.
+    notices: broadcast::Sender<Notice>,
+    id: RoomId,
 }
 
 impl Core {
@@ -284,6 +213,7 @@ impl Core {
                 sink.set_source(None);
             }
         }
+        let _ = self.notices.send(Notice::Ended(self.id.clone()));
     }
 
     /// Feeds the plan and applies what it says.
@@ -462,6 +392,12 @@ impl Core {
                 }
             }
             Output::Event(e) => {
+                if matches!(
+                    e,
+                    RoomEvent::Joined { .. } | RoomEvent::Left { .. } | RoomEvent::Tracks { .. }
+                ) {
+                    let _ = self.notices.send(Notice::Event(self.id.clone(), e.clone()));
+                }
                 let _ = self.events.send(e); // no subscribers is fine
             }
             Output::ViewerState { viewer, state } => {

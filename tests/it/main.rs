@@ -8,6 +8,7 @@ mod auth;
 mod conference;
 mod events;
 mod forwarding;
+mod hooks;
 mod http;
 mod loss;
 mod malformed;

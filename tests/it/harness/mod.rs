@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 mod clients;
+mod hook;
 mod relay;
 mod sse;
 pub use clients::*;
+pub use hook::*;
 pub use relay::*;
 pub use sse::Sse;
 

@@ -55,6 +55,9 @@ pub enum Error {
         what: &'static str,
         retry_after: Duration,
     },
+    /// This client address sent POSTs or PATCHes faster than `--request-rate`.
+    #[error("Too many requests from this address; retry in {retry_after} s.")]
+    RateLimited { retry_after: u64 },
     /// The admission webhook did not answer in time or could not be reached.
     #[error("The admission service did not answer in time; retry shortly.")]
     AdmissionUnavailable,
@@ -80,6 +83,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::PayloadTooLarge { .. } => 413,
+            Error::RateLimited { .. } => 429,
             Error::Unavailable { .. } | Error::Draining | Error::AdmissionUnavailable => 503,
             Error::Internal(_) => 500,
         }
@@ -90,6 +94,7 @@ impl Error {
         match self {
             Error::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             Error::Draining | Error::AdmissionUnavailable => Some(DRAIN_RETRY_AFTER.as_secs()),
+            Error::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -128,6 +128,7 @@ impl Server {
             tokio::spawn(hook.run(sfu.clone()));
         }
         let app = Arc::new(http::App {
+            limiter: Arc::new(http::limits::Limiter::new(config.http_limits)),
             auth,
             admission,
             config,

@@ -80,6 +80,22 @@ pub struct Args {
     /// Serve `GET /metrics` (no token) on this address too, for a scraper.
     #[arg(long, env = "WISP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a client has to send a request's headers, from connecting or from its previous
+    /// request [default: 10].
+    #[arg(long, env = "WISP_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<u64>,
+    /// Most open HTTP connections [default: 4096].
+    #[arg(long, env = "WISP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open HTTP connections from one client address [default: 64].
+    #[arg(long, env = "WISP_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// POSTs and PATCHes per second from one client address before 429 [default: 50].
+    #[arg(long, env = "WISP_REQUEST_RATE")]
+    pub request_rate: Option<f64>,
+    /// How many POSTs and PATCHes one address may send at once [default: 100].
+    #[arg(long, env = "WISP_REQUEST_BURST")]
+    pub request_burst: Option<f64>,
     /// POST a signed JSON event here when participants join or leave, start or stop
     /// publishing, and when rooms close (needs --webhook-secret).
     #[arg(long, env = "WISP_WEBHOOK")]

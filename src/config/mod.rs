@@ -44,6 +44,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How long a publisher whose transport died keeps its participant.
     pub reconnect_grace: Duration,
+    /// Connections, header time and request rates per client.
+    pub http_limits: crate::http::limits::HttpLimits,
     /// `--webhook` and its signing secret.
     pub webhook: Option<(String, String)>,
     /// `--auth-webhook`.
@@ -134,6 +136,34 @@ impl Config {
             .unwrap_or(2.0);
         if !(auth_webhook_timeout > 0.0 && auth_webhook_timeout <= 60.0) {
             return Err("--auth-webhook-timeout must be more than 0 and at most 60 seconds".into());
+        }
+        let d = crate::http::limits::HttpLimits::default();
+        let http_limits = crate::http::limits::HttpLimits {
+            header_timeout: cli
+                .http_header_timeout
+                .or(file.http_header_timeout)
+                .map_or(d.header_timeout, |s| Duration::from_secs(s.max(1))),
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections)
+                .max(1),
+            max_connections_per_ip: cli
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip)
+                .max(1),
+            request_rate: cli
+                .request_rate
+                .or(file.request_rate)
+                .unwrap_or(d.request_rate),
+            request_burst: cli
+                .request_burst
+                .or(file.request_burst)
+                .unwrap_or(d.request_burst),
+        };
+        if !(http_limits.request_rate >= 0.0 && http_limits.request_burst >= 1.0) {
+            return Err("--request-rate must be at least 0 and --request-burst at least 1".into());
         }
         // Read the keys now, so a bad one stops the start with its reason.
         crate::auth::Auth::new(&auth)?;
@@ -260,6 +290,7 @@ impl Config {
             drain_timeout: Duration::from_secs(
                 cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),
             ),
+            http_limits,
             webhook,
             auth_webhook,
             auth_webhook_timeout: Duration::from_secs_f64(auth_webhook_timeout),

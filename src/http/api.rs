@@ -26,7 +26,18 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let body = read_body(&parts.headers, body).await;
     let req = Request::from_parts(parts, body);
     let route = paths::route(req.uri().path()).name();
-    let mut resp = match dispatch(&app, req).await {
+    let limited = match (req.method(), req.extensions().get::<std::net::SocketAddr>()) {
+        (&Method::POST | &Method::PATCH, Some(peer)) => app
+            .limiter
+            .request(peer.ip(), std::time::Instant::now())
+            .err(),
+        _ => None,
+    };
+    let answer = match limited {
+        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+        None => dispatch(&app, req).await,
+    };
+    let mut resp = match answer {
         Ok(r) => r,
         Err(e) => headers::error(&e),
     };

@@ -7,6 +7,7 @@ mod assets;
 pub use assets::asset;
 pub mod events;
 pub mod headers;
+pub mod limits;
 pub mod ops;
 pub mod paths;
 pub mod streams;
@@ -32,6 +33,8 @@ pub struct App {
     pub config: Config,
     /// Who may do what.
     pub auth: crate::auth::Auth,
+    /// Connections and request rates per client (see `limits`).
+    pub limiter: Arc<limits::Limiter>,
     /// `--auth-webhook`: asked before a WHIP/WHEP POST is served.
     pub admission: Option<crate::hooks::AdmissionHook>,
     pub sfu: Arc<Sfu>,
@@ -46,7 +49,16 @@ impl App {
     pub async fn scrape(&self, accept: Option<&str>) -> (&'static str, String) {
         let turn = self.turn.as_ref().map_or(0, |t| t.allocation_count());
         let format = crate::metrics::content_type(accept);
-        (format, self.metrics.render(&self.sfu, turn, format).await)
+        let refused = (
+            self.limiter
+                .refused_connections
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.limiter
+                .limited_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let body = self.metrics.render(&self.sfu, turn, refused, format).await;
+        (format, body)
     }
 }
 
@@ -95,7 +107,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let header_timeout = app.limiter.limits.header_timeout;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client gets this long for a request's headers (slowloris); hyper times HTTP/1, and the
+    // first byte of a plain connection is awaited below.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -108,6 +127,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Some(admitted) = app.limiter.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "connection refused: over the connection caps");
+                    continue;
+                };
                 let app = app.clone();
                 let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     // The client's address, for the admission webhook.
@@ -119,8 +142,19 @@ pub async fn serve(
                 let builder = builder.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    let _admitted = admitted;
                     let result = match tls {
                         None => {
+                            // Version detection waits for the first bytes with no timer of
+                            // its own: a connection that sends nothing is closed here.
+                            let mut first = [0u8; 1];
+                            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                                Ok(Ok(n)) if n > 0 => {}
+                                _ => {
+                                    tracing::debug!(%peer, "closed: nothing sent within the header timeout");
+                                    return;
+                                }
+                            }
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             watcher.watch(conn.into_owned()).await
                         }
@@ -141,6 +175,9 @@ pub async fn serve(
                                     return;
                                 }
                             };
+                            // ALPN already chose the protocol: no version sniffing to wait on.
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             watcher.watch(conn.into_owned()).await
                         }

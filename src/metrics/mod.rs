@@ -52,6 +52,8 @@ struct Snapshot {
     totals: Totals,
     /// NACKs from viewers and the packets they named.
     nacks: (u64, u64),
+    /// HTTP connections refused by the caps, requests answered 429.
+    refused: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -88,7 +90,13 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Gathers a snapshot and encodes every metric in `format` ([`content_type`]).
-    pub async fn render(&self, sfu: &Sfu, turn_allocations: usize, format: &str) -> String {
+    pub async fn render(
+        &self,
+        sfu: &Sfu,
+        turn_allocations: usize,
+        refused: (u64, u64),
+        format: &str,
+    ) -> String {
         let _one = self.scrape.lock().await;
         let (publishers, viewers) = sfu.session_counts();
         let rooms = sfu.rooms_now();
@@ -105,6 +113,7 @@ impl Metrics {
                 rooms: rooms.len(),
                 turn_allocations,
                 totals: highest,
+                refused,
                 nacks: (
                     crate::rtc::feedback::NACKS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed),
                     crate::rtc::feedback::NACKED_PACKETS.load(std::sync::atomic::Ordering::Relaxed),
@@ -214,6 +223,18 @@ impl Collector for Gathered {
             "keyframe_requests",
             "PLI/FIR sent to publishers (viewers' requests, aggregated and throttled)",
             t.keyframe_requests,
+        )?;
+        counter(
+            &mut e,
+            "http_connections_refused",
+            "HTTP connections closed at accept: over --max-connections or --max-connections-per-ip",
+            s.refused.0,
+        )?;
+        counter(
+            &mut e,
+            "http_requests_limited",
+            "POSTs and PATCHes answered 429 (over --request-rate for their address)",
+            s.refused.1,
         )?;
         counter(
             &mut e,

@@ -10,6 +10,7 @@ mod events;
 mod forwarding;
 mod hooks;
 mod http;
+mod limits;
 mod loss;
 mod malformed;
 mod network;

@@ -1,0 +1,116 @@
+//! HTTP limits: a client that sends nothing or only part of its headers is closed at the
+//! header timeout, connections over the per-address cap are refused while the others are
+//! served, and POSTs past the per-address rate get 429 + Retry-After in words.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::*;
+use wisp::http::paths;
+
+/// Reads until the server closes the connection (bounded by the harness timeout).
+async fn closed_by_server(mut s: TcpStream) -> Vec<u8> {
+    within("the server to close the connection", async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_silent_clients_are_closed_at_the_header_timeout() {
+    let mut c = test_config();
+    c.http_limits.header_timeout = Duration::from_secs(1);
+    let server = start_with(c).await;
+    let silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial
+        .write_all(b"POST /whip/r1 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(closed_by_server(silent), closed_by_server(partial));
+    assert!(a.is_empty(), "nothing is said to a silent client");
+    // hyper answers an unfinished head with 408 or just closes; either way it is gone.
+    assert!(
+        b.is_empty() || b.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    // The server still serves everyone else.
+    let r = http()
+        .get(url(&server, paths::HEALTH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_cap_are_refused() {
+    let mut c = test_config();
+    c.http_limits.max_connections_per_ip = 3;
+    let server = start_with(c).await;
+    // Three idle connections hold this address's places (each has sent a byte, so only the
+    // cap can close the fourth).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"G").await.unwrap();
+        held.push(s);
+    }
+    let fourth = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_by_server(fourth).await.is_empty());
+    drop(held);
+    // Places come back when connections close.
+    let r = within("a place after the held connections closed", async {
+        loop {
+            if let Ok(r) = http().get(url(&server, paths::HEALTH)).send().await {
+                return r;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(r.status(), 200);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_past_the_rate_get_429_with_retry_after() {
+    let mut c = test_config();
+    c.http_limits.request_rate = 0.001; // one token per 1000 s
+    c.http_limits.request_burst = 2.0;
+    let server = start_with(c).await;
+    let whip = url(&server, &paths::whip("rate"));
+    let offer = "v=0\r\n"; // malformed on purpose: the limit comes before validation
+    for _ in 0..2 {
+        assert_eq!(post_sdp(&whip, offer).await.status, 400);
+    }
+    let r = post_sdp(&whip, offer).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "1000");
+    assert_eq!(
+        r.body.trim(),
+        "Too many requests from this address; retry in 1000 s."
+    );
+    // GETs are not limited.
+    assert_eq!(
+        http()
+            .get(url(&server, paths::HEALTH))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.shutdown().await.unwrap();
+}

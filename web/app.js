@@ -89,41 +89,63 @@ async function startSub() {
   await app.sub.start(pc);
 }
 
+// Once both connections have been up, anything short of that is "reconnecting" (a new
+// connection of recover() starts out "new"/"connecting", which must not read as a first join).
+let wasLive = false;
 function onConnState() {
   const s = [app.pub?.pc?.connectionState, app.sub?.pc?.connectionState];
+  if (app.pub?.pc && app.sub?.pc && s.every((x) => x === 'connected')) wasLive = true;
   if (s.includes('failed')) { state('reconnecting'); recover(); }
   else if (s.includes('disconnected')) state('reconnecting');
   else if (s.every((x) => x === 'connected' || x === undefined)) state('live');
-  else state('connecting');
+  else state(wasLive ? 'reconnecting' : 'connecting');
+}
+
+// A fresh POST can meet a server that is restarting (503 + Retry-After while it drains, or no
+// answer at all): try again, a few seconds apart, for about two minutes, saying so in words.
+async function again(post) {
+  for (let attempt = 1; ; attempt++) {
+    try { return await post(); } catch (e) {
+      if (attempt >= 30) throw e;
+      state(`reconnecting (attempt ${attempt + 1}): ${e.message}`);
+      await new Promise((r) => { setTimeout(r, Math.min(2000 * attempt, 5000)); });
+    }
+  }
 }
 
 let recovering = false;
+let failedMeanwhile = false;
 // A network blip: first an ICE restart (PATCH); if the server refuses it or the session is
 // gone, a fresh POST on a new connection. The publisher's fresh POST carries its resume secret
 // and never DELETEs first, so it takes over its own participant: the others never see it
-// leave, and nobody appears twice.
+// leave, and nobody appears twice. A connection that fails while another is being recovered
+// (the two usually fail within a moment of each other) is handled by another round.
 async function recover() {
-  if (recovering) return;
+  if (recovering) { failedMeanwhile = true; return; }
   recovering = true;
-  for (const s of [app.pub, app.sub]) {
-    if (!s || s.pc.connectionState !== 'failed') continue;
-    try {
-      await s.restartIce();
-    } catch (_) {
+  do {
+    failedMeanwhile = false;
+    for (const s of [app.pub, app.sub]) {
+      if (!s || s.pc.connectionState !== 'failed') continue;
       try {
-        if (s === app.pub) {
-          const resume = s.resume;
-          s.abandon();
-          await startPub(resume);
-          app.me = app.pub.participant;
-        } else {
-          await s.stop();
-          remoteStreams.clear(); app.layers.clear();
-          await startSub();
-        }
-      } catch (e) { state(`failed: ${e.message}`); }
+        await s.restartIce();
+      } catch (_) {
+        try {
+          if (s === app.pub) {
+            const resume = s.resume;
+            s.abandon();
+            await again(() => startPub(resume));
+            app.me = app.pub.participant;
+          } else {
+            await s.stop();
+            remoteStreams.clear(); app.layers.clear();
+            remoteAudio.splice(0).forEach((a) => a.remove());
+            await again(startSub);
+          }
+        } catch (e) { state(`failed: ${e.message}`); }
+      }
     }
-  }
+  } while (failedMeanwhile);
   recovering = false;
 }
 
@@ -141,12 +163,14 @@ function addTile(key, label) {
 }
 
 const remoteStreams = new Map(); // mid -> MediaStream
+const remoteAudio = []; // the <audio> elements of the current WHEP session
 function onRemoteTrack(mid, track) {
   if (track.kind === 'audio') {
     const audio = new Audio();
     audio.autoplay = true;
     audio.srcObject = new MediaStream([track]);
     document.body.appendChild(audio);
+    remoteAudio.push(audio);
     return;
   }
   remoteStreams.set(mid, new MediaStream([track]));
@@ -166,6 +190,9 @@ function openEvents(url) {
   });
   events.addEventListener('joined', (e) => { const p = JSON.parse(e.data).participant; app.roster.set(p.id, p); render(); });
   events.addEventListener('left', (e) => { app.roster.delete(JSON.parse(e.data).id); render(); });
+  // The server is shutting down (or an operator closed the room): say so; the connections
+  // then fail and recover() comes back to the next server.
+  events.addEventListener('closing', (e) => { state(`reconnecting: ${JSON.parse(e.data).reason}`); });
   events.addEventListener('speaking', (e) => {
     const s = JSON.parse(e.data);
     if (s.speaking) app.speaking.add(s.id); else app.speaking.delete(s.id);

@@ -122,7 +122,7 @@ export class Session {
   async start(pc) {
     this.pc = pc;
     pc.addEventListener('connectionstatechange', () => this.onState(pc.connectionState));
-    const pending = [];
+    const pending = this.pending = [];
     let flushing = null;
     pc.addEventListener('icecandidate', (e) => {
       pending.push(e.candidate ? `a=candidate:${e.candidate.candidate.replace(/^candidate:/, '')}` : 'a=end-of-candidates');
@@ -152,7 +152,9 @@ export class Session {
 
   /** PATCHes the queued candidate lines as one sdpfrag (RFC 8840). */
   async trickle(queue) {
-    if (!queue.length || !this.location) return;
+    // During an ICE restart the new candidates wait for the restart's own PATCH: sent first,
+    // their new ufrag would be the restart, and the restart PATCH a mere trickle.
+    if (!queue.length || !this.location || this.restarting) return;
     const lines = queue.splice(0);
     const sdp = this.pc.localDescription.sdp;
     const ufrag = sdp.match(/a=ice-ufrag:(.*)/)[1].trim();
@@ -169,6 +171,16 @@ export class Session {
 
   /** ICE restart through PATCH; falls back to the caller re-POSTing if it fails. */
   async restartIce() {
+    this.restarting = true;
+    try {
+      await this.restartIceNow();
+    } finally {
+      this.restarting = false;
+      if (this.pending?.length) await this.trickle(this.pending);
+    }
+  }
+
+  async restartIceNow() {
     const pc = this.pc;
     const offer = await pc.createOffer({ iceRestart: true });
     await pc.setLocalDescription(offer);

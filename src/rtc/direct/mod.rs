@@ -85,6 +85,8 @@ pub(crate) struct DirectConn {
 
 impl DirectConn {
     /// Runs `f` on the driver task with the core, and returns what it returns.
+    /// A connection that has ended is a session that is gone: `404` (a trickle PATCH racing
+    /// its session's DELETE), never a `500`.
     pub(crate) async fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut RTCPeerConnection, Instant) -> R + Send + 'static,
@@ -94,9 +96,8 @@ impl DirectConn {
             .send(Ctl::Run(Box::new(move |pc, now| {
                 let _ = tx.send(f(pc, now));
             })))
-            .map_err(|_| Error::Internal("the connection has ended".into()))?;
-        rx.await
-            .map_err(|_| Error::Internal("the connection has ended".into()))
+            .map_err(|_| Error::NotFound)?;
+        rx.await.map_err(|_| Error::NotFound)
     }
 
     /// Sends DTLS close_notify and ends the driver.

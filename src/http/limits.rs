@@ -38,6 +38,9 @@ impl Default for HttpLimits {
     }
 }
 
+/// What a plain-HTTP connection over a cap is told before it is closed.
+pub const OVER_CAP_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 59\r\nConnection: close\r\n\r\nToo many connections from this address; retry in a moment.\n";
+
 /// Buckets kept before idle ones are forgotten.
 const BUCKETS_KEPT: usize = 10_000;
 
@@ -133,6 +136,14 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_over_cap_answer_is_one_sentence_of_the_declared_length() {
+        let text = std::str::from_utf8(OVER_CAP_RESPONSE).unwrap();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(text.contains(&format!("Content-Length: {}\r\n", body.len())));
+        assert!(body.trim_end().ends_with('.'));
+    }
 
     #[test]
     fn caps_per_address_and_in_total() {

@@ -129,6 +129,19 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let Some(admitted) = app.limiter.admit(peer.ip()) else {
                     tracing::debug!(%peer, "connection refused: over the connection caps");
+                    if tls.is_none() {
+                        // Said in HTTP, so a client knows to come back (over TLS it would
+                        // take a handshake: closed instead).
+                        tokio::spawn(async move {
+                            use tokio::io::AsyncWriteExt;
+                            let mut stream = stream;
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                stream.write_all(limits::OVER_CAP_RESPONSE),
+                            )
+                            .await;
+                        });
+                    }
                     continue;
                 };
                 let app = app.clone();

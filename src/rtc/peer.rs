@@ -443,6 +443,18 @@ impl RtcPeer {
             .remote_sdp()
             .await
             .ok_or_else(|| Error::RestartFailed("the session has no remote description".into()))?;
+        // The library renegotiates to restart ICE, and on a renegotiation it re-binds a
+        // simulcast publisher's receive tracks to SSRCs it has yet to learn from the MID/RID
+        // header extensions — which browsers stop sending once the SSRC is acknowledged: the
+        // video never comes back (seen in the lab with Chromium). Refused instead, as RFC 9725
+        // §4.3.2 allows; the client's fresh POST with its resume secret keeps its place.
+        if matches!(self.conn, Conn::Lib(_))
+            && remote.lines().any(|l| l.starts_with("a=simulcast:"))
+        {
+            return Err(Error::RestartFailed(
+                "this server cannot restart ICE on a simulcast publisher; POST again with the X-Wisp-Resume secret to continue as the same participant".into(),
+            ));
+        }
         let mut sdp = String::with_capacity(remote.len());
         for line in remote.split_inclusive('\n') {
             let t = line.trim_end();

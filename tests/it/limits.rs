@@ -68,7 +68,10 @@ async fn connections_over_the_per_address_cap_are_refused() {
         held.push(s);
     }
     let fourth = TcpStream::connect(server.addr).await.unwrap();
-    assert!(closed_by_server(fourth).await.is_empty());
+    let answer = String::from_utf8(closed_by_server(fourth).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Retry-After: 5\r\n"), "{answer}");
+    assert!(answer.ends_with("Too many connections from this address; retry in a moment.\n"));
     drop(held);
     // Places come back when connections close.
     let r = within("a place after the held connections closed", async {

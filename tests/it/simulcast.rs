@@ -30,6 +30,7 @@ struct SimulcastPublisher {
     mid_ext: u8,
     rid_ext: u8,
     mid: String,
+    session: String,
 }
 
 fn extmap(sdp: &str, uri: &str) -> u8 {
@@ -97,6 +98,7 @@ impl SimulcastPublisher {
             mid_ext: extmap(&r.body, "urn:ietf:params:rtp-hdrext:sdes:mid"),
             rid_ext: extmap(&r.body, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
             mid,
+            session: r.location.unwrap(),
         }
     }
 
@@ -290,4 +292,35 @@ async fn automatic_layer_follows_the_viewers_bandwidth_estimate() {
         g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
     })
     .await;
+}
+
+/// webrtc-rs restarts ICE by renegotiating, which re-binds simulcast receive tracks to SSRCs it
+/// must learn again from header extensions browsers no longer send: refused in words, and the
+/// session goes on (RFC 9725 §4.3.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_of_a_simulcast_publisher_is_refused_and_the_session_goes_on() {
+    let server = start().await;
+    let publisher = SimulcastPublisher::join(&server, "sim-restart").await;
+    let r = http()
+        .patch(url(&server, &publisher.session))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .header("if-match", "*")
+        .body("a=ice-ufrag:rst1\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("cannot restart ICE on a simulcast publisher"),
+        "{body}"
+    );
+    assert!(body.contains("X-Wisp-Resume"), "{body}");
+    let r = http()
+        .get(url(&server, &publisher.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "the session goes on");
+    server.shutdown().await.unwrap();
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use ::rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use std::sync::Arc;
 
-use super::peer::{self};
 use super::{
     OutTrack, PeerObserver, PortLease, PortPool, RtcPeer, RtcSettings, direct,
     load_dtls_certificate, mux,
@@ -126,7 +125,7 @@ impl RtcEngine {
         summary: &OfferSummary,
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
-        peer::publisher_leg(self, room, offer, summary, observer).await
+        super::lib_leg::publisher_leg(self, room, offer, summary, observer).await
     }
 
     /// Answers a WHEP offer: one send-only track per offered m-line, preferring `prefs[i]`

@@ -9,6 +9,7 @@ mod direct;
 mod engine;
 pub mod feedback;
 mod ice;
+mod lib_leg;
 pub mod mux;
 mod peer;
 pub mod ports;

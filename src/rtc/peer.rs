@@ -1,25 +1,19 @@
-//! Building, driving and closing one peer connection per WHIP/WHEP session.
+//! One peer connection per WHIP/WHEP session once built: trickle, ICE restart, statistics,
+//! close. Publisher legs are built in `lib_leg`, viewer legs in `direct`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::rtc::ice::IceRestart;
-use crate::rtc::mux::{MuxConn, MuxRuntime};
-use crate::rtc::setup::{kind_of, leg_parts, random_token};
-use crate::rtc::track::{self, InTrackInfo, KeyframeRequester, RtpSink};
-use crate::rtc::{PeerState, PortLease, RtcEngine};
-use crate::signal::{Fragment, MediaKind, OfferSummary};
+use crate::rtc::mux::MuxConn;
+use crate::rtc::track::{InTrackInfo, KeyframeRequester, RtpSink};
+use crate::rtc::{PeerState, PortLease};
+use crate::signal::{Fragment, OfferSummary};
 
 /// How long an answer may wait for local candidates to be gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,36 +24,6 @@ pub trait PeerObserver: Send + Sync + 'static {
     /// A publisher's track arrived: where should its packets go? `None` ignores the track.
     fn on_track(&self, info: InTrackInfo, keyframes: KeyframeRequester)
     -> Option<Arc<dyn RtpSink>>;
-}
-
-struct Handler {
-    observer: Arc<dyn PeerObserver>,
-    gathered: watch::Sender<bool>,
-    state: watch::Sender<PeerState>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered
-            .send_replace(state == RTCIceGatheringState::Complete);
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let mapped = match state {
-            RTCPeerConnectionState::Connected => PeerState::Connected,
-            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
-            RTCPeerConnectionState::Failed => PeerState::Failed,
-            RTCPeerConnectionState::Closed => PeerState::Closed,
-            _ => return,
-        };
-        self.state.send_replace(mapped);
-        self.observer.on_state(mapped);
-    }
-
-    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
-        tokio::spawn(track::demux(remote, self.observer.clone()));
-    }
 }
 
 /// What a connection holds on the network: a port of its own, or a place on the shared port.
@@ -96,140 +60,6 @@ pub struct RtcPeer {
     pub(crate) pending: tokio::sync::Mutex<Option<Vec<crate::rtc::direct::PendingTrack>>>,
     /// What the viewer reports about a viewer leg's streams.
     pub(crate) reports: Option<Arc<crate::rtc::feedback::ReportBook>>,
-}
-
-pub(crate) fn lib_error(context: &str) -> impl Fn(webrtc::error::Error) -> Error + '_ {
-    move |e| Error::Unprocessable(format!("{context}: {e}"))
-}
-
-/// A library-driven connection with the server's settings, bound to its port(s).
-async fn lib_peer(
-    engine: &RtcEngine,
-    room: &str,
-    observer: Arc<dyn PeerObserver>,
-    summary: &OfferSummary,
-) -> Result<RtcPeer> {
-    if engine.muxes.is_empty() {
-        engine
-            .bind_with_port(room, |lease| {
-                lib_connection(engine, &observer, summary, Some(lease), None)
-            })
-            .await
-    } else {
-        // Single-port mode: an ephemeral bind the mux replaces, credentials chosen up front
-        // so the mux can route the first check.
-        let mux = MuxConn::new(&engine.muxes, &random_token(16));
-        lib_connection(engine, &observer, summary, None, Some(mux))
-            .await
-            .map_err(Error::Internal)
-    }
-}
-
-/// One attempt at a library-driven connection on `lease`'s port (or the shared socket).
-async fn lib_connection(
-    engine: &RtcEngine,
-    observer: &Arc<dyn PeerObserver>,
-    summary: &OfferSummary,
-    lease: Option<PortLease>,
-    mux: Option<Arc<MuxConn>>,
-) -> std::result::Result<RtcPeer, String> {
-    let s = &engine.settings;
-    let port = lease.as_ref().map_or(0, |l| l.port);
-    let parts = leg_parts(
-        s,
-        engine.certificate(),
-        false, // a publisher's leg receives
-        mux.as_ref().map(|m| m.ufrag().to_owned()),
-    )
-    .map_err(|e| e.to_string())?;
-    // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
-    // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
-    // its NAT 1:1 setting).
-    let binds: Vec<SocketAddr> = match s.bind_ip {
-        Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => s
-            .public_ips
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect(),
-    };
-    let (gathered_tx, gathered_rx) = watch::channel(false);
-    let (state_tx, state_rx) = watch::channel(PeerState::New);
-    let handler = Arc::new(Handler {
-        observer: observer.clone(),
-        gathered: gathered_tx,
-        state: state_tx,
-    });
-    let mut builder = PeerConnectionBuilder::new();
-    if let Some(m) = &mux {
-        builder = builder.with_runtime(MuxRuntime::new(m.clone()));
-    }
-    let pc = builder
-        .with_configuration(parts.config)
-        .with_media_engine(parts.media)
-        .with_interceptor_registry(parts.registry)
-        .with_setting_engine(parts.settings)
-        .with_handler(handler)
-        .with_udp_addrs(binds)
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(RtcPeer::new(
-        Conn::Lib(Arc::new(pc)),
-        Binding { _lease: lease, mux },
-        state_rx,
-        gathered_rx,
-        summary,
-        s,
-    ))
-}
-
-/// The publisher's leg: a receive-only connection on the library's async layer, answering
-/// the WHIP offer (H.264 reordered to the variant most players decode, RED first).
-pub(crate) async fn publisher_leg(
-    engine: &RtcEngine,
-    room: &str,
-    offer: &str,
-    summary: &OfferSummary,
-    observer: Arc<dyn PeerObserver>,
-) -> Result<(RtcPeer, String)> {
-    let peer = lib_peer(engine, room, observer, summary).await?;
-    let result = async {
-        for m in &summary.media {
-            peer.lib()?
-                .add_transceiver_from_kind(
-                    kind_of(m.kind),
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(lib_error("transceiver"))?;
-        }
-        // Of several H.264 variants, take the one most players decode.
-        let offer = crate::signal::codec::prefer_decodable_h264(offer);
-        // RED over Opus first, so the publisher sends redundant audio (signal::red).
-        let offer = crate::signal::red::prefer_red(&offer);
-        peer.negotiate(&offer).await
-    }
-    .await;
-    match result {
-        Ok(answer) => Ok((peer, answer)),
-        Err(e) => {
-            peer.close().await;
-            Err(e)
-        }
-    }
-}
-
-/// One send track per live m-line of the client's offer: its kind and mid.
-pub(crate) fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
-    summary
-        .media
-        .iter()
-        .map(|m| (m.kind, m.mid.clone()))
-        .collect()
 }
 
 impl RtcPeer {
@@ -295,15 +125,18 @@ impl RtcPeer {
 
     /// Applies a remote offer (candidates filtered), answers it and waits for gathering so the
     /// answer carries every server candidate.
-    async fn negotiate(&self, offer: &str) -> Result<String> {
+    pub(crate) async fn negotiate(&self, offer: &str) -> Result<String> {
         let filtered = self.filter.filter_sdp(offer);
         let desc = RTCSessionDescription::offer(filtered)
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
         let pc = self.lib()?;
         pc.set_remote_description(desc)
             .await
-            .map_err(lib_error("remote description"))?;
-        let answer = pc.create_answer(None).await.map_err(lib_error("answer"))?;
+            .map_err(super::lib_leg::lib_error("remote description"))?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(super::lib_leg::lib_error("answer"))?;
         self.set_local_and_gather(answer).await
     }
 
@@ -313,7 +146,7 @@ impl RtcPeer {
         let pc = self.lib()?;
         pc.set_local_description(desc)
             .await
-            .map_err(lib_error("local description"))?;
+            .map_err(super::lib_leg::lib_error("local description"))?;
         let mut gathered = self.gathered.clone();
         let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
         let sdp = pc
@@ -343,7 +176,7 @@ impl RtcPeer {
 
     /// The library connection; signalling steps that only it carries (publishers,
     /// counter-offers) use this.
-    fn lib(&self) -> Result<&Arc<dyn PeerConnection>> {
+    pub(crate) fn lib(&self) -> Result<&Arc<dyn PeerConnection>> {
         match &self.conn {
             Conn::Lib(pc) => Ok(pc),
             Conn::Direct(_) => Err(Error::Internal("not a library-driven connection".into())),
@@ -471,7 +304,7 @@ impl RtcPeer {
         let desc =
             RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
         let local = match &self.conn {
-            Conn::Lib(pc) => lib_restart(pc, desc).await?,
+            Conn::Lib(pc) => super::lib_leg::lib_restart(pc, desc).await?,
             Conn::Direct(d) => super::direct::restart(d, desc).await?,
         };
         let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
@@ -496,16 +329,4 @@ impl RtcPeer {
             Conn::Direct(d) => d.close(),
         }
     }
-}
-
-/// Answers an ICE-restart offer on a library connection; returns the local description.
-async fn lib_restart(pc: &Arc<dyn PeerConnection>, desc: RTCSessionDescription) -> Result<String> {
-    let failed = |e: webrtc::error::Error| Error::RestartFailed(e.to_string());
-    pc.set_remote_description(desc).await.map_err(failed)?;
-    let answer = pc.create_answer(None).await.map_err(failed)?;
-    pc.set_local_description(answer).await.map_err(failed)?;
-    pc.local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| Error::RestartFailed("no local description".into()))
 }

@@ -19,6 +19,8 @@ pub struct LegStats {
     pub protocol: Option<String>,
     /// The pair's round-trip time from ICE consent checks, milliseconds.
     pub ice_rtt_ms: Option<f64>,
+    /// Shown per track and slot, not with the connection.
+    #[serde(skip)]
     pub streams: Vec<StreamStats>,
 }
 

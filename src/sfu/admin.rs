@@ -28,15 +28,6 @@ pub struct RoomSummary {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Network {
-    pub local_candidate: Option<String>,
-    pub remote_candidate: Option<String>,
-    pub protocol: Option<String>,
-    pub ice_rtt_ms: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct TrackDetail {
     pub kind: &'static str,
     pub codec: String,
@@ -60,7 +51,7 @@ pub struct ParticipantDetail {
     /// The WHIP session's id.
     pub session: Option<String>,
     pub uptime_seconds: Option<f64>,
-    pub network: Option<Network>,
+    pub network: Option<LegStats>,
     pub tracks: Vec<TrackDetail>,
 }
 
@@ -96,7 +87,7 @@ pub struct ViewerDetail {
     pub uptime_seconds: f64,
     /// The viewer's bandwidth estimate (REMB), bit/s.
     pub estimate_bps: Option<u64>,
-    pub network: Option<Network>,
+    pub network: Option<LegStats>,
     pub slots: Vec<SlotDetail>,
 }
 
@@ -112,15 +103,6 @@ fn kind_name(k: MediaKind) -> &'static str {
     match k {
         MediaKind::Audio => "audio",
         MediaKind::Video => "video",
-    }
-}
-
-fn network(s: &LegStats) -> Network {
-    Network {
-        local_candidate: s.local_candidate.clone(),
-        remote_candidate: s.remote_candidate.clone(),
-        protocol: s.protocol.clone(),
-        ice_rtt_ms: s.ice_rtt_ms,
     }
 }
 
@@ -175,6 +157,11 @@ async fn viewer(v: &ViewerView, view: &PlanView, session: Option<&Arc<Session>>)
         Some(s) => s.peer.stats().await,
         None => None,
     };
+    let slots = v
+        .slots
+        .iter()
+        .map(|s| slot(s, view, stats.as_ref()))
+        .collect();
     ViewerDetail {
         session: v.id.to_string(),
         participant: v.participant.as_ref().map(|p| p.to_string()),
@@ -182,12 +169,8 @@ async fn viewer(v: &ViewerView, view: &PlanView, session: Option<&Arc<Session>>)
         connected: v.connected,
         uptime_seconds: session.map_or(0.0, |s| s.started.elapsed().as_secs_f64()),
         estimate_bps: v.estimate,
-        network: stats.as_ref().map(network),
-        slots: v
-            .slots
-            .iter()
-            .map(|s| slot(s, view, stats.as_ref()))
-            .collect(),
+        network: stats,
+        slots,
     }
 }
 
@@ -239,7 +222,7 @@ pub async fn room(sfu: &Sfu, id: &RoomId) -> Option<RoomDetail> {
             speaking: p.speaking,
             session: session.map(|s| s.id.to_string()),
             uptime_seconds: session.map(|s| s.started.elapsed().as_secs_f64()),
-            network: stats.as_ref().map(network),
+            network: stats,
             tracks,
         });
     }

@@ -50,10 +50,12 @@ struct Snapshot {
     rooms: usize,
     turn_allocations: usize,
     totals: Totals,
-    /// NACKs from viewers and the packets they named.
-    nacks: (u64, u64),
+    /// NACKs from viewers, the packets they named, and the packets sent again.
+    nacks: (u64, u64, u64),
     /// HTTP connections refused by the caps, requests answered 429.
     refused: (u64, u64),
+    /// Datagrams dropped as malformed or refused (`rtc::gate`).
+    bad_packets: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,9 +116,13 @@ impl Metrics {
                 turn_allocations,
                 totals: highest,
                 refused,
+                bad_packets: crate::rtc::gate::BAD_PACKETS
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(g.bad_packets),
                 nacks: (
                     crate::rtc::feedback::NACKS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed),
                     crate::rtc::feedback::NACKED_PACKETS.load(std::sync::atomic::Ordering::Relaxed),
+                    crate::rtc::feedback::RETRANSMITTED.load(std::sync::atomic::Ordering::Relaxed),
                 ),
             };
         }
@@ -210,12 +216,13 @@ impl Collector for Gathered {
         counters(
             &mut e,
             "dropped_packets",
-            "Packets not forwarded to a viewer, by reason",
+            "Packets dropped, by reason: not forwarded to a viewer, or a malformed or refused datagram",
             "reason",
             &[
                 ("queue_full", t.dropped_queue_full),
                 ("keyframe_gate", t.dropped_keyframe_gate),
                 ("unplayable_codec", t.dropped_unplayable),
+                ("bad_packet", s.bad_packets),
             ],
         )?;
         counter(
@@ -247,6 +254,12 @@ impl Collector for Gathered {
             "nack_packets_requested",
             "Packets viewers asked to have sent again, over all NACKs",
             s.nacks.1,
+        )?;
+        counter(
+            &mut e,
+            "retransmissions",
+            "Packets sent again to viewers for their NACKs",
+            s.nacks.2,
         )?;
         counter(
             &mut e,

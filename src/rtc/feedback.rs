@@ -3,7 +3,8 @@
 //! simulcast layers, as the webrtc crate's rtcp-processing example shows. On the way it reads
 //! what the viewer reports about each stream into a [`ReportBook`] (loss, jitter, RTT from the
 //! receiver reports; NACKs and PLIs): the `rtc` core 0.21 never records received reports in its
-//! own statistics, and the admin API shows them.
+//! own statistics, and the admin API shows them. It sits wire-ward of the NACK responder, so it
+//! also counts the retransmissions the responder sends (the core counts none).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -75,17 +76,23 @@ pub struct Reported {
     /// Packets asked for again, over all NACKs.
     pub nacked_packets: u64,
     pub keyframe_requests: u64,
+    /// Packets sent again for NACKs (RTX or the original packet again).
+    pub retransmitted: u64,
 }
 
 /// NACKs received from viewers, and the packets they asked for, since start (RTCP, never the
 /// per-packet path).
 pub static NACKS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 pub static NACKED_PACKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Packets sent again to viewers for their NACKs, since start.
+pub static RETRANSMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Per SSRC we send, what the receiver said; shared by a leg's tap and its statistics.
 #[derive(Debug, Default)]
 pub struct ReportBook {
     streams: Mutex<HashMap<u32, (u32, Reported)>>,
+    /// An RTX SSRC to the SSRC it repairs.
+    repairs: Mutex<HashMap<u32, u32>>,
 }
 
 /// The middle 32 bits of the NTP time now: the clock of RTCP's LSR and DLSR (RFC 3550 §6.4.1).
@@ -104,11 +111,23 @@ impl ReportBook {
         self.streams.locked().get(&ssrc).map(|(_, r)| *r)
     }
 
-    fn bind(&self, ssrc: u32, clock_rate: u32) {
+    fn bind(&self, ssrc: u32, clock_rate: u32, rtx: Option<u32>) {
         self.streams
             .locked()
             .entry(ssrc)
             .or_insert((clock_rate.max(1), Reported::default()));
+        if let Some(rtx) = rtx {
+            self.repairs.locked().insert(rtx, ssrc);
+        }
+    }
+
+    /// One packet sent again on `ssrc` (an RTX SSRC counts for the stream it repairs).
+    fn retransmitted(&self, ssrc: u32) {
+        RETRANSMITTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ssrc = self.repairs.locked().get(&ssrc).copied().unwrap_or(ssrc);
+        if let Some((_, s)) = self.streams.locked().get_mut(&ssrc) {
+            s.retransmitted += 1;
+        }
     }
 
     fn read(&self, p: &dyn ::rtc::rtcp::Packet, ntp_now: u32) {
@@ -175,21 +194,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        // Everything goes on up (the NACK responder and the reports read it further on); a
+        // compound packet with something the application acts on is also delivered to it,
+        // whole (the application picks out what it wants with [`feedback`]).
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let now = ntp_middle_now();
             for p in packets {
                 self.book.read(p.as_ref(), now);
             }
-            let wanted: Vec<Box<dyn ::rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| wanted(p.as_ref()))
-                .cloned()
-                .collect();
-            if wanted.is_empty() {
-                return Ok(());
+            if packets.iter().any(|p| wanted(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
             }
-            msg.message.packet = Packet::Rtcp(wanted);
-            msg.message.add(Attribute::DeliverToApplication);
         }
         self.read.push_back(msg);
         Ok(())
@@ -200,6 +215,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        if let Packet::Rtp(p) = &msg.message.packet
+            && msg.message.has(&Attribute::Retransmission)
+        {
+            self.book.retransmitted(p.header.ssrc);
+        }
         self.write.push_back(msg);
         Ok(())
     }
@@ -211,7 +231,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
 impl Interceptor for KeyframeRequestTap {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
-        self.book.bind(info.ssrc, info.clock_rate);
+        self.book.bind(info.ssrc, info.clock_rate, info.ssrc_rtx);
     }
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -227,7 +247,7 @@ mod tests {
     #[test]
     fn reports_become_loss_jitter_and_rtt() {
         let book = ReportBook::default();
-        book.bind(7, 90_000);
+        book.bind(7, 90_000, None);
         let now = 0x1234_0000u32;
         // Our SR left at now - 0.5 s; the viewer held it 0.25 s: RTT 0.25 s.
         let rr = ReceiverReport {
@@ -251,7 +271,7 @@ mod tests {
         // No SR echoed yet: no RTT claimed.
         let mut first = rr.clone();
         first.reports[0].last_sender_report = 0;
-        book.bind(8, 48_000);
+        book.bind(8, 48_000, None);
         first.reports[0].ssrc = 8;
         book.read(&first, now);
         assert_eq!(book.get(8).unwrap().rtt, None);

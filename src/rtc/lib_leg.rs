@@ -114,9 +114,11 @@ async fn lib_connection(
         state: state_tx,
     });
     let mut builder = PeerConnectionBuilder::new();
-    if let Some(m) = &mux {
-        builder = builder.with_runtime(MuxRuntime::new(m.clone()));
-    }
+    // Malformed datagrams stop at the gate (the single-port mux gates its own reads).
+    builder = match &mux {
+        Some(m) => builder.with_runtime(MuxRuntime::new(m.clone())),
+        None => builder.with_runtime(crate::rtc::gate::GateRuntime::new()),
+    };
     let pc = builder
         .with_configuration(parts.config)
         .with_media_engine(parts.media)

@@ -8,6 +8,7 @@ pub mod client;
 mod direct;
 mod engine;
 pub mod feedback;
+pub mod gate;
 mod ice;
 mod lib_leg;
 pub mod mux;

@@ -103,6 +103,10 @@ async fn read_loop(mux: std::sync::Weak<UdpMux>, sock: Arc<UdpSocket>) {
             continue;
         };
         let Some(mux) = mux.upgrade() else { return };
+        if !super::gate::plausible(&buf[..n]) {
+            super::gate::refused();
+            continue;
+        }
         if let Some(q) = mux.route(&buf[..n], from) {
             let _ = q.try_send((buf[..n].to_vec(), from));
         }

@@ -132,7 +132,9 @@ pub(crate) fn interceptors(
                 NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
             )
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            .with(Slot::from(14_000), KeyframeRequestTap::with_book(book)))
+            // Wire-ward of the NACK responder: it sees the retransmissions go out (and reads
+            // the viewer's RTCP before anything else does).
+            .with(Slot::from(3_500), KeyframeRequestTap::with_book(book)))
     } else {
         // RFC 6464 audio levels from publishers feed the server-side VAD.
         media.register_header_extension(

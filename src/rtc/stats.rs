@@ -64,12 +64,14 @@ fn candidate_type(report: &RTCStatsReport, prefix: &str, id: &str) -> Option<(St
     }
 }
 
-/// Puts what the viewer reported (receiver reports, NACKs, keyframe requests) on the streams
-/// wisp sends: the `rtc` core reads none of it into its own statistics.
+/// Puts what the viewer reported (receiver reports, NACKs, keyframe requests) and the
+/// retransmissions that answered it on the streams wisp sends: the `rtc` core reads none of it
+/// into its own statistics.
 pub fn add_reports(stats: &mut LegStats, book: &crate::rtc::feedback::ReportBook) {
     for s in stats.streams.iter_mut().filter(|s| s.direction == "send") {
         let Some(r) = book.get(s.ssrc) else { continue };
         s.nacks = r.nacks;
+        s.retransmitted = s.retransmitted.max(r.retransmitted);
         s.plis = s.plis.max(r.keyframe_requests);
         if r.reports > 0 {
             s.packets_lost = r.total_lost;

@@ -132,17 +132,13 @@ async fn egress_loss_is_recovered_from_the_retransmission_buffer() {
         video["stats"]["retransmitted"].as_u64() >= Some(1),
         "{video}"
     );
-    let metrics = http()
-        .get(url(&server, paths::METRICS))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let nacks = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("wisp_nacks_received_total "))
-        .and_then(|v| v.parse::<u64>().ok());
-    assert!(nacks >= Some(1), "{metrics}");
+    let metrics = scrape(&server).await;
+    assert!(
+        sample(&metrics, "wisp_nacks_received_total") >= Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "wisp_retransmissions_total") >= Some(1.0),
+        "{metrics}"
+    );
 }

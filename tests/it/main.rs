@@ -9,6 +9,7 @@ mod conference;
 mod events;
 mod forwarding;
 mod hooks;
+mod hostile;
 mod http;
 mod limits;
 mod loss;

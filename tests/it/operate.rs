@@ -86,13 +86,6 @@ async fn drain_ends_the_sessions_left_when_its_time_is_up() {
 }
 
 /// The value of the sample `name` (with its labels, as written) in a scrape.
-fn sample(scrape: &str, name: &str) -> Option<f64> {
-    scrape.lines().find_map(|l| {
-        let (n, v) = l.rsplit_once(' ')?;
-        (n == name).then(|| v.parse().ok())?
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_sessions_packets_and_requests() {
     let mut c = test_config();

@@ -331,10 +331,14 @@ impl Driver {
         let Some(&(local, _)) = self.sockets.get(i) else {
             return;
         };
+        if !crate::rtc::gate::plausible(&data) {
+            crate::rtc::gate::refused();
+            return;
+        }
         let connected = *self.state.borrow() == PeerState::Connected;
         let again = self.nomination.inbound(from, &data, connected);
         let mut feed = |message: BytesMut| {
-            let _ = self.pc.handle_read(TaggedBytesMut {
+            let read = self.pc.handle_read(TaggedBytesMut {
                 now: Instant::now(),
                 transport: TransportContext {
                     local_addr: local,
@@ -344,6 +348,9 @@ impl Driver {
                 },
                 message,
             });
+            if read.is_err() {
+                crate::rtc::gate::refused();
+            }
         };
         feed(data);
         if let Some(nomination) = again {

@@ -64,3 +64,23 @@ pub fn url(server: &wisp::Server, path: &str) -> String {
     };
     format!("{scheme}://{}{}", server.addr, path)
 }
+
+/// One sample's value from a metrics scrape, by its full name with labels.
+pub fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok())?
+    })
+}
+
+/// The server's metrics, in the classic text format.
+pub async fn scrape(server: &wisp::Server) -> String {
+    http()
+        .get(url(server, wisp::http::paths::METRICS))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

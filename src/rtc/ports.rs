@@ -61,6 +61,33 @@ impl PortPool {
         None
     }
 
+    /// Takes a free even port, and with `pair` the odd port after it as well (TURN's EVEN-PORT,
+    /// RFC 8656 §7.2: the pair an RTP/RTCP client asks for).
+    pub fn lease_even(&self, pair: bool) -> Option<(PortLease, Option<PortLease>)> {
+        let mut g = self.inner.locked();
+        let n = g.used.len();
+        let lo = g.lo;
+        let free = |g: &Inner, idx: usize| g.used.get(idx).is_some_and(|u| u.is_none());
+        for i in 0..n {
+            let idx = (g.next + i) % n;
+            let port = lo + idx as u16;
+            if !port.is_multiple_of(2) || !free(&g, idx) || (pair && !free(&g, idx + 1)) {
+                continue;
+            }
+            let held = if pair { idx + 1 } else { idx };
+            for j in idx..=held {
+                g.used[j] = Some("".into());
+            }
+            g.next = (held + 1) % n;
+            let lease = |port| PortLease {
+                port,
+                pool: self.clone(),
+            };
+            return Some((lease(port), pair.then(|| lease(port + 1))));
+        }
+        None
+    }
+
     pub fn in_use(&self) -> usize {
         let g = self.inner.locked();
         g.used.iter().filter(|u| u.is_some()).count()
@@ -99,6 +126,30 @@ mod tests {
         drop(a);
         assert_eq!(pool.lease().map(|l| l.port), Some(5000));
         assert_eq!(pool.in_use(), 1);
+    }
+
+    #[test]
+    fn even_ports_and_pairs() {
+        let pool = PortPool::new(5001, 5006);
+        let (even, none) = pool.lease_even(false).unwrap();
+        assert_eq!((even.port, none.map(|l| l.port)), (5002, None));
+        // 5003 is free but 5004-5005 is the next even pair.
+        let (a, b) = pool.lease_even(true).unwrap();
+        assert_eq!((a.port, b.map(|l| l.port)), (5004, Some(5005)));
+        let (c, _) = pool.lease_even(false).unwrap();
+        assert_eq!(c.port, 5006);
+        assert!(pool.lease_even(false).is_none(), "no even port left");
+        drop(even);
+        let odd = pool.lease_for("x").unwrap();
+        assert_eq!(odd.port, 5001);
+        drop(c);
+        let (d, e) = pool.lease_even(true).unwrap();
+        assert_eq!((d.port, e.map(|l| l.port)), (5002, Some(5003)));
+        // 5006 is even and free, but 5007 is outside the range: no pair.
+        assert!(pool.lease_even(true).is_none());
+        assert_eq!(pool.lease_even(false).map(|(l, _)| l.port), Some(5006));
+        // Held: 5001, 5002, 5004 (the odd ones taken in pairs were dropped above).
+        assert_eq!(pool.in_use(), 3);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Allocation {
     pub relay: Arc<UdpSocket>,
     pub relayed: SocketAddr,
     pub link: Link,
+    /// The RESERVATION-TOKEN its Allocate was answered with (a retransmission gets it again).
+    pub reservation: Option<u64>,
     pub state: Mutex<State>,
     pub _port: crate::rtc::PortLease,
     pub reader: Mutex<Option<tokio::task::JoinHandle<()>>>,

@@ -10,6 +10,7 @@
 mod allocation;
 mod auth;
 pub mod credentials;
+mod reserve;
 mod server;
 mod wire;
 

@@ -22,6 +22,7 @@ use tokio::net::UdpSocket;
 
 use super::allocation::{Allocation, State, relay_reader};
 pub use super::allocation::{FiveTuple, Link};
+use super::reserve::{PortRequest, Reservations};
 use super::wire::{Reply, SOFTWARE, error, peer_addresses, requested_lifetime, success};
 
 use super::auth;
@@ -65,6 +66,7 @@ pub struct Engine {
     relay_ports: PortPool,
     crypto: Arc<dyn ::rtc::crypto::RTCCryptoProvider>,
     allocations: Mutex<HashMap<FiveTuple, Arc<Allocation>>>,
+    reservations: Reservations,
 }
 
 /// A request's result on an allocation: attributes for the success response, or an error.
@@ -83,6 +85,7 @@ impl Engine {
             relay_ports,
             crypto,
             allocations: Mutex::new(HashMap::new()),
+            reservations: Reservations::default(),
         }))
     }
 
@@ -115,6 +118,7 @@ impl Engine {
             s.channels.retain(|_, (_, t)| *t > now);
             s.expires > now
         });
+        self.reservations.sweep(now);
     }
 
     /// Ends every allocation made over one TCP/TLS connection (RFC 8656 §3.1).
@@ -212,12 +216,10 @@ impl Engine {
             Ok(_) => return fail(CODE_UNSUPPORTED_TRANS_PROTO, "only UDP relays"),
             Err(_) => return fail(CODE_BAD_REQUEST, "REQUESTED-TRANSPORT is required"),
         }
-        if m.contains(ATTR_RESERVATION_TOKEN) || m.contains(ATTR_EVEN_PORT) {
-            return fail(
-                CODE_UNKNOWN_ATTRIBUTE,
-                "port reservations are not supported",
-            );
-        }
+        let want = match PortRequest::of(m) {
+            Ok(w) => w,
+            Err(reason) => return fail(CODE_BAD_REQUEST, reason),
+        };
         if let Ok(v) = m.get(ATTR_REQUESTED_ADDRESS_FAMILY) {
             let want_v6 = v.first() == Some(&0x02);
             if want_v6 != self.settings.relay_public.is_ipv6() {
@@ -227,17 +229,29 @@ impl Engine {
                 );
             }
         }
+        let now = Instant::now();
         let held = self
             .table()
             .values()
             .filter(|a| a.username == username)
-            .count();
-        if held >= self.settings.quota {
+            .count()
+            + self.reservations.count_for(&username, now);
+        // Claiming one's own reservation frees a place as it takes one.
+        let claims = usize::from(matches!(want, PortRequest::Reserved(_)));
+        if held >= self.settings.quota + claims {
             return fail(CODE_ALLOC_QUOTA_REACHED, "allocation quota reached");
         }
-        let Some((port, relay)) = self.bind_relay() else {
-            return fail(CODE_INSUFFICIENT_CAPACITY, "no relay port free");
+        let Some((port, relay, reserved)) = self.bind_relay(want, now) else {
+            return fail(
+                CODE_INSUFFICIENT_CAPACITY,
+                match want {
+                    PortRequest::Reserved(_) => "no such reservation (unknown, used or expired)",
+                    PortRequest::Even { reserve: true } => "no free pair of relay ports",
+                    _ => "no relay port free",
+                },
+            );
         };
+        let token = reserved.map(|odd| self.reservations.hold(&username, odd, now));
         let lifetime = requested_lifetime(m).min(MAX_LIFETIME);
         let alloc = Arc::new(Allocation {
             username,
@@ -246,6 +260,7 @@ impl Engine {
             relayed: SocketAddr::new(self.settings.relay_public, port.port),
             relay: relay.clone(),
             link: link.clone(),
+            reservation: token,
             state: Mutex::new(State {
                 expires: Instant::now() + lifetime,
                 permissions: HashMap::new(),
@@ -265,16 +280,36 @@ impl Engine {
         self.allocate_success(m, &alloc, lifetime, ft.client)
     }
 
-    fn bind_relay(&self) -> Option<(crate::rtc::PortLease, Arc<UdpSocket>)> {
-        // Ports taken by other programs are skipped; the pool's cursor moves on.
-        for _ in 0..8 {
-            let lease = self.relay_ports.lease()?;
-            let addr = SocketAddr::new(self.settings.relay_bind, lease.port);
-            if let Ok(sock) = std::net::UdpSocket::bind(addr)
+    /// A relay port as asked and its socket, and the port reserved with it (EVEN-PORT's R).
+    fn bind_relay(
+        &self,
+        want: PortRequest,
+        now: Instant,
+    ) -> Option<(
+        crate::rtc::PortLease,
+        Arc<UdpSocket>,
+        Option<crate::rtc::PortLease>,
+    )> {
+        let bind = |port: u16| {
+            std::net::UdpSocket::bind(SocketAddr::new(self.settings.relay_bind, port))
                 .and_then(|s| s.set_nonblocking(true).map(|_| s))
                 .and_then(UdpSocket::from_std)
-            {
-                return Some((lease, Arc::new(sock)));
+                .ok()
+                .map(Arc::new)
+        };
+        if let PortRequest::Reserved(token) = want {
+            let lease = self.reservations.take(token, now)?;
+            let sock = bind(lease.port)?;
+            return Some((lease, sock, None));
+        }
+        // Ports taken by other programs are skipped; the pool's cursor moves on.
+        for _ in 0..8 {
+            let (lease, reserved) = match want {
+                PortRequest::Even { reserve } => self.relay_ports.lease_even(reserve)?,
+                _ => (self.relay_ports.lease()?, None),
+            };
+            if let Some(sock) = bind(lease.port) {
+                return Some((lease, sock, reserved));
             }
         }
         None
@@ -287,23 +322,23 @@ impl Engine {
         lifetime: Duration,
         client: SocketAddr,
     ) -> Reply {
-        success(
-            m,
-            METHOD_ALLOCATE,
-            vec![
-                Box::new(RelayedAddress {
-                    ip: a.relayed.ip(),
-                    port: a.relayed.port(),
-                }),
-                Box::new(Lifetime(lifetime)),
-                Box::new(XorMappedAddress {
-                    ip: client.ip(),
-                    port: client.port(),
-                }),
-            ],
-            &a.key,
-            self.crypto.crypto(),
-        )
+        let mut attrs: Vec<Box<dyn Setter>> = vec![
+            Box::new(RelayedAddress {
+                ip: a.relayed.ip(),
+                port: a.relayed.port(),
+            }),
+            Box::new(Lifetime(lifetime)),
+            Box::new(XorMappedAddress {
+                ip: client.ip(),
+                port: client.port(),
+            }),
+        ];
+        if let Some(t) = a.reservation {
+            attrs.push(Box::new(::rtc::turn::proto::rsrvtoken::ReservationToken(
+                t.to_be_bytes().to_vec(),
+            )));
+        }
+        success(m, METHOD_ALLOCATE, attrs, &a.key, self.crypto.crypto())
     }
 
     /// Runs `f` for an authenticated request on an existing allocation owned by the sender.

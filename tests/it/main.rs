@@ -20,3 +20,4 @@ mod reconnect;
 mod simulcast;
 mod tls;
 mod turn;
+mod turn_abuse;

@@ -6,40 +6,14 @@ use std::time::Duration;
 
 use crate::harness::*;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::stun::attributes::*;
-use rtc::stun::error_code::ErrorCodeAttribute;
-use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::*;
-use rtc::stun::textattrs::TextAttribute;
 use rtc::stun::xoraddr::XorMappedAddress;
 use rtc::turn::proto::peeraddr::PeerAddress;
 use rtc::turn::proto::relayaddr::RelayedAddress;
-use rtc::turn::proto::reqtrans::RequestedTransport;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use webrtc::peer_connection::RTCIceCandidateType;
 use wisp::http::paths;
 use wisp::rtc::client::ClientIce;
 use wisp::turn::Minter;
-
-const SECRET: &str = "test-secret";
-
-fn turn_config(quota: usize) -> wisp::Config {
-    let mut c = test_config();
-    let relay = c.ice_ports.0 - 100;
-    c.turn = Some(wisp::turn::TurnConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_listen: None,
-        host: "127.0.0.1".into(),
-        secret: SECRET.as_bytes().to_vec(),
-        relay_ports: (relay, relay + 99),
-        relay_bind: "127.0.0.1".parse().unwrap(),
-        relay_public: "127.0.0.1".parse().unwrap(),
-        credential_ttl: Duration::from_secs(3600),
-        quota,
-    });
-    c
-}
 
 /// The `Link` headers of a non-preflight OPTIONS on `path`.
 async fn ice_links(server: &wisp::Server, path: &str) -> Vec<String> {
@@ -116,129 +90,6 @@ async fn ice_server_links_only_outside_preflight() {
         .filter(|v| v.contains("<turn:"))
         .count();
     assert_eq!(turn_links, 2, "turn: over UDP and TCP on the 201");
-}
-
-/// A bare TURN client over UDP or TCP, enough to exercise the server's checks.
-struct Raw {
-    udp: Option<UdpSocket>,
-    tcp: Option<TcpStream>,
-    server: SocketAddr,
-}
-
-impl Raw {
-    async fn udp(server: SocketAddr) -> Raw {
-        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        Raw {
-            udp: Some(s),
-            tcp: None,
-            server,
-        }
-    }
-
-    async fn tcp(server: SocketAddr) -> Raw {
-        Raw {
-            udp: None,
-            tcp: Some(TcpStream::connect(server).await.unwrap()),
-            server,
-        }
-    }
-
-    async fn call(&mut self, setters: &[Box<dyn Setter + '_>]) -> Message {
-        let mut m = Message::new();
-        m.build(setters).unwrap();
-        let mut buf = vec![0u8; 2048];
-        let n = within("a TURN response", async {
-            if let Some(u) = &self.udp {
-                u.send_to(&m.raw, self.server).await.unwrap();
-                u.recv(&mut buf).await.unwrap()
-            } else {
-                let t = self.tcp.as_mut().unwrap();
-                t.write_all(&m.raw).await.unwrap();
-                t.read_exact(&mut buf[..20]).await.unwrap();
-                let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-                t.read_exact(&mut buf[20..20 + len]).await.unwrap();
-                20 + len
-            }
-        })
-        .await;
-        let mut r = Message::new();
-        r.unmarshal_binary(&buf[..n]).unwrap();
-        assert_eq!(r.transaction_id, m.transaction_id);
-        r
-    }
-
-    /// Allocate with `username`/`password`; returns the response (after the 401 round).
-    async fn allocate(&mut self, username: &str, password: &str) -> Message {
-        let first = self
-            .call(&[
-                Box::new(TransactionId::new()),
-                Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
-                Box::new(RequestedTransport {
-                    protocol: rtc::turn::proto::PROTO_UDP,
-                }),
-            ])
-            .await;
-        assert_eq!(code(&first), Some(401));
-        let nonce = TextAttribute::get_from_as(&first, ATTR_NONCE).unwrap().text;
-        let realm = TextAttribute::get_from_as(&first, ATTR_REALM).unwrap().text;
-        self.authed(
-            METHOD_ALLOCATE,
-            username,
-            password,
-            &realm,
-            &nonce,
-            vec![Box::new(RequestedTransport {
-                protocol: rtc::turn::proto::PROTO_UDP,
-            })],
-        )
-        .await
-    }
-
-    async fn authed(
-        &mut self,
-        method: Method,
-        username: &str,
-        password: &str,
-        realm: &str,
-        nonce: &str,
-        extra: Vec<Box<dyn Setter>>,
-    ) -> Message {
-        let provider = rtc::crypto::default_provider().unwrap();
-        let integrity = MessageIntegrity::new_long_term_integrity_with_provider(
-            username.into(),
-            realm.into(),
-            password.into(),
-            provider.crypto(),
-        )
-        .unwrap();
-        let mut setters: Vec<Box<dyn Setter + '_>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(method, CLASS_REQUEST)),
-        ];
-        setters.extend(extra);
-        setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, username.into())));
-        setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.into())));
-        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.into())));
-        setters.push(Box::new(integrity));
-        self.call(&setters).await
-    }
-}
-
-fn code(m: &Message) -> Option<u16> {
-    let mut e = ErrorCodeAttribute::default();
-    use rtc::stun::message::Getter;
-    e.get_from(m).ok().map(|_| e.code.0)
-}
-
-fn nonce_realm(m: &Message) -> (String, String) {
-    (
-        TextAttribute::get_from_as(m, ATTR_NONCE)
-            .map(|a| a.text)
-            .unwrap_or_default(),
-        TextAttribute::get_from_as(m, ATTR_REALM)
-            .map(|a| a.text)
-            .unwrap_or_default(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,10 +8,12 @@ mod clients;
 mod hook;
 mod relay;
 mod sse;
+pub mod turn;
 pub use clients::*;
 pub use hook::*;
 pub use relay::*;
 pub use sse::Sse;
+pub use turn::*;
 
 use std::net::IpAddr;
 use std::time::Duration;

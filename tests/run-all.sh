@@ -38,6 +38,9 @@ bash tests/interop/drain_lab.sh target/release/wisp target/gst-webrtchttp/target
 step "scoped tokens with real clients in the lab: whipsink, whepsrc, Chromium pages"
 bash tests/interop/auth_lab.sh target/release/wisp target/gst-webrtchttp/target/release
 
+step "TURN abuse with coturn's own client: allocation floods, unpermitted data, negative tests, DOS mode"
+bash tests/interop/turn_abuse.sh target/release/wisp
+
 step "the admin API against its OpenAPI document (schemathesis), with real media in the lab"
 bash tests/interop/api_contract.sh target/release/wisp target/gst-webrtchttp/target/release \
   target/schemathesis-venv/bin/schemathesis

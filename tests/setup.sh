@@ -13,7 +13,7 @@ PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gst
 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
 libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux
-chromium openssl nftables python3-venv prometheus"
+chromium openssl nftables python3-venv prometheus coturn"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
@@ -21,6 +21,8 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
   # The package starts a Prometheus server; the tests need only promtool.
   $SUDO systemctl stop prometheus 2>/dev/null || $SUDO pkill -x prometheus || true
+  # coturn is here for its test client (turnutils_uclient); its server must not run.
+  $SUDO systemctl stop coturn 2>/dev/null || $SUDO pkill -x turnserver || true
 fi
 
 GST_VER=0.15.4

@@ -111,6 +111,8 @@ impl Server {
             engine,
             sfu::Limits {
                 max_sessions: config.max_sessions,
+                max_sessions_per_room: config.max_sessions_per_room,
+                max_event_streams_per_room: config.max_event_streams_per_room,
                 vad: config.vad,
                 reconnect_grace: config.reconnect_grace,
             },

@@ -77,6 +77,14 @@ pub struct Args {
     /// Most concurrent sessions before POSTs get 503 [default: 500].
     #[arg(long, env = "WISP_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
+    /// Most sessions (publishers and viewers) in one room before its POSTs get 503
+    /// [default: half of --max-sessions].
+    #[arg(long, env = "WISP_MAX_SESSIONS_PER_ROOM")]
+    pub max_sessions_per_room: Option<usize>,
+    /// Most open event streams (`GET /rooms/{room}/events`) of one room before 503
+    /// [default: 1000].
+    #[arg(long, env = "WISP_MAX_EVENT_STREAMS_PER_ROOM")]
+    pub max_event_streams_per_room: Option<usize>,
     /// Serve `GET /metrics` (no token) on this address too, for a scraper.
     #[arg(long, env = "WISP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -84,6 +92,10 @@ pub struct Args {
     /// request [default: 10].
     #[arg(long, env = "WISP_HTTP_HEADER_TIMEOUT")]
     pub http_header_timeout: Option<u64>,
+    /// Seconds an HTTP connection may pass with no byte read or written before it is closed
+    /// (event streams send a comment line well within it) [default: 60].
+    #[arg(long, env = "WISP_HTTP_IDLE_TIMEOUT")]
+    pub http_idle_timeout: Option<u64>,
     /// Most open HTTP connections [default: 4096].
     #[arg(long, env = "WISP_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,

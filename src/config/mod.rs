@@ -38,6 +38,10 @@ pub struct Config {
     pub deny_remote: Vec<IpNet>,
     pub cors_origin: String,
     pub max_sessions: usize,
+    /// `--max-sessions-per-room`.
+    pub max_sessions_per_room: usize,
+    /// `--max-event-streams-per-room`.
+    pub max_event_streams_per_room: usize,
     /// The extra `/metrics` listener.
     pub metrics_listen: Option<SocketAddr>,
     /// How long a SIGTERM drain waits for sessions to end.
@@ -143,6 +147,10 @@ impl Config {
                 .http_header_timeout
                 .or(file.http_header_timeout)
                 .map_or(d.header_timeout, |s| Duration::from_secs(s.max(1))),
+            idle_timeout: cli
+                .http_idle_timeout
+                .or(file.http_idle_timeout)
+                .map_or(d.idle_timeout, |s| Duration::from_secs(s.max(1))),
             max_connections: cli
                 .max_connections
                 .or(file.max_connections)
@@ -165,6 +173,7 @@ impl Config {
         if !(http_limits.request_rate >= 0.0 && http_limits.request_burst >= 1.0) {
             return Err("--request-rate must be at least 0 and --request-burst at least 1".into());
         }
+        let max_sessions = cli.max_sessions.or(file.max_sessions).unwrap_or(500).max(1);
         // Read the keys now, so a bad one stops the start with its reason.
         crate::auth::Auth::new(&auth)?;
         let public_ips = cli
@@ -285,7 +294,17 @@ impl Config {
                 .cors_origin
                 .or(file.cors_origin)
                 .unwrap_or_else(|| "*".into()),
-            max_sessions: cli.max_sessions.or(file.max_sessions).unwrap_or(500).max(1),
+            max_sessions,
+            max_sessions_per_room: cli
+                .max_sessions_per_room
+                .or(file.max_sessions_per_room)
+                .unwrap_or(max_sessions.div_ceil(2))
+                .max(1),
+            max_event_streams_per_room: cli
+                .max_event_streams_per_room
+                .or(file.max_event_streams_per_room)
+                .unwrap_or(1000)
+                .max(1),
             metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             drain_timeout: Duration::from_secs(
                 cli.drain_timeout.or(file.drain_timeout).unwrap_or(30),

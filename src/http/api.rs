@@ -204,7 +204,9 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
                 .allows(Some(room), Action::Participate)?;
         }
         return match *req.method() {
-            Method::GET => crate::http::events::stream(&app.sfu, room).await,
+            Method::GET => {
+                crate::http::events::stream(&app.sfu, room, app.limiter.limits.keepalive()).await
+            }
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
         };
     }

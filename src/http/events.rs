@@ -19,9 +19,6 @@ use crate::http::headers::{self, Body};
 use crate::sfu::events::RoomEvent;
 use crate::sfu::{Room, RoomId, Sfu};
 
-/// A comment line is sent this often so proxies keep the stream open.
-const KEEPALIVE: Duration = Duration::from_secs(15);
-
 /// Ends the subscription: drops the receiver, then lets the room go if nothing else holds it.
 struct Subscription {
     rx: Option<broadcast::Receiver<RoomEvent>>,
@@ -37,15 +34,25 @@ impl Drop for Subscription {
 }
 
 /// The SSE response: the roster, then every event; a consumer that lags is cut off.
-pub async fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Result<Response<Body>, Error> {
+/// A comment line is sent every `keepalive` so proxies (and wisp's idle timeout) keep the
+/// stream open.
+pub async fn stream(
+    sfu: &Arc<Sfu>,
+    room: &RoomId,
+    keepalive: Duration,
+) -> Result<Response<Body>, Error> {
     let room = sfu.room_or_create(room);
+    if let Err(e) = sfu.event_stream_allowed(&room) {
+        sfu.drop_room_if_empty(&room);
+        return Err(e);
+    }
     let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
     let sub = Subscription {
         rx: Some(rx),
         sfu: sfu.clone(),
         room,
     };
-    let frames = stream::unfold((Some(roster), sub), |(first, mut sub)| async move {
+    let frames = stream::unfold((Some(roster), sub), move |(first, mut sub)| async move {
         if let Some(e) = first {
             return Some((
                 Ok::<_, Infallible>(Frame::data(Bytes::from(sse_frame(&e)))),
@@ -59,7 +66,7 @@ pub async fn stream(sfu: &Arc<Sfu>, room: &RoomId) -> Result<Response<Body>, Err
                 // Lagged: this consumer is too slow; closed: the room is gone.
                 Err(_) => return None,
             },
-            _ = tokio::time::sleep(KEEPALIVE) => Bytes::from_static(b": keep-alive\n\n"),
+            _ = tokio::time::sleep(keepalive) => Bytes::from_static(b": keep-alive\n\n"),
         };
         Some((Ok(Frame::data(next)), (None, sub)))
     });
@@ -73,6 +80,7 @@ pub async fn whep_stream(
     viewer: &crate::sfu::Viewer,
     room: &Room,
     events: Vec<String>,
+    keepalive: Duration,
 ) -> Result<Response<Body>, Error> {
     use crate::sfu::ViewerState;
     let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
@@ -101,7 +109,7 @@ pub async fn whep_stream(
     let init = (first, rx, state, (layers, reconnect, endpoint), wants);
     let frames = stream::unfold(
         init,
-        |(mut first, mut rx, mut state, mut more, wants)| async move {
+        move |(mut first, mut rx, mut state, mut more, wants)| async move {
             if !first.is_empty() {
                 let f = first.remove(0);
                 return Some((
@@ -141,7 +149,7 @@ pub async fn whep_stream(
                         data.filter(|_| wants("layers"))
                             .map(|data| Bytes::from(format!("event: layers\ndata: {data}\n\n")))
                     }
-                    _ = tokio::time::sleep(KEEPALIVE) => Some(Bytes::from_static(b": keep-alive\n\n")),
+                    _ = tokio::time::sleep(keepalive) => Some(Bytes::from_static(b": keep-alive\n\n")),
                 };
                 if let Some(b) = next {
                     return Some((Ok(Frame::data(b)), (first, rx, state, more, wants)));

@@ -16,6 +16,8 @@ pub struct HttpLimits {
     /// `--http-header-timeout`: from accepting a connection (or the end of the previous
     /// request) to the end of a request's headers.
     pub header_timeout: Duration,
+    /// `--http-idle-timeout`: nothing read or written on a connection for this long closes it.
+    pub idle_timeout: Duration,
     /// `--max-connections`.
     pub max_connections: usize,
     /// `--max-connections-per-ip`.
@@ -26,10 +28,19 @@ pub struct HttpLimits {
     pub request_burst: f64,
 }
 
+impl HttpLimits {
+    /// How often an event stream writes a comment line: every 15 s (what proxies need), and
+    /// at least three times per idle timeout, so an open stream is never idle.
+    pub fn keepalive(&self) -> Duration {
+        (self.idle_timeout / 3).min(Duration::from_secs(15))
+    }
+}
+
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             max_connections_per_ip: 64,
             request_rate: 50.0,

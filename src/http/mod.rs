@@ -7,6 +7,7 @@ mod assets;
 pub use assets::asset;
 pub mod events;
 pub mod headers;
+mod idle;
 pub mod limits;
 pub mod ops;
 pub mod paths;
@@ -108,6 +109,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let header_timeout = app.limiter.limits.header_timeout;
+    let idle_timeout = app.limiter.limits.idle_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client gets this long for a request's headers (slowloris); hyper times HTTP/1, and the
     // first byte of a plain connection is awaited below.
@@ -156,36 +158,38 @@ pub async fn serve(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _admitted = admitted;
-                    let result = match tls {
+                    let activity = idle::Activity::new();
+                    let watched = idle::Watched::new(stream, activity.clone());
+                    let served = async move { match tls {
                         None => {
                             // Version detection waits for the first bytes with no timer of
                             // its own: a connection that sends nothing is closed here.
                             let mut first = [0u8; 1];
-                            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                            match tokio::time::timeout(header_timeout, watched.get_ref().peek(&mut first)).await {
                                 Ok(Ok(n)) if n > 0 => {}
                                 _ => {
                                     tracing::debug!(%peer, "closed: nothing sent within the header timeout");
-                                    return;
+                                    return Ok(());
                                 }
                             }
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(watched), svc);
                             watcher.watch(conn.into_owned()).await
                         }
                         Some(acceptor) => {
                             let stream = match tokio::time::timeout(
                                 TLS_HANDSHAKE_TIMEOUT,
-                                acceptor.accept(stream),
+                                acceptor.accept(watched),
                             )
                             .await
                             {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, "TLS handshake: {e}");
-                                    return;
+                                    return Ok(());
                                 }
                                 Err(_) => {
                                     tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
+                                    return Ok(());
                                 }
                             };
                             // ALPN already chose the protocol: no version sniffing to wait on.
@@ -193,6 +197,13 @@ pub async fn serve(
                             let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             watcher.watch(conn.into_owned()).await
+                        }
+                    } };
+                    let result = tokio::select! {
+                        r = served => r,
+                        () = activity.idle(idle_timeout) => {
+                            tracing::debug!(%peer, "closed: idle for the idle timeout");
+                            return;
                         }
                     };
                     if let Err(e) = result {

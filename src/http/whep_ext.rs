@@ -95,7 +95,9 @@ pub(super) async fn sse_stream(
             let SessionKind::Viewer(viewer) = &session.kind else {
                 return Err(Error::NotFound);
             };
-            crate::http::events::whep_stream(viewer, &session.room, events).await
+            app.sfu.event_stream_allowed(&session.room)?;
+            let keepalive = app.limiter.limits.keepalive();
+            crate::http::events::whep_stream(viewer, &session.room, events, keepalive).await
         }
         Method::DELETE => {
             app.streams.delete(id, sid)?;

@@ -45,6 +45,8 @@ pub struct Sfu {
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     /// Sessions being set up (counted against the limit before their peer exists).
     pending: std::sync::atomic::AtomicUsize,
+    /// The same, by room.
+    pending_rooms: Mutex<HashMap<RoomId, usize>>,
     /// Set by [`Sfu::drain`]: no new sessions.
     draining: std::sync::atomic::AtomicBool,
     /// Woken whenever a session ends (drain waits on it).
@@ -69,6 +71,7 @@ impl Sfu {
             rooms: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             pending: Default::default(),
+            pending_rooms: Default::default(),
             draining: Default::default(),
             ended: Default::default(),
             parked: Default::default(),
@@ -137,21 +140,49 @@ impl Sfu {
             .clone()
     }
 
-    fn reserve(&self) -> Result<Reservation<'_>> {
+    fn reserve(&self, room: &RoomId) -> Result<Reservation<'_>> {
         if self.is_draining() {
             return Err(Error::Draining);
         }
         let pending = self
             .pending
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let r = Reservation(self);
+        let in_room = {
+            let mut rooms = self.pending_rooms.locked();
+            let n = rooms.entry(room.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let r = Reservation(self, room.clone());
         if self.session_count() + pending >= self.limits.max_sessions {
             return Err(Error::Unavailable {
                 what: "session slots",
                 retry_after: Duration::from_secs(5),
             });
         }
+        let live = self
+            .sessions()
+            .values()
+            .filter(|s| s.room.id == *room)
+            .count();
+        if live + in_room >= self.limits.max_sessions_per_room {
+            return Err(Error::Unavailable {
+                what: "session slots in this room",
+                retry_after: Duration::from_secs(5),
+            });
+        }
         Ok(r)
+    }
+
+    /// Whether `room` may open one more event stream (`--max-event-streams-per-room`).
+    pub fn event_stream_allowed(&self, room: &Room) -> Result<()> {
+        if room.event_consumers() >= self.limits.max_event_streams_per_room {
+            return Err(Error::Unavailable {
+                what: "event streams for this room",
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        Ok(())
     }
 
     /// WHIP: a new publisher in `room_id`, or one coming back (`resume`) to take over its
@@ -164,7 +195,7 @@ impl Sfu {
         offer: &str,
     ) -> Result<Created> {
         let summary = signal::offer::parse_offer(offer, Role::Publish)?;
-        let _slot = self.reserve()?;
+        let _slot = self.reserve(room_id)?;
         let id = SessionId::new();
         let name = name
             .map(|n| {
@@ -308,7 +339,7 @@ impl Sfu {
             Some(_) => self.room(room_id).ok_or(Error::NotFound)?,
             None => self.room_or_create(room_id),
         };
-        let _slot = self.reserve()?;
+        let _slot = self.reserve(room_id)?;
         let id = SessionId::new();
         // Prefer the codec of whoever each slot will show first, so the viewer's track is bound
         // with the publisher's codec.

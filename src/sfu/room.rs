@@ -94,6 +94,11 @@ impl Room {
         Arc::new(Room { id, tx, events })
     }
 
+    /// Open event streams (their receivers of the room's events).
+    pub fn event_consumers(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Queues a command, waiting while the room's queue is full.
     pub(crate) async fn send(&self, c: Command) {
         let _ = self.tx.send(c).await;

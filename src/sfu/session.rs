@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::rtc::RtcPeer;
 use crate::sfu::Sfu;
-use crate::sfu::ids::{ParticipantId, SessionId};
+use crate::sfu::ids::{ParticipantId, RoomId, SessionId};
 use crate::sfu::layers::LayerPref;
 use crate::sfu::plan::{Input, Output};
 use crate::sfu::room::{Participant, Room, Viewer};
@@ -194,19 +194,31 @@ pub enum Patched {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_sessions: usize,
+    /// Publishers and viewers in one room (`--max-sessions-per-room`).
+    pub max_sessions_per_room: usize,
+    /// Open event streams of one room (`--max-event-streams-per-room`).
+    pub max_event_streams_per_room: usize,
     /// Voice activity thresholds for every participant.
     pub vad: crate::media::vad::VadConfig,
     /// How long a publisher whose transport died keeps its participant (`--reconnect-grace`).
     pub reconnect_grace: Duration,
 }
 
-/// Counts a session being built against the limit, until dropped.
-pub(super) struct Reservation<'a>(pub(super) &'a Sfu);
+/// Counts a session being built against the limits (the server's and its room's), until
+/// dropped.
+pub(super) struct Reservation<'a>(pub(super) &'a Sfu, pub(super) RoomId);
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.0
             .pending
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let mut rooms = self.0.pending_rooms.locked();
+        if let Some(n) = rooms.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                rooms.remove(&self.1);
+            }
+        }
     }
 }

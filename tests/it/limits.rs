@@ -117,3 +117,96 @@ async fn posts_past_the_rate_get_429_with_retry_after() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_but_event_streams_stay_open() {
+    let mut c = test_config();
+    c.http_limits.idle_timeout = Duration::from_secs(1);
+    let server = start_with(c).await;
+    // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame, then silence.
+    // hyper would keep it forever; the idle timeout closes it.
+    let mut h2 = TcpStream::connect(server.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let said = closed_by_server(h2).await;
+    assert!(!said.is_empty(), "the server answered the preface");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}, before the idle timeout"
+    );
+
+    // An event stream writes a keep-alive comment well within the idle timeout: after three
+    // idle timeouts it is still open and still delivers events.
+    let client = http();
+    let mut events = Sse::open(&client, &url(&server, &paths::room_events("idle"))).await;
+    assert_eq!(events.next().await.0, "roster");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut comments = 0;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, events.raw_chunk()).await {
+            Ok(Some(chunk)) if chunk.starts_with(": keep-alive") => comments += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the event stream was closed"),
+            Err(_) => break,
+        }
+    }
+    assert!(comments >= 3, "{comments} keep-alive comments in 3 s");
+    let _publisher = Publisher::join(&server, "idle").await;
+    events.until("joined", |_| true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_room_answers_503_and_other_rooms_are_served() {
+    let mut c = test_config();
+    c.max_sessions_per_room = 2;
+    c.max_event_streams_per_room = 2;
+    // Keep-alives every second: a closed stream is noticed at the next one.
+    c.http_limits.idle_timeout = Duration::from_secs(3);
+    let server = start_with(c).await;
+    let _a = Publisher::join(&server, "full").await;
+    let _b = Viewer::join(&server, &paths::whep("full")).await;
+    let r = post_sdp(
+        &url(&server, &paths::whip("full")),
+        include_str!("../../conformance/fixtures/whip-offer.sdp"),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(
+        r.body.trim_end(),
+        "The server is out of session slots in this room; retry later."
+    );
+    assert!(
+        r.headers.contains_key("retry-after"),
+        "503 carries Retry-After"
+    );
+    // Another room is not affected.
+    let _c = Publisher::join(&server, "other").await;
+
+    // Event streams: two open, the third refused, until one closes.
+    let client = http();
+    let events = url(&server, &paths::room_events("full"));
+    let first = Sse::open(&client, &events).await;
+    let _second = Sse::open(&client, &events).await;
+    let r = client.get(&events).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        r.text().await.unwrap().trim_end(),
+        "The server is out of event streams for this room; retry later."
+    );
+    drop(first);
+    within("the closed stream's place to free", async {
+        loop {
+            let r = client.get(&events).send().await.unwrap();
+            if r.status() == 200 {
+                break;
+            }
+            assert_eq!(r.status(), 503);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

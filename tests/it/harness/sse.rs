@@ -46,6 +46,15 @@ impl Sse {
         }
     }
 
+    /// The next chunk off the wire as it came (also kept for [`Sse::next`]); `None` once the
+    /// server closed the stream.
+    pub async fn raw_chunk(&mut self) -> Option<String> {
+        let chunk = self.resp.chunk().await.ok()??;
+        let text = String::from_utf8_lossy(&chunk).into_owned();
+        self.buf.push_str(&text);
+        Some(text)
+    }
+
     /// Skips events until one named `name` satisfies `f`.
     pub async fn until(
         &mut self,

@@ -22,6 +22,11 @@ use crate::media::source::Upstream;
 use crate::rtc::RtpPacket;
 use crate::signal::{CodecSpec, MediaKind};
 
+/// Video that resumes after this long without a packet (the publisher's network dropped out)
+/// asks the publisher for a keyframe at once: what viewers missed cannot be repaired, and
+/// otherwise they wait for their own decoders to give up and ask (seconds, in Chromium).
+const RESUME_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Debug, Default)]
 struct Rate {
     last: Option<(u64, Instant)>,
@@ -60,6 +65,9 @@ pub struct TrackFanout {
     /// What slots attached here hold: id, codec, and the throttled keyframe request.
     pub upstream: Arc<Upstream>,
     pub stats: FanoutStats,
+    /// Milliseconds from `created` to the last packet, plus one (0: none yet).
+    last_packet_ms: AtomicU64,
+    created: Instant,
 }
 
 impl TrackFanout {
@@ -82,12 +90,19 @@ impl TrackFanout {
             sinks: ArcSwap::from_pointee(Vec::new()),
             seq: Default::default(),
             gop: (kind == MediaKind::Video).then(Default::default),
+            last_packet_ms: AtomicU64::new(0),
+            created: Instant::now(),
             stats: FanoutStats::default(),
         })
     }
 
     /// The packet path: one `Arc` for the packet, then a non-blocking offer to each sink.
-    pub fn forward(&self, mut pkt: RtpPacket) {
+    pub fn forward(&self, pkt: RtpPacket) {
+        self.forward_at(pkt, Instant::now());
+    }
+
+    /// [`TrackFanout::forward`] with the arrival time given.
+    pub fn forward_at(&self, mut pkt: RtpPacket, now: Instant) {
         // Padding-only probes carry nothing to forward; the numbers after them move down so
         // viewers see no hole (uncontended: only this track's reader task locks it).
         let seq = self
@@ -101,6 +116,13 @@ impl TrackFanout {
             .bytes_in
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
         let marked = self.kind == MediaKind::Video && is_keyframe(&self.codec_name, &pkt.payload);
+        if self.kind == MediaKind::Video {
+            let ms = now.saturating_duration_since(self.created).as_millis() as u64 + 1;
+            let last = self.last_packet_ms.swap(ms, Ordering::Relaxed);
+            if last != 0 && ms.saturating_sub(last) >= RESUME_GAP.as_millis() as u64 && !marked {
+                self.request_keyframe();
+            }
+        }
         let pkt = Arc::new(pkt);
         let (keyframe, sinks) = match &self.gop {
             Some(gop) => {
@@ -109,7 +131,7 @@ impl TrackFanout {
                 // keyframe-marked packet of an access unit counts as the keyframe: a viewer's
                 // gate must not open at a picture's second IDR slice (see `media::gop`).
                 let mut g = gop.locked();
-                let starts = g.push(Instant::now(), &pkt, marked);
+                let starts = g.push(now, &pkt, marked);
                 (starts, self.sinks.load())
             }
             None => (marked, self.sinks.load()),

@@ -24,6 +24,9 @@ pub mod sink;
 pub mod source;
 pub mod vad;
 
+#[cfg(test)]
+mod tests;
+
 pub use fanout::TrackFanout;
 pub use output::SlotOutput;
 pub use rewriter::Rewriter;

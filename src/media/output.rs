@@ -24,6 +24,10 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn writes_at_once(&self) -> bool {
         false
     }
+    /// Whether the receiver's connection takes packets now (not while ICE is disconnected).
+    fn is_open(&self) -> bool {
+        true
+    }
     /// The in-place write of an output that [`SlotOutput::writes_at_once`].
     fn write_now(&self, _pkt: RtpPacket) -> Sent {
         Sent::Refused
@@ -65,6 +69,9 @@ impl SlotOutput for OutTrack {
     }
     fn write_now(&self, pkt: RtpPacket) -> Sent {
         OutTrack::write_now(self, pkt)
+    }
+    fn is_open(&self) -> bool {
+        OutTrack::is_open(self)
     }
     async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
         OutTrack::next_feedback(self).await

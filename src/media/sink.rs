@@ -227,6 +227,10 @@ struct Writer<O> {
     /// Cached per source: how to send it, if the viewer negotiated a codec that can carry it.
     pt: Option<(SourceId, Option<(u8, Shape)>)>,
     warned: bool,
+    /// The connection refused a write (ICE disconnected): nothing is stepped until it is open
+    /// again, and then the slot waits for a keyframe (asking for one), since what the viewer
+    /// missed meanwhile cannot be repaired.
+    stalled: bool,
 }
 
 impl<O: SlotOutput> Writer<O> {
@@ -236,7 +240,24 @@ impl<O: SlotOutput> Writer<O> {
             rewriter: None,
             pt: None,
             warned: false,
+            stalled: false,
         }
+    }
+
+    /// False while the connection stays shut after a refused write; when it opens again the
+    /// slot resyncs on a keyframe.
+    fn open(&mut self) -> bool {
+        if !self.stalled {
+            return true;
+        }
+        if !self.out.is_open() {
+            return false;
+        }
+        self.stalled = false;
+        if let Some(rw) = self.rewriter.as_mut() {
+            rw.resync();
+        }
+        true
     }
 
     /// Rewrites one packet of `src` for this slot, or `None` to drop it.
@@ -307,16 +328,18 @@ impl<O: SlotOutput> Writer<O> {
         }
     }
 
-    async fn send(&self, sink: &SlotSink, pkt: RtpPacket) {
+    async fn send(&mut self, sink: &SlotSink, pkt: RtpPacket) {
         if self.out.write(pkt).await {
             sink.sent_one();
+        } else {
+            self.stalled = true;
         }
     }
 }
 
 impl<O: SlotOutput> Writer<O> {
     /// Writes one packet in place; false when the output's queue was full.
-    fn write_now(&self, sink: &SlotSink, pkt: RtpPacket) -> bool {
+    fn write_now(&mut self, sink: &SlotSink, pkt: RtpPacket) -> bool {
         match self.out.write_now(pkt) {
             Sent::Ok => {
                 sink.sent_one();
@@ -326,7 +349,10 @@ impl<O: SlotOutput> Writer<O> {
                 sink.overflow();
                 false
             }
-            Sent::Refused => true,
+            Sent::Refused => {
+                self.stalled = true;
+                true
+            }
         }
     }
 }
@@ -340,6 +366,9 @@ impl<O: SlotOutput> InlineFeed for std::sync::Mutex<Writer<O>> {
         let Some(s) = guard.as_ref() else {
             return true;
         };
+        if !w.open() {
+            return true;
+        }
         match item {
             Item::Packet { src, keyframe, pkt } => {
                 if s.id != src {
@@ -377,6 +406,9 @@ async fn writer<O: SlotOutput>(
         let Some(sink) = sink.upgrade() else { break };
         match item {
             Item::Packet { src, keyframe, pkt } => {
+                if !w.open() {
+                    continue;
+                }
                 let out = {
                     // A guard, not a clone: no shared refcount traffic per packet.
                     let guard = sink.source.load();
@@ -393,6 +425,9 @@ async fn writer<O: SlotOutput>(
                 let Some(s) = sink.source().filter(|s| s.id == src) else {
                     continue;
                 };
+                if !w.open() {
+                    continue;
+                }
                 for (i, pkt) in packets.iter().enumerate() {
                     // The group starts at a keyframe by construction.
                     if let Some(p) = w.step(&sink, &s, pkt, i == 0) {

@@ -225,6 +225,11 @@ impl OutTrack {
         true
     }
 
+    /// Whether the connection is up (packets written now would be sent).
+    pub fn is_open(&self) -> bool {
+        *self.state.borrow() == PeerState::Connected
+    }
+
     /// Queues one packet for the connection, without waiting.
     pub fn write_now(&self, pkt: RtpPacket) -> Sent {
         if *self.state.borrow() != PeerState::Connected {

@@ -21,6 +21,9 @@ else
   cargo test --locked --no-fail-fast
 fi
 
+step "fuzzing: each target 20 s from its seeds and corpus (cargo-fuzz on nightly), a crash fails"
+bash tests/fuzz/run.sh 20
+
 step "release build"
 cargo build --release --locked
 

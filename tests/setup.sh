@@ -61,6 +61,15 @@ if ! target/schemathesis-venv/bin/schemathesis --version >/dev/null 2>&1; then
   python3 -m venv target/schemathesis-venv
   target/schemathesis-venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
 fi
+# cargo-fuzz (crates.io) builds the fuzz targets on the machine's nightly toolchain, which
+# only the fuzz crate uses (wisp builds on stable).
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "setup: the fuzz targets need a nightly toolchain (rustup toolchain list)" >&2
+  exit 1
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --version 0.13.2 --locked -q
+fi
 # playwright-core drives Debian's chromium; it never downloads a browser.
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

@@ -272,17 +272,21 @@ pub fn parse_ttl(s: &str) -> std::result::Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a lifetime such as 90s, 15m, 1h or 7d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => {
             return Err(format!(
                 "'{s}' is not a lifetime such as 90s, 15m, 1h or 7d"
             ));
         }
     };
+    // Found by fuzzing: `n * 86400` overflowed for a long enough number of days.
+    let secs = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("'{s}' is longer than any lifetime a token can have"))?;
     if secs == 0 {
         return Err("a token's lifetime must be more than zero".into());
     }
@@ -308,7 +312,7 @@ pub fn claims(
     Claims {
         room: room.to_owned(),
         role,
-        exp: now + ttl.as_secs(),
+        exp: now.saturating_add(ttl.as_secs()),
         iat: Some(now),
         name,
         iss: c.issuer.clone(),

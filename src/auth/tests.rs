@@ -264,6 +264,8 @@ fn ttls() {
     assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
     assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
     assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(7 * 86400));
+    // Found by the `bodies` fuzz target: the multiplication overflowed.
+    assert!(parse_ttl("4414244142444481100d").is_err());
     assert!(parse_ttl("1y").is_err() && parse_ttl("0s").is_err() && parse_ttl("h").is_err());
 }
 

@@ -13,7 +13,7 @@ pub mod ops;
 pub mod paths;
 pub mod streams;
 pub mod tls;
-mod whep_ext;
+pub mod whep_ext;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -15,14 +15,7 @@ use crate::sfu::{SessionId, SessionKind};
 pub(super) async fn sse(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::POST => {
-            let body = body_text(req)?;
-            let events: Vec<String> = if body.trim().is_empty() {
-                vec![]
-            } else {
-                serde_json::from_str(&body).map_err(|_| {
-                    Error::BadRequest("The body must be a JSON array of event names.".into())
-                })?
-            };
+            let events = event_list(&body_text(req)?)?;
             match app
                 .sfu
                 .session(id)
@@ -50,26 +43,7 @@ pub(super) async fn sse(app: &App, req: Req, id: SessionId) -> Result<Response<B
 pub(super) async fn layer(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::POST => {
-            let body = body_text(req)?;
-            let sel: LayerRequest = if body.trim().is_empty() {
-                LayerRequest::default()
-            } else {
-                serde_json::from_str(&body).map_err(|_| {
-                    Error::BadRequest(
-                        "The body must be a JSON object such as {\"mediaId\":\"1\",\"rid\":\"h\"}."
-                            .into(),
-                    )
-                })?
-            };
-            let pref = match (sel.rid, sel.max_height) {
-                (Some(rid), _) => crate::sfu::layers::LayerPref::Rid(rid),
-                (None, Some(h)) => crate::sfu::layers::LayerPref::MaxHeight(h),
-                (None, None) => crate::sfu::layers::LayerPref::Auto,
-            };
-            let media = sel.media_id.map(|m| match m {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            });
+            let (media, pref) = layer_request(&body_text(req)?)?;
             app.sfu
                 .session(id)
                 .ok_or(Error::NotFound)?
@@ -107,6 +81,38 @@ pub(super) async fn sse_stream(
             allow: "GET, DELETE",
         }),
     }
+}
+
+/// The body of a WHEP `sse` request: the event names wanted (empty: all).
+pub fn event_list(body: &str) -> Result<Vec<String>> {
+    if body.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    serde_json::from_str(body)
+        .map_err(|_| Error::BadRequest("The body must be a JSON array of event names.".into()))
+}
+
+/// The body of a WHEP `layer` request: the slot's media id, if named, and the layer wanted.
+pub fn layer_request(body: &str) -> Result<(Option<String>, crate::sfu::layers::LayerPref)> {
+    let sel: LayerRequest = if body.trim().is_empty() {
+        LayerRequest::default()
+    } else {
+        serde_json::from_str(body).map_err(|_| {
+            Error::BadRequest(
+                "The body must be a JSON object such as {\"mediaId\":\"1\",\"rid\":\"h\"}.".into(),
+            )
+        })?
+    };
+    let pref = match (sel.rid, sel.max_height) {
+        (Some(rid), _) => crate::sfu::layers::LayerPref::Rid(rid),
+        (None, Some(h)) => crate::sfu::layers::LayerPref::MaxHeight(h),
+        (None, None) => crate::sfu::layers::LayerPref::Auto,
+    };
+    let media = sel.media_id.map(|m| match m {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    });
+    Ok((media, pref))
 }
 
 /// The body of a WHEP layer selection request (whep-core-extensions §4).

@@ -7,11 +7,11 @@
 //! message codecs and attributes (`rtc-stun`, `rtc-turn`), MESSAGE-INTEGRITY, and the TCP
 //! stream splitter (`rtc-shared::turn_framing`). webrtc-rs 0.21 ships a TURN client only.
 
-mod allocation;
+pub(crate) mod allocation;
 mod auth;
 pub mod credentials;
 mod reserve;
-mod server;
+pub(crate) mod server;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};

@@ -8,6 +8,7 @@ mod auth;
 mod conference;
 mod events;
 mod forwarding;
+mod fuzz_regressions;
 mod hooks;
 mod hostile;
 mod http;

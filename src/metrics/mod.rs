@@ -51,7 +51,7 @@ struct Snapshot {
     turn_allocations: usize,
     totals: Totals,
     /// NACKs from viewers, the packets they named, and the packets sent again.
-    nacks: (u64, u64, u64),
+    nacks: (u64, u64, u64, u64),
     /// HTTP connections refused by the caps, requests answered 429.
     refused: (u64, u64),
     /// Datagrams dropped as malformed or refused (`rtc::gate`).
@@ -123,6 +123,7 @@ impl Metrics {
                     crate::rtc::feedback::NACKS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed),
                     crate::rtc::feedback::NACKED_PACKETS.load(std::sync::atomic::Ordering::Relaxed),
                     crate::rtc::feedback::RETRANSMITTED.load(std::sync::atomic::Ordering::Relaxed),
+                    crate::rtc::feedback::NACKS_REFUSED.load(std::sync::atomic::Ordering::Relaxed),
                 ),
             };
         }
@@ -260,6 +261,12 @@ impl Collector for Gathered {
             "retransmissions",
             "Packets sent again to viewers for their NACKs",
             s.nacks.2,
+        )?;
+        counter(
+            &mut e,
+            "nacks_refused",
+            "NACKs from viewers not answered: over the leg's retransmission budget (1000 packets/s)",
+            s.nacks.3,
         )?;
         counter(
             &mut e,

@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+#[cfg(test)]
+use std::time::Duration;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ::rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
@@ -43,11 +45,52 @@ pub fn feedback(packets: &[Box<dyn ::rtc::rtcp::Packet>]) -> Vec<Feedback> {
         .collect()
 }
 
+/// Packets a viewer may have sent again per second, and at once: well above what repairs a
+/// lossy link (10 % of 6 Mbit/s video is ~60 packets/s), and a bound on what a viewer that
+/// NACKs every sequence number can make wisp send (each NACK names up to 17 packets and the
+/// responder holds 512 per stream: unchecked, a flood of NACKs is a flood of retransmissions).
+const RETRANSMIT_RATE: f64 = 1000.0;
+const RETRANSMIT_BURST: f64 = 1000.0;
+
+/// The retransmission budget of one leg (a token bucket of packets).
+#[derive(Debug)]
+struct Budget {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            tokens: RETRANSMIT_BURST,
+            at: None,
+        }
+    }
+}
+
+impl Budget {
+    /// Takes `n` packets' worth if there is that much left.
+    fn take(&mut self, n: u64, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * RETRANSMIT_RATE;
+            self.tokens = (self.tokens + refill).min(RETRANSMIT_BURST);
+        }
+        self.at = Some(now);
+        if self.tokens >= n as f64 {
+            self.tokens -= n as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct KeyframeRequestTap {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
     book: Arc<ReportBook>,
+    budget: Budget,
 }
 
 impl KeyframeRequestTap {
@@ -84,6 +127,8 @@ pub struct Reported {
 /// per-packet path).
 pub static NACKS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 pub static NACKED_PACKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// NACKs from viewers not answered: over their leg's retransmission budget.
+pub static NACKS_REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Packets sent again to viewers for their NACKs, since start.
 pub static RETRANSMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -197,11 +242,24 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
         // Everything goes on up (the NACK responder and the reports read it further on); a
         // compound packet with something the application acts on is also delivered to it,
         // whole (the application picks out what it wants with [`feedback`]).
-        if let Packet::Rtcp(packets) = &msg.message.packet {
+        if let Packet::Rtcp(packets) = &mut msg.message.packet {
             let now = ntp_middle_now();
-            for p in packets {
+            for p in packets.iter() {
                 self.book.read(p.as_ref(), now);
             }
+            // NACKs past the leg's budget never reach the responder.
+            let budget = &mut self.budget;
+            packets.retain(|p| match p.as_any().downcast_ref::<TransportLayerNack>() {
+                Some(n) => {
+                    let asked: u64 = n.nacks.iter().map(|p| p.packet_list().len() as u64).sum();
+                    let ok = budget.take(asked, msg.now);
+                    if !ok {
+                        NACKS_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    ok
+                }
+                None => true,
+            });
             if packets.iter().any(|p| wanted(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
@@ -289,5 +347,55 @@ mod tests {
         assert_eq!((r.nacks, r.nacked_packets), (1, 3));
         book.read(&nack, now);
         assert_eq!(book.get(99), None);
+    }
+
+    /// A NACK naming 17 packets (one pair with every bit set).
+    fn nack_all(from: u16) -> Box<dyn ::rtc::rtcp::Packet> {
+        Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 7,
+            nacks: vec![NackPair {
+                packet_id: from,
+                lost_packets: 0xffff,
+            }],
+        })
+    }
+
+    #[test]
+    fn a_nack_flood_is_held_to_the_legs_budget() {
+        use ::rtc::interceptor::AttributedPacket;
+        let mut tap = KeyframeRequestTap::default();
+        let t = Instant::now();
+        let mut passed = 0u64;
+        let read = |tap: &mut KeyframeRequestTap, at: Instant| {
+            // One compound: a receiver report and a NACK for 17 packets.
+            let rr: Box<dyn ::rtc::rtcp::Packet> = Box::new(ReceiverReport::default());
+            tap.handle_read(TaggedPacket {
+                now: at,
+                transport: Default::default(),
+                message: AttributedPacket::new(Packet::Rtcp(vec![rr, nack_all(0)])),
+            })
+            .unwrap();
+            let Some(msg) = tap.poll_read() else {
+                panic!("the compound goes on")
+            };
+            let Packet::Rtcp(p) = msg.message.packet else {
+                panic!("still RTCP")
+            };
+            p.iter()
+                .filter(|p| p.as_any().is::<TransportLayerNack>())
+                .count() as u64
+        };
+        // 10,000 NACKs within one second name 170,000 packets; the budget lets ~2,000 through
+        // (the burst, then the refill), and the receiver reports always go on.
+        for i in 0..10_000u64 {
+            passed += 17 * read(&mut tap, t + Duration::from_micros(100 * i));
+        }
+        assert!(
+            (1_000..=2_100).contains(&passed),
+            "{passed} packets passed to the responder"
+        );
+        // A second later a normal NACK is answered again.
+        assert_eq!(read(&mut tap, t + Duration::from_secs(3)), 1);
     }
 }

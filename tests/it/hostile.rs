@@ -107,3 +107,108 @@ async fn malformed_datagrams_are_dropped_counted_and_hurt_no_one() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Frames 1..=n at 100/s from `publisher` while `during` runs; what `viewer` saw of them.
+async fn frames_while(
+    publisher: &Publisher,
+    viewer: &mut Viewer,
+    n: u16,
+    during: impl std::future::Future<Output = ()>,
+) -> BTreeSet<u16> {
+    let mut seen = BTreeSet::new();
+    let send = async {
+        let mut ticker = tokio::time::interval(Duration::from_millis(10));
+        for k in 1..=n {
+            ticker.tick().await;
+            publisher.send_video(k, false).await;
+        }
+    };
+    let watch = async {
+        while !(1..=n - 5).all(|k| seen.contains(&k)) {
+            match viewer.packets.recv().await {
+                Some((RtpCodecKind::Video, p)) => {
+                    seen.insert(u16::from_be_bytes([p.payload[2], p.payload[3]]));
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    };
+    within("the frames", async { tokio::join!(send, watch, during) }).await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_flooding_plis_nacks_and_odd_estimates_hurts_no_one() {
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+    let server = start().await;
+    let publisher = Publisher::join(&server, "flood").await;
+    let mut good = Viewer::join(&server, &paths::whep("flood")).await;
+    let mut bad = Viewer::join(&server, &paths::whep("flood")).await;
+    publisher.send_video(0, true).await;
+    for v in [&mut good, &mut bad] {
+        within("the first frame", async {
+            while !matches!(v.packets.recv().await, Some((RtpCodecKind::Video, _))) {}
+        })
+        .await;
+    }
+    let ssrc = bad.video_ssrcs().await[0];
+    let before = scrape(&server).await;
+    let key = "wisp_keyframe_requests_total";
+    // Two seconds of 100 compound packets every 10 ms: PLIs, NACKs for every sequence
+    // number (17 each), REMBs of 0 and of 10 Gbit/s.
+    let flood = async {
+        let mut ticker = tokio::time::interval(Duration::from_millis(10));
+        for round in 0..200u16 {
+            ticker.tick().await;
+            let mut pkts: Vec<Box<dyn rtc::rtcp::Packet>> = vec![];
+            for k in 0..25u16 {
+                pkts.push(Box::new(PictureLossIndication {
+                    sender_ssrc: 1,
+                    media_ssrc: ssrc,
+                }));
+                pkts.push(Box::new(TransportLayerNack {
+                    sender_ssrc: 1,
+                    media_ssrc: ssrc,
+                    nacks: vec![NackPair {
+                        packet_id: (round * 25 + k).wrapping_mul(17),
+                        lost_packets: 0xffff,
+                    }],
+                }));
+            }
+            for bitrate in [0.0, 1e10] {
+                pkts.push(Box::new(ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 1,
+                    bitrate,
+                    ssrcs: vec![ssrc],
+                }));
+            }
+            bad.send_rtcp(pkts).await;
+        }
+    };
+    let seen = frames_while(&publisher, &mut good, 200, flood).await;
+    let after = scrape(&server).await;
+    assert_eq!(
+        (1..=195).filter(|k| !seen.contains(k)).count(),
+        0,
+        "the good viewer lost frames"
+    );
+    let asked = sample(&after, key).unwrap() - sample(&before, key).unwrap();
+    assert!(
+        asked <= 4.0,
+        "10,000 PLIs in 2 s became {asked} keyframe requests to the publisher"
+    );
+    let refused = sample(&after, "wisp_nacks_refused_total").unwrap();
+    assert!(refused > 0.0, "the NACK flood was not held back\n{after}");
+    let retransmitted = sample(&after, "wisp_retransmissions_total").unwrap();
+    eprintln!(
+        "flood: {asked} keyframe requests upstream, {refused} NACKs refused, \
+         {retransmitted} packets retransmitted, the other viewer lost 0 of 195 frames"
+    );
+    assert!(
+        retransmitted <= 3_500.0,
+        "{retransmitted} retransmissions for a NACK flood over 2 s"
+    );
+}

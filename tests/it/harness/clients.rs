@@ -402,6 +402,29 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The SSRCs of the video track wisp sends this viewer.
+    pub async fn video_ssrcs(&self) -> Vec<u32> {
+        let remotes = self.remotes.lock().unwrap().clone();
+        for r in remotes {
+            if r.kind().await == RtpCodecKind::Video {
+                return r.ssrcs().await;
+            }
+        }
+        panic!("no video track")
+    }
+
+    /// Sends RTCP on the video track, whatever it says.
+    pub async fn send_rtcp(&self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        let remotes = self.remotes.lock().unwrap().clone();
+        for r in remotes {
+            if r.kind().await == RtpCodecKind::Video {
+                let _ = r.write_rtcp(packets).await;
+                return;
+            }
+        }
+        panic!("no video track")
+    }
+
     /// Sends a REMB (receiver bandwidth estimate) on the video track, as Chromium does.
     pub async fn send_estimate(&self, bps: f32) {
         let mut video = None;

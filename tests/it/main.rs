@@ -19,6 +19,7 @@ mod network;
 mod operate;
 mod reconnect;
 mod simulcast;
+mod soak;
 mod tls;
 mod turn;
 mod turn_abuse;

@@ -11,6 +11,8 @@ pub struct LossyRelay {
     pub dropped: Arc<std::sync::atomic::AtomicUsize>,
     /// SSRCs of the RTP datagrams that went server → client (the header is not encrypted).
     pub down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>>,
+    /// Set: the path is dead, every datagram both ways is dropped (STUN and DTLS too).
+    pub cut: Arc<std::sync::atomic::AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -34,19 +36,24 @@ impl LossyRelay {
         let server_side = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = client_side.local_addr().unwrap();
         let dropped = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
         let is_media = |b: &[u8]| b.first().is_some_and(|x| (128..=191).contains(x));
-        let (cs, ss, d, c) = (
+        let (cs, ss, d, c, dead) = (
             client_side.clone(),
             server_side.clone(),
             dropped.clone(),
             client.clone(),
+            cut.clone(),
         );
         let upward = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut n = 0usize;
             while let Ok((len, from)) = cs.recv_from(&mut buf).await {
                 *c.lock().unwrap() = Some(from);
+                if dead.load(Ordering::Relaxed) {
+                    continue;
+                }
                 if up && is_media(&buf[..len]) {
                     n += 1;
                     if n.is_multiple_of(every) {
@@ -58,16 +65,20 @@ impl LossyRelay {
             }
         });
         let down_ssrcs: Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>> = Default::default();
-        let (cs, ss, d, seen) = (
+        let (cs, ss, d, seen, dead) = (
             client_side,
             server_side,
             dropped.clone(),
             down_ssrcs.clone(),
+            cut.clone(),
         );
         let downward = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut n = 0usize;
             while let Ok((len, _)) = ss.recv_from(&mut buf).await {
+                if dead.load(Ordering::Relaxed) {
+                    continue;
+                }
                 // RTP, not RTCP (payload types 64-95 with the marker bit are RTCP's range).
                 if len >= 12 && is_media(&buf[..len]) && !(192..=223).contains(&buf[1]) {
                     seen.lock()
@@ -91,6 +102,7 @@ impl LossyRelay {
             addr,
             dropped,
             down_ssrcs,
+            cut,
             tasks: vec![upward, downward],
         }
     }

@@ -82,6 +82,7 @@ pub fn bodies(data: &[u8]) {
             },
             ..Default::default()
         };
+        // A fixed secret of the required length: the configuration is valid by construction.
         crate::auth::Auth::new(&config).expect("an HS256 configuration")
     });
     let Ok(text) = std::str::from_utf8(data) else {
@@ -200,6 +201,8 @@ pub fn rtp(data: &[u8]) {
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
+        // Fails only if the OS refuses the runtime's own resources (out of fds): no input
+        // reaches it.
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -287,6 +290,7 @@ fn turn_engine() -> &'static Turn {
             Arc::new(OnlyOne),
             crate::rtc::PortPool::new(61000, 61015),
         )
+        // Fails only without a crypto provider, which the build always has; no input reaches it.
         .expect("an engine");
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         drop(_g);

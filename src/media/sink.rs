@@ -196,7 +196,7 @@ impl SlotSink {
 
 /// How a source's payloads become this slot's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     /// As they are.
     Same,
     /// RED (RFC 2198) to a viewer that takes only Opus: the primary block.
@@ -206,7 +206,7 @@ enum Shape {
 /// The payload type and shape a slot sends `codec` with, if its viewer can take it. RED goes
 /// as RED only to a viewer that negotiated it over the same Opus payload type (the blocks
 /// inside name it); every other Opus viewer gets the primary blocks.
-fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, Shape)> {
+pub(super) fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, Shape)> {
     if !codec.is_red() {
         return out.payload_type_for(codec).map(|pt| (pt, Shape::Same));
     }
@@ -442,60 +442,5 @@ async fn writer<O: SlotOutput>(
 impl Drop for SlotSink {
     fn drop(&mut self) {
         RETIRED.retire(&self.totals());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::signal::red::{opus_codec, red_codec};
-
-    /// A slot output that negotiated `codecs` (payload type, codec), like `OutTrack`.
-    struct Negotiated(Vec<(u8, CodecSpec)>);
-
-    impl SlotOutput for Negotiated {
-        fn kind(&self) -> MediaKind {
-            MediaKind::Audio
-        }
-        fn mid(&self) -> &str {
-            "0"
-        }
-        fn ssrc(&self) -> u32 {
-            1
-        }
-        fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
-            let find = |f: &dyn Fn(&CodecSpec) -> bool| {
-                self.0.iter().find(|(_, c)| f(c)).map(|(pt, _)| *pt)
-            };
-            find(&|c| codec.compatible_with(c)).or_else(|| find(&|c| codec.can_feed(c)))
-        }
-        fn describe(&self) -> String {
-            String::new()
-        }
-        fn codecs(&self) -> Vec<CodecSpec> {
-            self.0.iter().map(|(_, c)| c.clone()).collect()
-        }
-        async fn write(&self, _: RtpPacket) -> bool {
-            true
-        }
-        async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
-            None
-        }
-    }
-
-    #[test]
-    fn red_goes_as_red_only_to_viewers_that_took_it_over_the_same_opus() {
-        let red = red_codec(); // 111/111
-        let chrome = Negotiated(vec![(63, red.clone()), (111, opus_codec())]);
-        assert_eq!(send_as(&chrome, &red), Some((63, Shape::Same)));
-        let opus_only = Negotiated(vec![(111, opus_codec())]);
-        assert_eq!(send_as(&opus_only, &red), Some((111, Shape::RedPrimary)));
-        // RED negotiated, but the viewer's Opus is 109: the blocks would name the wrong one.
-        let firefox = Negotiated(vec![(63, red.clone()), (109, opus_codec())]);
-        assert_eq!(send_as(&firefox, &red), Some((109, Shape::RedPrimary)));
-        // Plain Opus publishers are not touched, RED viewer or not.
-        assert_eq!(send_as(&chrome, &opus_codec()), Some((111, Shape::Same)));
-        let video_only = Negotiated(vec![]);
-        assert_eq!(send_as(&video_only, &red), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The fan-out and a slot together, across network dropouts: a viewer whose connection shut
 //! (ICE disconnected) resyncs on a keyframe and asks for one when it opens again; video that
-//! resumes after a gap asks the publisher for a keyframe at once.
+//! resumes after a gap asks the publisher for a keyframe at once. And which viewers get RED.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::sink::{Shape, send_as};
 use super::{SlotOutput, SlotSink, TrackFanout};
 use crate::rtc::{RtpPacket, Sent};
+use crate::signal::red::{opus_codec, red_codec};
 use crate::signal::{CodecSpec, MediaKind};
 
 fn vp8() -> CodecSpec {
@@ -167,4 +169,52 @@ async fn video_resuming_after_a_gap_asks_for_a_keyframe() {
     r.fanout
         .forward_at(frame(12, true), t + Duration::from_secs(20));
     assert_eq!(r.requests.load(Ordering::Relaxed), before + 1);
+}
+
+/// A slot output that negotiated `codecs` (payload type, codec), like `OutTrack`.
+struct Negotiated(Vec<(u8, CodecSpec)>);
+
+impl SlotOutput for Negotiated {
+    fn kind(&self) -> MediaKind {
+        MediaKind::Audio
+    }
+    fn mid(&self) -> &str {
+        "0"
+    }
+    fn ssrc(&self) -> u32 {
+        1
+    }
+    fn payload_type_for(&self, codec: &CodecSpec) -> Option<u8> {
+        let find =
+            |f: &dyn Fn(&CodecSpec) -> bool| self.0.iter().find(|(_, c)| f(c)).map(|(pt, _)| *pt);
+        find(&|c| codec.compatible_with(c)).or_else(|| find(&|c| codec.can_feed(c)))
+    }
+    fn describe(&self) -> String {
+        String::new()
+    }
+    fn codecs(&self) -> Vec<CodecSpec> {
+        self.0.iter().map(|(_, c)| c.clone()).collect()
+    }
+    async fn write(&self, _: RtpPacket) -> bool {
+        true
+    }
+    async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
+        None
+    }
+}
+
+#[test]
+fn red_goes_as_red_only_to_viewers_that_took_it_over_the_same_opus() {
+    let red = red_codec(); // 111/111
+    let chrome = Negotiated(vec![(63, red.clone()), (111, opus_codec())]);
+    assert_eq!(send_as(&chrome, &red), Some((63, Shape::Same)));
+    let opus_only = Negotiated(vec![(111, opus_codec())]);
+    assert_eq!(send_as(&opus_only, &red), Some((111, Shape::RedPrimary)));
+    // RED negotiated, but the viewer's Opus is 109: the blocks would name the wrong one.
+    let firefox = Negotiated(vec![(63, red.clone()), (109, opus_codec())]);
+    assert_eq!(send_as(&firefox, &red), Some((109, Shape::RedPrimary)));
+    // Plain Opus publishers are not touched, RED viewer or not.
+    assert_eq!(send_as(&chrome, &opus_codec()), Some((111, Shape::Same)));
+    let video_only = Negotiated(vec![]);
+    assert_eq!(send_as(&video_only, &red), None);
 }

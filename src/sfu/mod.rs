@@ -140,40 +140,6 @@ impl Sfu {
             .clone()
     }
 
-    fn reserve(&self, room: &RoomId) -> Result<Reservation<'_>> {
-        if self.is_draining() {
-            return Err(Error::Draining);
-        }
-        let pending = self
-            .pending
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let in_room = {
-            let mut rooms = self.pending_rooms.locked();
-            let n = rooms.entry(room.clone()).or_default();
-            *n += 1;
-            *n - 1
-        };
-        let r = Reservation(self, room.clone());
-        if self.session_count() + pending >= self.limits.max_sessions {
-            return Err(Error::Unavailable {
-                what: "session slots",
-                retry_after: Duration::from_secs(5),
-            });
-        }
-        let live = self
-            .sessions()
-            .values()
-            .filter(|s| s.room.id == *room)
-            .count();
-        if live + in_room >= self.limits.max_sessions_per_room {
-            return Err(Error::Unavailable {
-                what: "session slots in this room",
-                retry_after: Duration::from_secs(5),
-            });
-        }
-        Ok(r)
-    }
-
     /// Whether `room` may open one more event stream (`--max-event-streams-per-room`).
     pub fn event_stream_allowed(&self, room: &Room) -> Result<()> {
         if room.event_consumers() >= self.limits.max_event_streams_per_room {
@@ -195,7 +161,7 @@ impl Sfu {
         offer: &str,
     ) -> Result<Created> {
         let summary = signal::offer::parse_offer(offer, Role::Publish)?;
-        let _slot = self.reserve(room_id)?;
+        let _slot = Reservation::take(self, room_id)?;
         let id = SessionId::new();
         let name = name
             .map(|n| {
@@ -339,7 +305,7 @@ impl Sfu {
             Some(_) => self.room(room_id).ok_or(Error::NotFound)?,
             None => self.room_or_create(room_id),
         };
-        let _slot = self.reserve(room_id)?;
+        let _slot = Reservation::take(self, room_id)?;
         let id = SessionId::new();
         // Prefer the codec of whoever each slot will show first, so the viewer's track is bound
         // with the publisher's codec.

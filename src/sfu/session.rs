@@ -208,6 +208,43 @@ pub struct Limits {
 /// dropped.
 pub(super) struct Reservation<'a>(pub(super) &'a Sfu, pub(super) RoomId);
 
+impl<'a> Reservation<'a> {
+    /// A place for one more session in `room`: refused while draining, and past
+    /// `--max-sessions` or `--max-sessions-per-room` (sessions being set up count too).
+    pub(super) fn take(sfu: &'a Sfu, room: &RoomId) -> crate::error::Result<Reservation<'a>> {
+        use crate::error::Error;
+        if sfu.is_draining() {
+            return Err(Error::Draining);
+        }
+        let pending = sfu
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let in_room = {
+            let mut rooms = sfu.pending_rooms.locked();
+            let n = rooms.entry(room.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let r = Reservation(sfu, room.clone());
+        let full = |what| Error::Unavailable {
+            what,
+            retry_after: Duration::from_secs(5),
+        };
+        if sfu.session_count() + pending >= sfu.limits.max_sessions {
+            return Err(full("session slots"));
+        }
+        let live = sfu
+            .sessions()
+            .values()
+            .filter(|s| s.room.id == *room)
+            .count();
+        if live + in_room >= sfu.limits.max_sessions_per_room {
+            return Err(full("session slots in this room"));
+        }
+        Ok(r)
+    }
+}
+
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.0

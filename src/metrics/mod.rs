@@ -56,6 +56,7 @@ struct Snapshot {
     refused: (u64, u64),
     /// Datagrams dropped as malformed or refused (`rtc::gate`).
     bad_packets: u64,
+    unknown_ssrc: u64,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +120,8 @@ impl Metrics {
                 bad_packets: crate::rtc::gate::BAD_PACKETS
                     .load(std::sync::atomic::Ordering::Relaxed)
                     .max(g.bad_packets),
+                unknown_ssrc: crate::rtc::strangers::UNKNOWN_SSRC
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 nacks: (
                     crate::rtc::feedback::NACKS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed),
                     crate::rtc::feedback::NACKED_PACKETS.load(std::sync::atomic::Ordering::Relaxed),
@@ -217,13 +220,14 @@ impl Collector for Gathered {
         counters(
             &mut e,
             "dropped_packets",
-            "Packets dropped, by reason: not forwarded to a viewer, or a malformed or refused datagram",
+            "Packets dropped, by reason: not forwarded to a viewer, a malformed or refused datagram, or publisher RTP or RTCP about no stream of its own",
             "reason",
             &[
                 ("queue_full", t.dropped_queue_full),
                 ("keyframe_gate", t.dropped_keyframe_gate),
                 ("unplayable_codec", t.dropped_unplayable),
                 ("bad_packet", s.bad_packets),
+                ("unknown_ssrc", s.unknown_ssrc),
             ],
         )?;
         counter(

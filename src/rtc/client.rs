@@ -20,6 +20,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::rtc::feedback::KeyframeRequestTap;
+use crate::rtc::scatter::{ScatterKnob, SsrcScatter};
 
 struct Handler {
     gathered: watch::Sender<bool>,
@@ -49,6 +50,8 @@ pub struct ClientPeer {
     gathered: watch::Receiver<bool>,
     /// Remote tracks as they arrive (a viewer's media).
     pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+    /// Set to n > 0, the client sends its RTP under n made-up SSRCs ([`SsrcScatter`]).
+    pub scatter: ScatterKnob,
 }
 
 /// Why a client step failed.
@@ -114,10 +117,16 @@ impl ClientPeer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
-            ::rtc::interceptor::Slot::from(14_000),
-            KeyframeRequestTap::default(),
-        );
+        let scatter = ScatterKnob::default();
+        let registry = register_default_interceptors(Registry::new(), &mut media)?
+            .with(
+                ::rtc::interceptor::Slot::from(14_000),
+                KeyframeRequestTap::default(),
+            )
+            .with(
+                ::rtc::interceptor::Slot::from(500),
+                SsrcScatter::new(scatter.clone()),
+            );
         let (g_tx, g_rx) = watch::channel(false);
         let (s_tx, s_rx) = watch::channel(RTCPeerConnectionState::New);
         let (t_tx, t_rx) = mpsc::unbounded_channel();
@@ -148,6 +157,7 @@ impl ClientPeer {
             state: s_rx,
             gathered: g_rx,
             tracks: t_rx,
+            scatter,
         })
     }
 

@@ -14,8 +14,10 @@ mod lib_leg;
 pub mod mux;
 mod peer;
 pub mod ports;
+pub mod scatter;
 mod setup;
 pub mod stats;
+pub mod strangers;
 mod track;
 
 use std::net::IpAddr;

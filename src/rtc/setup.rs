@@ -163,7 +163,12 @@ pub(crate) fn interceptors(
                     .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
                     .build(),
             )
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+            // Wire-most on the read walk: sees every packet the core let in, once.
+            .with(
+                Slot::from(500),
+                crate::rtc::strangers::StrangerCount::default(),
+            );
         configure_twcc_receiver_only(registry, media)
     }
 }

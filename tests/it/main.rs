@@ -11,6 +11,7 @@ mod forwarding;
 mod fuzz_regressions;
 mod hooks;
 mod hostile;
+mod hostile_publisher;
 mod http;
 mod limits;
 mod loss;

@@ -68,6 +68,30 @@ impl Peer {
         self.inner.accept(answer).await.unwrap()
     }
 
+    /// Adds a send-only transceiver for `track`.
+    pub async fn send_only(
+        &self,
+        track: &Arc<TrackLocalStaticRTP>,
+    ) -> Arc<dyn webrtc::rtp_transceiver::RtpTransceiver> {
+        self.pc
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// From now on, sends every RTP packet under one of `n` made-up SSRCs (0: stop).
+    pub fn scatter_ssrcs(&self, n: u32) {
+        self.inner
+            .scatter
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub async fn connected(&self) {
         self.inner
             .connected(EVENT_TIMEOUT)
@@ -236,17 +260,7 @@ impl Publisher {
             ),
         );
         for (i, t) in [&audio, &video].into_iter().enumerate() {
-            let transceiver = peer
-                .pc
-                .add_transceiver_from_track(
-                    t.clone() as Arc<dyn TrackLocal>,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .unwrap();
+            let transceiver = peer.send_only(t).await;
             if let (1, Some(codec)) = (i, &video_codec) {
                 transceiver
                     .set_codec_preferences(vec![codec.clone()])

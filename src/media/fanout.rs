@@ -204,10 +204,19 @@ impl TrackFanout {
     /// the cached group of pictures as one burst; without one, the publisher is asked for a
     /// keyframe.
     pub fn attach(&self, sink: &Arc<SlotSink>) {
+        self.attach_within(sink, usize::MAX);
+    }
+
+    /// [`TrackFanout::attach`] for a slot switching to this source from another (a layer change):
+    /// the cached group of pictures is replayed only while it holds at most `burst` bytes, else
+    /// a keyframe is asked for. A switch down for a narrowed link must not start by pushing
+    /// seconds of video into it at once.
+    pub fn attach_within(&self, sink: &Arc<SlotSink>, burst: usize) {
         let _guard = match &self.gop {
             Some(gop) => {
                 let g = gop.locked();
-                if g.packets().is_empty() {
+                let bytes: usize = g.packets().iter().map(|p| p.payload.len() + 12).sum();
+                if g.packets().is_empty() || bytes > burst {
                     self.request_keyframe();
                 } else {
                     self.stats.cache_joins.fetch_add(1, Ordering::Relaxed);

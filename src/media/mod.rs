@@ -18,6 +18,7 @@ pub mod input;
 pub mod keyframe;
 pub mod output;
 pub mod padding;
+pub mod probe;
 pub mod red;
 pub mod rewriter;
 pub mod sink;

@@ -32,6 +32,8 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn write_now(&self, _pkt: RtpPacket) -> Sent {
         Sent::Refused
     }
+    /// Sends `bps` of bandwidth probe alongside the packets (0: stop), where the output can.
+    fn set_probe(&self, _bps: u64) {}
     /// Resolves at the receiver's next feedback; `None` once it is gone.
     fn next_feedback(
         &self,
@@ -72,6 +74,11 @@ impl SlotOutput for OutTrack {
     }
     fn is_open(&self) -> bool {
         OutTrack::is_open(self)
+    }
+    fn set_probe(&self, bps: u64) {
+        if let Some(p) = &self.probe {
+            p.store(bps, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     async fn next_feedback(&self) -> Option<Vec<crate::rtc::feedback::Feedback>> {
         OutTrack::next_feedback(self).await

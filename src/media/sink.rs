@@ -58,6 +58,8 @@ pub struct SlotSink {
     estimate: AtomicU64,
     /// The codecs the viewer negotiated on this m-line.
     codecs: Box<dyn Fn() -> Vec<CodecSpec> + Send + Sync>,
+    /// Sets the probe the output sends on top of the media (`rtc::prober`).
+    probe: Box<dyn Fn(u64) + Send + Sync>,
     /// When the slot was made (its viewer's POST), for the join-time metric.
     created: Instant,
     /// Its first video packet went out (join time recorded).
@@ -98,6 +100,10 @@ impl SlotSink {
             codecs: {
                 let o = out.clone();
                 Box::new(move || o.codecs())
+            },
+            probe: {
+                let o = out.clone();
+                Box::new(move |bps| o.set_probe(bps))
             },
             created: Instant::now(),
             joined: AtomicBool::new(false),
@@ -154,6 +160,11 @@ impl SlotSink {
     /// The codecs this slot's viewer negotiated (empty until its answer is known).
     pub fn codecs(&self) -> Vec<CodecSpec> {
         (self.codecs)()
+    }
+
+    /// Sends `bps` of bandwidth probe on top of the media from now on (0: stop).
+    pub fn set_probe(&self, bps: u64) {
+        (self.probe)(bps);
     }
 
     /// The viewer's bandwidth estimate last seen on this slot (bit/s), if any.

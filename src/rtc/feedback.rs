@@ -91,6 +91,10 @@ pub struct KeyframeRequestTap {
     write: VecDeque<TaggedPacket>,
     book: Arc<ReportBook>,
     budget: Budget,
+    estimates: crate::rtc::estimates::Estimates,
+    /// The leg's prober: the send-side estimate counts only where it can probe (else it could
+    /// never rise above what the leg already sends).
+    probes: Option<Arc<crate::rtc::prober::ProbeBook>>,
 }
 
 impl KeyframeRequestTap {
@@ -99,6 +103,14 @@ impl KeyframeRequestTap {
         KeyframeRequestTap {
             book,
             ..Default::default()
+        }
+    }
+
+    /// The tap of a leg whose prober is `probes`.
+    pub fn probing(self, probes: Arc<crate::rtc::prober::ProbeBook>) -> KeyframeRequestTap {
+        KeyframeRequestTap {
+            probes: Some(probes),
+            ..self
         }
     }
 }
@@ -242,6 +254,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
         // Everything goes on up (the NACK responder and the reports read it further on); a
         // compound packet with something the application acts on is also delivered to it,
         // whole (the application picks out what it wants with [`feedback`]).
+        // The send-side estimate rides on the feedback packet that moved it (`rtc::bwe`).
+        let send_side = match msg.message.get(&Attribute::TargetBitrateChanged {
+            bits_per_second: 0.0,
+        }) {
+            Some(Attribute::TargetBitrateChanged { bits_per_second }) => Some(*bits_per_second),
+            _ => None,
+        };
         if let Packet::Rtcp(packets) = &mut msg.message.packet {
             let now = ntp_middle_now();
             for p in packets.iter() {
@@ -260,6 +279,28 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
                 }
                 None => true,
             });
+            // The viewer's REMB and the send-side estimate become one estimate, announced as
+            // a REMB of wisp's own (`rtc::estimates`).
+            let estimates = &mut self.estimates;
+            packets.retain(|p| match estimate(p.as_ref()) {
+                Some(bps) => {
+                    estimates.remb(bps);
+                    false
+                }
+                None => true,
+            });
+            if let Some(bps) = send_side
+                && self.probes.as_ref().is_some_and(|p| p.can_probe())
+            {
+                estimates.send_side(bps.max(0.0) as u64);
+            }
+            if let Some(bps) = estimates.due(msg.now) {
+                packets.push(Box::new(ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 0,
+                    bitrate: bps as f32,
+                    ssrcs: vec![],
+                }));
+            }
             if packets.iter().any(|p| wanted(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }

@@ -4,9 +4,12 @@
 //! applies the server's network settings (ports, announced addresses, remote-candidate filter,
 //! the one DTLS certificate).
 
+pub mod bwe;
 pub mod client;
+pub mod congestion;
 mod direct;
 mod engine;
+pub mod estimates;
 pub mod feedback;
 pub mod gate;
 mod ice;
@@ -14,6 +17,7 @@ mod lib_leg;
 pub mod mux;
 mod peer;
 pub mod ports;
+pub mod prober;
 pub mod scatter;
 mod setup;
 pub mod stats;

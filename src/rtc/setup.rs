@@ -46,6 +46,8 @@ pub(crate) struct LegParts {
     pub config: RTCConfiguration,
     /// What a viewer reports about the leg's streams (viewer legs only).
     pub reports: Option<std::sync::Arc<crate::rtc::feedback::ReportBook>>,
+    /// The leg's probe rates (viewer legs only).
+    pub probes: Option<std::sync::Arc<crate::rtc::prober::ProbeBook>>,
 }
 
 pub(crate) fn leg_parts(
@@ -77,7 +79,8 @@ pub(crate) fn leg_parts(
         )
         .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
     let reports = for_play.then(std::sync::Arc::<crate::rtc::feedback::ReportBook>::default);
-    let registry = interceptors(reports.clone(), &mut media)
+    let probes = for_play.then(std::sync::Arc::<crate::rtc::prober::ProbeBook>::default);
+    let registry = interceptors(reports.clone(), probes.clone(), &mut media)
         .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
     let mut se = SettingEngineBuilder::new()
         // A server neither resolves nor announces mDNS names; it also keeps the library's
@@ -97,6 +100,7 @@ pub(crate) fn leg_parts(
     }
     Ok(LegParts {
         reports,
+        probes,
         media,
         registry,
         settings: se.build(),
@@ -127,6 +131,7 @@ const MAX_NACKS_PER_PACKET: u16 = 3;
 /// reports, transport-wide CC feedback for the publisher's bandwidth estimate).
 pub(crate) fn interceptors(
     reports: Option<std::sync::Arc<crate::rtc::feedback::ReportBook>>,
+    probes: Option<std::sync::Arc<crate::rtc::prober::ProbeBook>>,
     media: &mut MediaEngine,
 ) -> webrtc::error::Result<Registry> {
     use ::rtc::interceptor::{
@@ -137,7 +142,18 @@ pub(crate) fn interceptors(
     };
     configure_simulcast_extension_headers(media)?;
     if let Some(book) = reports {
+        // Send-side estimation: viewers that offer transport-wide CC get it (`rtc::congestion`
+        // numbers every packet and reads their feedback into GCC, `rtc::bwe`). No pacer: only
+        // probes and join bursts would need one, and the prober paces its probes over frames.
+        register_twcc(media)?;
+        let probes = probes.unwrap_or_default();
         Ok(Registry::new()
+            // Wire-most: it numbers everything that leaves, the responder's repairs and its
+            // own probes included (`rtc::prober`).
+            .with(
+                Slot::CongestionControl,
+                crate::rtc::congestion::CongestionControl::new(probes.clone()),
+            )
             .with(
                 Slot::NackResponder,
                 NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
@@ -145,7 +161,10 @@ pub(crate) fn interceptors(
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             // Wire-ward of the NACK responder: it sees the retransmissions go out (and reads
             // the viewer's RTCP before anything else does).
-            .with(Slot::from(3_500), KeyframeRequestTap::with_book(book)))
+            .with(
+                Slot::from(3_500),
+                KeyframeRequestTap::with_book(book).probing(probes),
+            ))
     } else {
         // RFC 6464 audio levels from publishers feed the server-side VAD.
         media.register_header_extension(
@@ -171,6 +190,27 @@ pub(crate) fn interceptors(
             );
         configure_twcc_receiver_only(registry, media)
     }
+}
+
+/// `a=rtcp-fb:* transport-cc` and the transport-wide sequence number extension, both kinds.
+fn register_twcc(media: &mut MediaEngine) -> webrtc::error::Result<()> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media.register_feedback(
+            ::rtc::rtp_transceiver::rtp_sender::RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        media.register_header_extension(
+            ::rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: ::rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 /// ICE-safe random characters (ufrag/pwd use `[A-Za-z0-9+/]`).

@@ -190,6 +190,8 @@ pub struct OutTrack {
     pub(crate) negotiated: OnceLock<Vec<(u8, CodecSpec)>>,
     /// The owning peer connection's state, to know when the track is bound.
     pub(crate) state: tokio::sync::watch::Receiver<PeerState>,
+    /// Its probe rate, read by the leg's prober (`rtc::prober`), bit/s.
+    pub(crate) probe: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl OutTrack {

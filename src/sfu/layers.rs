@@ -82,7 +82,34 @@ impl LayerPref {
                 .or_else(|| pool.first().copied()),
         }
     }
+
+    /// For `Auto` held below the best active layer by its budget: the rate (bit/s) a probe
+    /// must add to what the slot sends now (layer `current`) for the next layer up to fit the
+    /// up-rule's 75 %, so the leg's estimate can show whether the path carries it. `None`
+    /// when nothing is held back.
+    pub fn probe(
+        &self,
+        layers: &[LayerDesc<'_>],
+        current: Option<usize>,
+        budget: Option<u64>,
+    ) -> Option<u64> {
+        if *self != LayerPref::Auto {
+            return None;
+        }
+        let (budget, current) = (budget?, current?);
+        let any_active = layers.iter().any(|l| l.active);
+        let next = (current + 1..layers.len()).find(|i| layers[*i].active || !any_active)?;
+        let need = layers[next].bitrate.saturating_mul(4) / 3;
+        (need > budget).then(|| {
+            need.saturating_sub(layers[current].bitrate)
+                .clamp(MIN_PROBE, MAX_PROBE)
+        })
+    }
 }
+
+/// Probe rates, bit/s: below the lower a probe says nothing; above the upper it is a flood.
+const MIN_PROBE: u64 = 50_000;
+const MAX_PROBE: u64 = 4_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -144,6 +171,25 @@ mod tests {
             LayerPref::Auto.pick(&huge, Some(1), Some(u64::MAX)),
             Some(1)
         );
+    }
+
+    #[test]
+    fn auto_held_below_the_best_asks_for_a_probe_sized_for_the_next_layer() {
+        let l = three();
+        let auto = LayerPref::Auto;
+        // On q with 300 kbit/s: h needs 667 kbit/s of budget, so 517 kbit/s more than q.
+        assert_eq!(auto.probe(&l, Some(0), Some(300_000)), Some(516_666));
+        // On h with room for f: nothing held back; on f: nothing above.
+        assert_eq!(auto.probe(&l, Some(1), Some(2_500_000)), None);
+        assert_eq!(auto.probe(&l, Some(2), Some(100_000)), None);
+        // No estimate, another preference, or nothing shown: no probe.
+        assert_eq!(auto.probe(&l, Some(0), None), None);
+        assert_eq!(LayerPref::Rid("q".into()).probe(&l, Some(0), Some(1)), None);
+        assert_eq!(auto.probe(&l, None, Some(1)), None);
+        // A paused h is skipped: the probe is sized for f (capped at 4 Mbit/s).
+        let mut paused = three();
+        paused[1].active = false;
+        assert_eq!(auto.probe(&paused, Some(0), Some(300_000)), Some(1_850_000));
     }
 
     #[test]

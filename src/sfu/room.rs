@@ -31,6 +31,10 @@ const COMMAND_QUEUE: usize = 1024;
 /// How often the room samples rates and estimates and lets time-based policy run.
 pub const ROOM_TICK: Duration = Duration::from_millis(250);
 
+/// The most of a cached group of pictures a slot switching sources replays at once (about a
+/// quarter of a second of a 400 kbit/s link); past it, the slot asks for a keyframe instead.
+const SWITCH_BURST: usize = 12_000;
+
 /// A query or request run on the room task with its state and the time.
 pub(crate) type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
 
@@ -393,7 +397,11 @@ impl Core {
                 sink.set_source(new.as_ref().map(|f| f.upstream.clone()));
                 if let Some(new) = new {
                     // Starts the slot from the keyframe cache, or asks for a keyframe.
-                    new.attach(sink);
+                    if from.is_some() {
+                        new.attach_within(sink, SWITCH_BURST);
+                    } else {
+                        new.attach(sink);
+                    }
                 }
             }
             Output::Event(e) => {
@@ -418,6 +426,11 @@ impl Core {
             Output::Layers { viewer, layers } => {
                 if let Some(v) = self.viewers.get(&viewer) {
                     v.layers.send_replace(Some(layers));
+                }
+            }
+            Output::Probe { viewer, slot, bps } => {
+                if let Some(sink) = self.viewers.get(&viewer).and_then(|v| v.slots.get(slot)) {
+                    sink.set_probe(bps);
                 }
             }
             Output::Refused { .. } => {}

@@ -130,6 +130,7 @@ pub(crate) async fn viewer_leg(
     };
     let parts = leg_parts(s, engine.certificate(), true, ufrag)?;
     let reports = parts.reports.clone();
+    let parts_probes = parts.probes.clone();
     let now = Instant::now();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(parts.config)
@@ -167,6 +168,7 @@ pub(crate) async fn viewer_leg(
             port: wiring.track(ssrc, kind),
             negotiated: Default::default(),
             state: state_rx.clone(),
+            probe: parts_probes.as_ref().map(|b| b.rate(ssrc)),
         });
         senders.push(PendingTrack { out, sender });
     }

@@ -157,6 +157,13 @@ pub enum Output {
         viewer: SessionId,
         layers: Vec<(usize, Vec<LayerInfo>)>,
     },
+    /// Slot `slot` of `viewer` sends `bps` of probe on top of its media (0: stop), so the
+    /// leg's estimate can show whether its next layer up fits.
+    Probe {
+        viewer: SessionId,
+        slot: usize,
+        bps: u64,
+    },
     /// A `SetLayer` that cannot be honoured, in one sentence.
     Refused {
         reason: String,

@@ -32,6 +32,7 @@ use crate::signal::{CodecSpec, MediaKind};
 
 mod inspect;
 mod io;
+mod probe;
 mod replan;
 mod state;
 mod view;
@@ -179,6 +180,7 @@ impl RoomPlan {
                             negotiated: Vec::new(),
                             pref: LayerPref::Auto,
                             shows: None,
+                            probe: probe::Prober::default(),
                         })
                         .collect(),
                     connected: false,

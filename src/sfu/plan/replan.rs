@@ -104,8 +104,15 @@ impl Ctx<'_> {
                 })
                 .flatten();
             let want = holder
+                .as_ref()
                 .filter(|_| v.connected)
-                .and_then(|p| self.pick(&p, kind, &slot.pref, slot.shows, budget));
+                .and_then(|p| self.pick(p, kind, &slot.pref, slot.shows, budget));
+            let (need, at) = holder
+                .as_ref()
+                .filter(|_| v.connected)
+                .map_or((None, None), |p| {
+                    self.probe_need(p, kind, &slot.pref, want, budget)
+                });
             if let Some(t) = want.and_then(|src| self.track(src))
                 && !slot.negotiated.iter().any(|c| t.desc.codec.can_feed(c))
                 && !v.unplayable_sent
@@ -128,6 +135,13 @@ impl Ctx<'_> {
                     to: want,
                 });
                 v.slots[i].shows = want;
+            }
+            if let Some(bps) = v.slots[i].probe.step(now, need, at) {
+                out.push(Output::Probe {
+                    viewer: v.id,
+                    slot: i,
+                    bps,
+                });
             }
         }
         if v.announced.as_ref() != Some(&map) {
@@ -153,6 +167,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// What a slot that will show `shows` of `p`'s `kind` must probe for its next layer up
+    /// (see `LayerPref::probe`), and the index of the layer it shows.
+    fn probe_need(
+        &self,
+        p: &ParticipantId,
+        kind: MediaKind,
+        pref: &LayerPref,
+        shows: Option<SourceId>,
+        budget: Option<u64>,
+    ) -> (Option<u64>, Option<usize>) {
+        let layers = layers_of(self.tracks, p, kind);
+        let at = shows.and_then(|c| layers.iter().position(|t| t.desc.source == c));
+        if layers.len() <= 1 {
+            return (None, at);
+        }
+        (pref.probe(&describe(&layers), at, budget), at)
+    }
+
     /// The track a slot with preference `pref` should show of publisher `p`'s `kind`, given
     /// what it shows now and its budget.
     fn pick(
@@ -167,19 +199,24 @@ impl Ctx<'_> {
         if layers.len() <= 1 {
             return layers.first().map(|t| t.desc.source);
         }
-        let desc: Vec<LayerDesc<'_>> = layers
-            .iter()
-            .map(|t| LayerDesc {
-                rid: t.desc.rid.as_deref(),
-                active: active(&t.rate),
-                height: t.rate.dims.map(|d| d.1),
-                bitrate: t.rate.bitrate,
-            })
-            .collect();
+        let desc = describe(&layers);
         let current = current.and_then(|c| layers.iter().position(|t| t.desc.source == c));
         pref.pick(&desc, current, budget)
             .map(|i| layers[i].desc.source)
     }
+}
+
+/// What layer choice knows of each of `layers`.
+fn describe<'a>(layers: &[&'a Track]) -> Vec<LayerDesc<'a>> {
+    layers
+        .iter()
+        .map(|t| LayerDesc {
+            rid: t.desc.rid.as_deref(),
+            active: active(&t.rate),
+            height: t.rate.dims.map(|d| d.1),
+            bitrate: t.rate.bitrate,
+        })
+        .collect()
 }
 
 pub(super) fn track(tracks: &[Track], source: SourceId) -> Option<&Track> {

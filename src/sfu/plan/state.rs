@@ -35,6 +35,8 @@ pub(super) struct Slot {
     pub(super) pref: LayerPref,
     /// The source attached now (only while the viewer is connected).
     pub(super) shows: Option<SourceId>,
+    /// When this slot probes for its next layer up.
+    pub(super) probe: super::probe::Prober,
 }
 
 pub(super) struct Viewer {

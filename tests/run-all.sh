@@ -54,6 +54,9 @@ bash tests/browser/admin_lab.sh target/release/wisp
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 
+step "bandwidth estimation: a Chromium viewer of a simulcast publisher across a tc-shaped link"
+bash tests/browser/bwe_lab.sh target/release/wisp
+
 step "behind a NAT with UDP blocked: Chromium joins through wisp's TURN over TCP"
 bash tests/nat/lab.sh target/release/wisp
 

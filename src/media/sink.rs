@@ -54,7 +54,8 @@ pub struct SlotSink {
     overflowed: AtomicBool,
     /// The fan-out this slot is attached to (for keyframe requests and codec lookups).
     source: ArcSwapOption<Upstream>,
-    /// The viewer's latest bandwidth estimate (REMB) seen on this slot, bit/s; 0 = none.
+    /// The viewer leg's latest bandwidth estimate seen on this slot (`rtc::estimates`), bit/s;
+    /// 0 = none.
     estimate: AtomicU64,
     /// The codecs the viewer negotiated on this m-line.
     codecs: Box<dyn Fn() -> Vec<CodecSpec> + Send + Sync>,

@@ -64,8 +64,9 @@ impl LegEstimator {
 }
 
 impl LegEstimator {
-    /// What arrived over the last [`RECENT`] (bit/s), if more than [`LOSSY`] was lost there.
-    fn saturated(&self, now: Instant) -> Option<f64> {
+    /// What arrived over the last [`RECENT`] (bit/s), if more than [`LOSSY`] was lost there:
+    /// the path is carrying all it can.
+    pub fn saturated(&self, now: Instant) -> Option<f64> {
         let recent = self
             .acked
             .iter()

@@ -33,6 +33,9 @@ use crate::rtc::prober::{ProbeBook, Prober};
 /// library's maps: one slot written in place per packet, nothing hashed or pruned.
 const RING: usize = 512;
 
+/// How long probes stop once the path shows loss (the room's probe window, `sfu::plan::probe`).
+const PROBE_HALT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One packet sent, as the estimator will need it.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
@@ -137,6 +140,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CongestionControl {
         }
         if !reports.is_empty() {
             self.estimator.on_reports(msg.now, &reports);
+            if self.estimator.saturated(msg.now).is_some() {
+                self.prober.halt(msg.now + PROBE_HALT);
+            }
             let target = self.estimator.target_bitrate();
             if target != self.last_target {
                 self.last_target = target;

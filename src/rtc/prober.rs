@@ -61,6 +61,8 @@ struct Stream {
 pub struct Prober {
     book: Arc<ProbeBook>,
     streams: Vec<Stream>,
+    /// No probes before this: the path showed it is full (see [`Prober::halt`]).
+    halted_until: Option<Instant>,
 }
 
 impl Prober {
@@ -68,7 +70,15 @@ impl Prober {
         Prober {
             book,
             streams: Vec::new(),
+            halted_until: None,
         }
+    }
+
+    /// The path is losing what it is sent: no probes until `until`, whatever the room asks. A
+    /// probe into a full link costs the viewer its media (a shaper drops either), so it ends
+    /// at the first feedback that shows loss, not at the end of the room's probe window.
+    pub fn halt(&mut self, until: Instant) {
+        self.halted_until = Some(until);
     }
 
     /// One RTP packet on its way out: an RTX repair is renumbered; a frame's last packet of a
@@ -90,7 +100,12 @@ impl Prober {
         let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == ssrc) else {
             return Vec::new();
         };
-        let bps = s.rate.load(Ordering::Relaxed);
+        let halted = self.halted_until.is_some_and(|t| now < t);
+        let bps = if halted {
+            0
+        } else {
+            s.rate.load(Ordering::Relaxed)
+        };
         let n = s.pacer.due(bps, now, 14 + p.payload.len());
         if n == 0 {
             return Vec::new();
@@ -201,6 +216,12 @@ mod tests {
             seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
             "{seqs:?}"
         );
+        // Halted (the path is full): nothing, though the room still asks.
+        p.halt(t + Duration::from_secs(2));
+        for k in 1..=10u64 {
+            let at = t + Duration::from_millis(200 + 10 * k);
+            assert!(p.on_write(at, &mut rtp(10, 400, true)).is_empty());
+        }
         // Stopped: nothing more.
         book.rate(10).store(0, Ordering::Relaxed);
         assert!(

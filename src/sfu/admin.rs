@@ -85,7 +85,8 @@ pub struct ViewerDetail {
     pub target: Option<String>,
     pub connected: bool,
     pub uptime_seconds: f64,
-    /// The viewer's bandwidth estimate (REMB), bit/s.
+    /// The viewer leg's bandwidth estimate (its REMB and wisp's send-side estimate,
+    /// `rtc::estimates`), bit/s.
     pub estimate_bps: Option<u64>,
     pub network: Option<LegStats>,
     pub slots: Vec<SlotDetail>,

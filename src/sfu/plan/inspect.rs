@@ -53,7 +53,7 @@ pub struct ViewerView {
     /// The conference participant this session belongs to (`?self=`).
     pub participant: Option<ParticipantId>,
     pub connected: bool,
-    /// The viewer's latest bandwidth estimate (REMB), bit/s.
+    /// The viewer leg's latest bandwidth estimate (REMB and send-side, `rtc::estimates`), bit/s.
     pub estimate: Option<u64>,
     pub slots: Vec<SlotView>,
 }

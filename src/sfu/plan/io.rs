@@ -125,7 +125,7 @@ pub enum Input {
         slot: usize,
         pref: LayerPref,
     },
-    /// Periodic: track rates and each viewer's bandwidth estimate (REMB), sampled now.
+    /// Periodic: track rates and each viewer leg's bandwidth estimate, sampled now.
     Tick {
         rates: Vec<TrackRate>,
         estimates: Vec<(SessionId, u64)>,

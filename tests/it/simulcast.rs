@@ -11,7 +11,6 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use wisp::http::paths;
@@ -67,16 +66,7 @@ impl SimulcastPublisher {
             RtpCodecKind::Video,
             encodings,
         )));
-        peer.pc
-            .add_transceiver_from_track(
-                track.clone() as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .unwrap();
+        peer.send_only(&track).await;
         let offer = peer.offer().await;
         assert!(offer.contains("a=simulcast:send"), "{offer}");
         let r = post_sdp(&url(server, &paths::whip(room)), &offer).await;

@@ -24,6 +24,7 @@ pub mod rewriter;
 pub mod sink;
 pub mod source;
 pub mod vad;
+pub mod vp8;
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use crate::media::counters::{JOINS, RETIRED, Totals};
 use crate::media::output::SlotOutput;
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
+use crate::media::vp8::Vp8Ids;
 use crate::rtc::{RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -213,6 +214,8 @@ pub(super) enum Shape {
     Same,
     /// RED (RFC 2198) to a viewer that takes only Opus: the primary block.
     RedPrimary,
+    /// VP8, its picture numbers continued across source switches (`media::vp8`).
+    Vp8,
 }
 
 /// The payload type and shape a slot sends `codec` with, if its viewer can take it. RED goes
@@ -220,7 +223,12 @@ pub(super) enum Shape {
 /// inside name it); every other Opus viewer gets the primary blocks.
 pub(super) fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, Shape)> {
     if !codec.is_red() {
-        return out.payload_type_for(codec).map(|pt| (pt, Shape::Same));
+        let shape = if codec.mime_type.eq_ignore_ascii_case("video/vp8") {
+            Shape::Vp8
+        } else {
+            Shape::Same
+        };
+        return out.payload_type_for(codec).map(|pt| (pt, shape));
     }
     let opus = out.payload_type_for(&crate::signal::red::opus_codec());
     let red = out.payload_type_for(codec).filter(|pt| Some(*pt) != opus);
@@ -236,6 +244,7 @@ pub(super) fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, 
 struct Writer<O> {
     out: Arc<O>,
     rewriter: Option<Rewriter>,
+    vp8: Vp8Ids,
     /// Cached per source: how to send it, if the viewer negotiated a codec that can carry it.
     pt: Option<(SourceId, Option<(u8, Shape)>)>,
     warned: bool,
@@ -250,6 +259,7 @@ impl<O: SlotOutput> Writer<O> {
         Writer {
             out,
             rewriter: None,
+            vp8: Vp8Ids::default(),
             pt: None,
             warned: false,
             stalled: false,
@@ -303,7 +313,7 @@ impl<O: SlotOutput> Writer<O> {
             return None;
         };
         let payload = match shape {
-            Shape::Same => pkt.payload.clone(),
+            Shape::Same | Shape::Vp8 => pkt.payload.clone(),
             Shape::RedPrimary => pkt.payload.slice(crate::media::red::primary(&pkt.payload)?),
         };
         let rw = self.rewriter.get_or_insert_with(|| {
@@ -313,6 +323,7 @@ impl<O: SlotOutput> Writer<O> {
             rw.resync();
         }
         let h = &pkt.header;
+        let fresh = rw.waiting_for_keyframe(src.id);
         match rw.handle(
             Instant::now(),
             src.id,
@@ -326,6 +337,11 @@ impl<O: SlotOutput> Writer<O> {
                 None
             }
             Some((seq, ts)) => Some(RtpPacket {
+                payload: if shape == Shape::Vp8 {
+                    self.vp8.map(src.id, fresh, &payload)
+                } else {
+                    payload
+                },
                 header: RtpHeader {
                     version: 2,
                     marker: h.marker,
@@ -335,7 +351,6 @@ impl<O: SlotOutput> Writer<O> {
                     ssrc: self.out.ssrc(),
                     ..Default::default()
                 },
-                payload,
             }),
         }
     }

@@ -92,12 +92,15 @@ impl SimulcastPublisher {
         }
     }
 
-    /// Frame `n` on every layer: payload = VP8 descriptor + tag, then the layer index.
+    /// Frame `n` on every layer: payload = VP8 descriptor (each layer numbers its pictures
+    /// on its own, as Chromium's do: a 15-bit PictureID and a TL0PICIDX far apart), the
+    /// frame tag, then the layer index.
     async fn send(&self, n: u16, key: bool) {
         for (layer, ssrc) in self.ssrcs.iter().enumerate() {
-            let mut p = video_payload(n, key).to_vec();
-            p.truncate(4);
-            p.push(layer as u8);
+            let picture = (n + 10_000 * layer as u16) & 0x7fff;
+            let tl0 = (n / 4) as u8 + 60 * layer as u8;
+            let [hi, lo] = picture.to_be_bytes();
+            let mut p = vec![0x90, 0xc0, 0x80 | hi, lo, tl0, u8::from(!key), layer as u8];
             p.resize(SIZES[layer], layer as u8);
             let mut header = rtc::rtp::header::Header {
                 version: 2,
@@ -123,14 +126,23 @@ impl SimulcastPublisher {
     }
 }
 
+/// One video packet as the viewer got it.
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    layer: u8,
+    seq: u16,
+    picture: u16,
+    tl0: u8,
+}
+
 /// Sends frames (keyframe every 10) until `done` says enough about the viewer's packets.
 async fn pump(
     publisher: &SimulcastPublisher,
     viewer: &mut Viewer,
     n: &mut u16,
-    mut done: impl FnMut(&[(u8, u16)]) -> bool,
-) -> Vec<(u8, u16)> {
-    let mut got: Vec<(u8, u16)> = Vec::new();
+    mut done: impl FnMut(&[Got]) -> bool,
+) -> Vec<Got> {
+    let mut got: Vec<Got> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     let start = *n;
     loop {
@@ -144,7 +156,13 @@ async fn pump(
         *n += 1;
         while let Ok((kind, p)) = viewer.packets.try_recv() {
             if kind == RtpCodecKind::Video {
-                got.push((p.payload[4], p.header.sequence_number));
+                let d = &p.payload;
+                got.push(Got {
+                    layer: d[6],
+                    seq: p.header.sequence_number,
+                    picture: u16::from_be_bytes([d[2], d[3]]) & 0x7fff,
+                    tl0: d[4],
+                });
             }
         }
         if done(&got) {
@@ -162,12 +180,13 @@ async fn viewer_gets_one_layer_and_switches_on_request() {
 
     // By default the best layer: once the ranking settles, 30 packets in a row from "f".
     let got = pump(&publisher, &mut viewer, &mut n, |g| {
-        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 2)
     })
     .await;
     let tail = &got[got.len() - 30..];
     assert!(
-        tail.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1)),
+        tail.windows(2)
+            .all(|w| w[1].seq == w[0].seq.wrapping_add(1)),
         "one layer, no gaps: {tail:?}"
     );
 
@@ -180,22 +199,26 @@ async fn viewer_gets_one_layer_and_switches_on_request() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let before = got.last().unwrap().1;
+    let before = *got.last().unwrap();
     let got = pump(&publisher, &mut viewer, &mut n, |g| {
-        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 0)
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 0)
     })
     .await;
-    // Sequence numbers run on across the switch: no gap, no repeat.
+    // Sequence numbers run on across the switch: no gap, no repeat. So do VP8's picture
+    // numbers (one packet per frame here), though q's own are 20,000 behind f's: a receiver
+    // finds references by them.
     let mut last = before;
-    for (_, seq) in &got {
+    for g in &got {
         assert_eq!(
-            *seq,
-            last.wrapping_add(1),
+            g.seq,
+            last.seq.wrapping_add(1),
             "continuous across the switch: {got:?}"
         );
-        last = *seq;
+        assert_eq!(g.picture, (last.picture + 1) & 0x7fff, "PictureID: {got:?}");
+        assert!(g.tl0.wrapping_sub(last.tl0) <= 1, "TL0PICIDX: {got:?}");
+        last = *g;
     }
-    let layers: Vec<u8> = got.iter().map(|(l, _)| *l).collect();
+    let layers: Vec<u8> = got.iter().map(|g| g.layer).collect();
     let first_low = layers.iter().position(|l| *l == 0).unwrap();
     assert!(
         layers[first_low..].iter().all(|l| *l == 0),
@@ -267,19 +290,19 @@ async fn automatic_layer_follows_the_viewers_bandwidth_estimate() {
     let mut n = 0u16;
     // Layers run at about 48, 240 and 720 kbit/s: no estimate, the best one.
     pump(&publisher, &mut viewer, &mut n, |g| {
-        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 2)
     })
     .await;
     // The viewer's REMB says 150 kbit/s: only q fits.
     viewer.send_estimate(150_000.0).await;
     pump(&publisher, &mut viewer, &mut n, |g| {
-        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 0)
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 0)
     })
     .await;
     // Plenty again: back up to f (a 75 % headroom rule, so no flapping at the edge).
     viewer.send_estimate(5_000_000.0).await;
     pump(&publisher, &mut viewer, &mut n, |g| {
-        g.len() >= 30 && g[g.len() - 30..].iter().all(|(l, _)| *l == 2)
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 2)
     })
     .await;
 }

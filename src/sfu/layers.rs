@@ -3,7 +3,7 @@
 //! Rules ([`LayerPref::pick`]): only active layers are candidates (all of them when none is);
 //! `Auto` without a bandwidth estimate takes the best; with a budget it keeps the current
 //! layer while it fits, moves up only when a higher layer fits in 75 % of the budget
-//! (hysteresis), and drops to the best layer within 90 % when the current one no longer fits
+//! (hysteresis), and drops to the best layer within 75 % when the current one no longer fits
 //! (the lowest when none does). `Rid` takes that layer while it is active, else the best.
 //! `MaxHeight` takes the tallest layer of known height within the limit, else the lowest.
 //! The room planner (`sfu::plan`) calls it; nothing here reads live state.
@@ -34,7 +34,7 @@ impl LayerPref {
     /// Picks from `layers` ordered lowest to highest quality. `current` is the layer shown now;
     /// `budget` the bandwidth the viewer's estimate leaves for this slot. Auto with a budget
     /// keeps the current layer while it fits, moves up only when the higher layer fits in
-    /// 75 % of the budget (hysteresis), and down to the best layer within 90 % when the
+    /// 75 % of the budget (hysteresis), and down to the best layer within 75 % when the
     /// current one no longer fits.
     pub fn pick(
         &self,
@@ -61,12 +61,10 @@ impl LayerPref {
                     .find(|i| rate(*i).saturating_mul(4) <= b.saturating_mul(3));
                 match keep {
                     Some(k) => Some(up.filter(|u| *u > k).unwrap_or(k)),
-                    None => pool
-                        .iter()
-                        .copied()
-                        .rev()
-                        .find(|i| rate(*i).saturating_mul(10) <= b.saturating_mul(9))
-                        .or_else(|| pool.first().copied()),
+                    // Down by the same 75 % rule: the switch itself needs room (the new
+                    // layer's keyframe, repairs of what the narrowed path lost), and a layer
+                    // chosen so could have been chosen going up, so it does not flap.
+                    None => up.or_else(|| pool.first().copied()),
                 }
             }
             LayerPref::Rid(r) => pool
@@ -160,8 +158,11 @@ mod tests {
         assert_eq!(LayerPref::Auto.pick(&l, Some(1), Some(2_000_000)), Some(2));
         // f still fits at 1.5 Mbit/s: kept (no flapping at the boundary).
         assert_eq!(LayerPref::Auto.pick(&l, Some(2), Some(1_500_000)), Some(2));
-        // No longer fits: down to the best layer within 90 %.
+        // No longer fits: down to the best layer within 75 %.
         assert_eq!(LayerPref::Auto.pick(&l, Some(2), Some(1_400_000)), Some(1));
+        // h would fit in 90 % of 600 kbit/s, not in 75 %: down to q, past h (the lab's
+        // narrowed link froze the video for up to 2.7 s stepping through h).
+        assert_eq!(LayerPref::Auto.pick(&l, Some(2), Some(600_000)), Some(0));
         // Nothing fits: the lowest.
         assert_eq!(LayerPref::Auto.pick(&l, Some(1), Some(10_000)), Some(0));
         // A zero budget and huge rates never overflow.

@@ -27,7 +27,7 @@ pub struct PublisherView {
     /// Milliseconds since the Unix epoch.
     pub joined_at_ms: u64,
     pub speaking: bool,
-    /// Lowest layer first within a kind (by peak rate), audio before video.
+    /// Lowest layer first within a kind (as layer choice ranks them), audio before video.
     pub tracks: Vec<TrackView>,
 }
 
@@ -68,8 +68,10 @@ pub(super) fn view(publishers: &[Publisher], tracks: &[Track], viewers: &[Viewer
     let publishers = publishers
         .iter()
         .map(|p| {
-            let mut mine: Vec<&Track> = tracks.iter().filter(|t| t.publisher == p.id).collect();
-            mine.sort_by_key(|t| (kind_index(t.desc.kind), t.rate.peak));
+            let mine: Vec<&Track> = [MediaKind::Audio, MediaKind::Video]
+                .into_iter()
+                .flat_map(|k| super::replan::layers_of(tracks, &p.id, k))
+                .collect();
             PublisherView {
                 id: p.id.clone(),
                 name: p.name.clone(),

@@ -2,7 +2,8 @@
 //! layer up (`LayerPref::probe`); this decides when to send it. A probe runs for
 //! [`PROBE_FOR`]; if the slot has not stepped up by then, the next waits a pause that doubles
 //! each time (from [`FIRST_PAUSE`] to [`MAX_PAUSE`]), so a path that cannot carry more is not
-//! flooded every few seconds. A step up, or nothing left to prove, starts over. Pure.
+//! flooded every few seconds. A step up, or nothing left to prove, starts over; a step down
+//! waits [`FIRST_PAUSE`] first. Pure.
 
 use std::time::{Duration, Instant};
 
@@ -30,13 +31,21 @@ impl Prober {
         need: Option<u64>,
         current: Option<usize>,
     ) -> Option<u64> {
+        let down = matches!((current, self.from), (Some(c), Some(f)) if c < f);
         if need.is_none() || current != self.from {
-            // Stepped up (or down), or nothing to prove: start over.
+            // Stepped up, or nothing to prove: start over.
             *self = Prober {
                 sending: self.sending,
                 from: current,
                 ..Prober::default()
             };
+        }
+        if down {
+            // Stepped down: the path just showed it cannot carry more, and a probe now would
+            // add to the loss the narrowed link is already causing (the lab saw 2-2.7 s video
+            // freezes from probing into it). Wait as after a failed probe.
+            self.pause = FIRST_PAUSE;
+            self.not_before = Some(now + FIRST_PAUSE);
         }
         let want = match (need, self.until) {
             (None, _) => 0,
@@ -97,5 +106,22 @@ mod tests {
             p.step(s(22.0 + 40.0 * f64::from(k)), Some(1), Some(2));
         }
         assert!(p.pause <= MAX_PAUSE);
+    }
+
+    #[test]
+    fn a_step_down_waits_before_probing_again() {
+        let t = Instant::now();
+        let s = |secs: f64| t + Duration::from_secs_f64(secs);
+        let mut p = Prober::default();
+        assert_eq!(p.step(t, None, Some(2)), None, "on top, nothing to prove");
+        // The link narrowed: down to layer 1, then 0. No probe for the layer above yet.
+        assert_eq!(p.step(s(0.5), Some(600_000), Some(1)), None);
+        assert_eq!(p.step(s(0.8), Some(300_000), Some(0)), None);
+        assert_eq!(p.step(s(4.0), Some(300_000), Some(0)), None, "paused 4 s");
+        assert_eq!(p.step(s(4.8), Some(300_000), Some(0)), Some(300_000));
+        // A failed probe after that pauses 8 s.
+        assert_eq!(p.step(s(6.8), Some(300_000), Some(0)), Some(0));
+        assert_eq!(p.step(s(14.0), Some(300_000), Some(0)), None);
+        assert_eq!(p.step(s(14.8), Some(300_000), Some(0)), Some(300_000));
     }
 }

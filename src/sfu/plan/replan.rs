@@ -223,8 +223,11 @@ pub(super) fn track(tracks: &[Track], source: SourceId) -> Option<&Track> {
     tracks.iter().find(|t| t.desc.source == source)
 }
 
-/// Publisher `p`'s tracks of `kind`, lowest quality first: ranked by the highest bitrate
-/// each reached (a paused layer keeps its rank), ties in arrival order.
+/// Publisher `p`'s tracks of `kind`, lowest quality first: by picture size when every one
+/// has told it (VP8 keyframes do), then by the highest bitrate each reached (a paused layer
+/// keeps its rank), ties in arrival order. Size comes first because rates mislead while a
+/// publisher ramps up: Chromium's `f` starts below its `h`'s peak, and a viewer ranked so
+/// sat on `h`, taking it for the best.
 pub(super) fn layers_of<'a>(
     tracks: &'a [Track],
     p: &ParticipantId,
@@ -234,6 +237,11 @@ pub(super) fn layers_of<'a>(
         .iter()
         .filter(|t| &t.publisher == p && t.desc.kind == kind)
         .collect();
-    v.sort_by_key(|t| t.rate.peak);
+    let sized = v.iter().all(|t| t.rate.dims.is_some());
+    v.sort_by_key(|t| {
+        let area = t.rate.dims.filter(|_| sized);
+        let area = area.map_or(0, |(w, h)| u32::from(w) * u32::from(h));
+        (area, t.rate.peak)
+    });
     v
 }

@@ -151,8 +151,12 @@ fn simulcast_layers_follow_the_estimate_with_hysteresis_and_the_viewers_wish() {
     let v = r.viewer(None, 0, 1);
     r.tick(&rates, &[]);
     assert_eq!(r.shows(v), vec![Some(f)], "no estimate: the best");
-    r.tick(&rates, &[(v, 600_000)]);
-    assert_eq!(r.shows(v), vec![Some(h)], "f no longer fits");
+    r.tick(&rates, &[(v, 700_000)]);
+    assert_eq!(
+        r.shows(v),
+        vec![Some(h)],
+        "f no longer fits; h does, with 25 % headroom"
+    );
     r.tick(&rates, &[(v, 1_900_000)]);
     assert_eq!(r.shows(v), vec![Some(h)], "f needs 25 % headroom");
     r.tick(&rates, &[(v, 2_100_000)]);
@@ -224,4 +228,36 @@ fn a_codec_the_viewer_did_not_negotiate_is_told_once() {
     assert!(
         matches!(told[0], Output::Unplayable { reason, .. } if reason == "m-line 0 did not negotiate video/VP8")
     );
+}
+
+#[test]
+fn layers_rank_by_picture_size_once_every_layer_has_told_it() {
+    let mut r = Room::new();
+    let p = r.publisher();
+    let q = r.track(&p, MediaKind::Video, Some("q"));
+    let h = r.track(&p, MediaKind::Video, Some("h"));
+    let f = r.track(&p, MediaKind::Video, Some("f"));
+    let v = r.viewer(None, 0, 1);
+    let rate = |source, bitrate, dims| TrackRate {
+        source,
+        bitrate,
+        peak: bitrate,
+        dims,
+    };
+    let tick = |r: &mut Room, f_dims| {
+        r.go(Input::Tick {
+            rates: vec![
+                rate(q, 150_000, Some((320, 180))),
+                rate(h, 400_000, Some((640, 360))),
+                rate(f, 300_000, f_dims),
+            ],
+            estimates: vec![],
+        })
+    };
+    // f ramps up below h's rate. While its size is unknown, rates rank: h looks best.
+    tick(&mut r, None);
+    assert_eq!(r.shows(v), vec![Some(h)]);
+    // Every layer's size is known: the biggest picture is the best, whatever its rate.
+    tick(&mut r, Some((1280, 720)));
+    assert_eq!(r.shows(v), vec![Some(f)]);
 }

@@ -43,15 +43,27 @@ async function slot() {
 
 // Polls every 100 ms until `want(layer)` or `ms` pass; meanwhile tracks the longest time the
 // viewer decoded no new frame. Returns [elapsed ms or null, longest freeze ms, trace].
-async function watch(viewer, want, ms) {
+// With `detail`, `trace.samples` also holds the receiver's counters at every poll.
+async function watch(viewer, want, ms, detail = false) {
   const t0 = Date.now();
-  let lastFrames = -1; let lastChange = Date.now(); let freeze = 0; const trace = [];
+  let lastFrames = -1; let lastChange = Date.now(); let freeze = 0; const trace = []; const stalls = [];
+  trace.stalls = stalls; trace.samples = [];
   while (Date.now() - t0 < ms) {
     const frames = await viewer.evaluate(() => document.getElementById('player')
       .getVideoPlaybackQuality?.().totalVideoFrames ?? 0);
-    if (frames !== lastFrames) { lastFrames = frames; lastChange = Date.now(); }
-    freeze = Math.max(freeze, Date.now() - lastChange);
     const s = await slot();
+    if (frames !== lastFrames) {
+      // A stall longer than 300 ms goes in the trace: when it began, how long, on what layer.
+      if (lastFrames >= 0 && Date.now() - lastChange > 300) {
+        stalls.push(`${((lastChange - t0) / 1000).toFixed(1)}s+${Date.now() - lastChange}ms`);
+      }
+      lastFrames = frames; lastChange = Date.now();
+    }
+    freeze = Math.max(freeze, Date.now() - lastChange);
+    if (detail) {
+      const r = await rx(viewer);
+      trace.samples.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${s.layer} shown ${frames} dec ${r.framesDecoded} key ${r.keyFramesDecoded} rcv ${r.packetsReceived} lost ${r.packetsLost} nack ${r.nackCount} pli ${r.pliCount} w ${r.frameWidth}`);
+    }
     if (process.env.BWE_VERBOSE || trace.length === 0 || trace[trace.length - 1].layer !== s.layer) {
       trace.push({ at: Date.now() - t0, ...s });
     }
@@ -60,6 +72,19 @@ async function watch(viewer, want, ms) {
   }
   return [null, freeze, trace];
 }
+// The viewer's video receiver counters (getStats), for telling why a freeze happened.
+const rx = (viewer) => viewer.evaluate(async () => {
+  const stats = await window.wisp.session.pc.getStats();
+  for (const r of stats.values()) {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      const { framesDecoded, keyFramesDecoded, pliCount, nackCount, packetsLost, packetsReceived,
+        framesDropped, frameWidth } = r;
+      return { framesDecoded, keyFramesDecoded, pliCount, nackCount, packetsLost, packetsReceived,
+        framesDropped, frameWidth };
+    }
+  }
+  return {};
+});
 const show = (trace) => trace.map((t) => `${(t.at / 1000).toFixed(1)}s ${t.layer} (estimate ${Math.round((t.estimate || 0) / 1000)}k${process.env.BWE_VERBOSE ? `; layers ${t.rates}` : ''})`).join(', ');
 
 const pub = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
@@ -78,7 +103,27 @@ try {
     window.session = new Session(endpoint, {});
     await window.session.start(pc);
   }, ROOM);
-  step('a 720p Chromium publisher sends simulcast');
+  // The viewer's climb is what is measured, not the publisher's: Chromium enables its upper
+  // layers only as its own estimate of wisp's uplink grows, which took 0.3-9 s here (its
+  // startup probes sometimes do not show the capacity, then it ramps ~8 %/s). The viewer
+  // joins once all three layers flow.
+  const pubStats = () => p.evaluate(async () => {
+    const out = { limits: [] };
+    for (const r of (await window.session.pc.getStats()).values()) {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') out.limits.push(`${r.rid}:${r.qualityLimitationReason}`);
+      if (r.type === 'candidate-pair' && r.nominated) out.available = Math.round((r.availableOutgoingBitrate || 0) / 1000);
+    }
+    return `publisher estimate ${out.available}k, limited by ${out.limits.join(' ')}`;
+  });
+  const t0 = Date.now();
+  let rates = '';
+  while (Date.now() - t0 < 30_000) {
+    rates = (await slot()).rates;
+    if (/f:[1-9]/.test(rates)) break;
+    await sleep(100);
+  }
+  if (!/f:[1-9]/.test(rates)) throw new Error(`the publisher sent no top layer in 30 s (${rates}; ${await pubStats()})`);
+  step(`a 720p Chromium publisher sends simulcast: all three layers after ${((Date.now() - t0) / 1000).toFixed(1)} s (${rates}; ${await pubStats()})`);
   const v = await sub.newPage();
   await v.goto(`${viewerBase}/watch/${ROOM}`);
   await v.evaluate(() => { document.getElementById('player').muted = true; });
@@ -90,16 +135,27 @@ try {
   // Chromium's encoders ramp up over their first seconds: let the layers settle first.
   await watch(v, () => false, 10_000);
   step(`settled: ${(await slot()).rates}`);
+  const keyframes = async () => (await (await fetch(`${base}/metrics`)).text()).split('\n')
+    .filter((l) => /^wisp_keyframe/.test(l)).join('; ');
+  const before = await rx(v);
+  const keyBefore = await keyframes();
   shape('400kbit');
   let freeze;
-  [took, freeze, trace] = await watch(v, (l) => l === 'q', 3_000);
+  [took, freeze, trace] = await watch(v, (l) => l === 'q', 3_000, true);
   if (took === null) fail(`shaped to 400 kbit/s, not on the lowest layer within 3 s: ${show(trace)}`);
   else step(`shaped to 400 kbit/s: lowest layer after ${(took / 1000).toFixed(1)} s (${show(trace)})`);
   // Keep it shaped a little, still watching for freezes.
-  const [, freeze2] = await watch(v, () => false, 3_000);
+  const [, freeze2, trace2] = await watch(v, () => false, 3_000, true);
   freeze = Math.max(freeze, freeze2);
-  if (freeze > 1_000) fail(`the video froze for ${freeze} ms while the link narrowed`);
-  else step(`longest freeze while shaped: ${freeze} ms`);
+  const after = await rx(v);
+  const delta = Object.keys(after).map((k) => `${k} ${after[k] - (before[k] ?? 0)}`).join(', ');
+  const stalls = `receiver while shaped: ${delta}; stalls over 300 ms: [${trace.stalls.join(', ')}] then [${trace2.stalls.join(', ')}]`;
+  if (freeze > 1_000) {
+    fail(`the video froze for ${freeze} ms while the link narrowed; ${stalls}; ${show(trace2)}`);
+    console.log(`     wisp's keyframe counts before: ${keyBefore}\n     after: ${await keyframes()}`);
+    console.log(`     the viewer while shaped, every poll:\n       ${[...trace.samples, ...trace2.samples].join('\n       ')}`);
+  }
+  else step(`longest freeze while shaped: ${freeze} ms; ${stalls}`);
 
   shape(null);
   [took, , trace] = await watch(v, (l) => l === 'f', 30_000);

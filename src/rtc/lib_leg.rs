@@ -16,7 +16,7 @@ use webrtc::peer_connection::{
 use crate::error::{Error, Result};
 use crate::rtc::mux::{MuxConn, MuxRuntime};
 use crate::rtc::peer::{Binding, Conn, PeerObserver, RtcPeer};
-use crate::rtc::setup::{kind_of, leg_parts, random_token};
+use crate::rtc::setup::{LegRole, kind_of, leg_parts, random_token};
 use crate::rtc::track;
 use crate::rtc::{PeerState, PortLease, RtcEngine};
 use crate::signal::{MediaKind, OfferSummary};
@@ -91,7 +91,7 @@ async fn lib_connection(
     let parts = leg_parts(
         s,
         engine.certificate(),
-        false, // a publisher's leg receives
+        LegRole::Publish,
         mux.as_ref().map(|m| m.ufrag().to_owned()),
     )
     .map_err(|e| e.to_string())?;

@@ -50,12 +50,25 @@ pub(crate) struct LegParts {
     pub probes: Option<std::sync::Arc<crate::rtc::prober::ProbeBook>>,
 }
 
+/// Which leg [`leg_parts`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegRole {
+    /// A publisher's leg: wisp receives.
+    Publish,
+    /// A viewer's leg: wisp sends. `send_side`: wisp estimates the leg's bandwidth itself
+    /// (transport-wide CC). Only a viewer that offered RTX gets it: the estimate can rise
+    /// only through probes, which go as RTX, and a viewer with transport-cc negotiated sends
+    /// no REMB (Chromium), which would leave such a leg with no estimate that can rise.
+    View { send_side: bool },
+}
+
 pub(crate) fn leg_parts(
     s: &super::RtcSettings,
     certificate: ::rtc::peer_connection::certificate::RTCCertificate,
-    for_play: bool,
+    role: LegRole,
     ufrag: Option<String>,
 ) -> Result<LegParts> {
+    let for_play = role != LegRole::Publish;
     let mut media = MediaEngine::default();
     media
         .register_default_codecs()
@@ -80,8 +93,13 @@ pub(crate) fn leg_parts(
         .map_err(|e| Error::Internal(format!("codecs: {e}")))?;
     let reports = for_play.then(std::sync::Arc::<crate::rtc::feedback::ReportBook>::default);
     let probes = for_play.then(std::sync::Arc::<crate::rtc::prober::ProbeBook>::default);
-    let registry = interceptors(reports.clone(), probes.clone(), &mut media)
-        .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
+    let send_side = role == LegRole::View { send_side: true };
+    let registry = interceptors(
+        reports.clone(),
+        send_side.then(|| probes.clone()).flatten(),
+        &mut media,
+    )
+    .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
     let mut se = SettingEngineBuilder::new()
         // A server neither resolves nor announces mDNS names; it also keeps the library's
         // driver from opening a multicast socket per session.
@@ -142,18 +160,29 @@ pub(crate) fn interceptors(
     };
     configure_simulcast_extension_headers(media)?;
     if let Some(book) = reports {
-        // Send-side estimation: viewers that offer transport-wide CC get it (`rtc::congestion`
-        // numbers every packet and reads their feedback into GCC, `rtc::bwe`). No pacer: only
-        // probes and join bursts would need one, and the prober paces its probes over frames.
-        register_twcc(media)?;
-        let probes = probes.unwrap_or_default();
-        Ok(Registry::new()
-            // Wire-most: it numbers everything that leaves, the responder's repairs and its
-            // own probes included (`rtc::prober`).
-            .with(
-                Slot::CongestionControl,
-                crate::rtc::congestion::CongestionControl::new(probes.clone()),
-            )
+        // Send-side estimation (`probes` given): viewers that offer transport-wide CC get it
+        // (`rtc::congestion` numbers every packet and reads their feedback into GCC,
+        // `rtc::bwe`). No pacer: only probes and join bursts would need one, and the prober
+        // paces its probes over frames. Without it the leg neither offers nor answers
+        // transport-cc, and its viewer's REMB is the estimate.
+        let registry = match &probes {
+            Some(probes) => {
+                register_twcc(media)?;
+                // Wire-most: it numbers everything that leaves, the responder's repairs and
+                // its own probes included (`rtc::prober`).
+                Registry::new().with(
+                    Slot::CongestionControl,
+                    crate::rtc::congestion::CongestionControl::new(probes.clone()),
+                )
+            }
+            None => Registry::new(),
+        };
+        let tap = KeyframeRequestTap::with_book(book);
+        let tap = match probes {
+            Some(p) => tap.probing(p),
+            None => tap,
+        };
+        Ok(registry
             .with(
                 Slot::NackResponder,
                 NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
@@ -161,10 +190,7 @@ pub(crate) fn interceptors(
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             // Wire-ward of the NACK responder: it sees the retransmissions go out (and reads
             // the viewer's RTCP before anything else does).
-            .with(
-                Slot::from(3_500),
-                KeyframeRequestTap::with_book(book).probing(probes),
-            ))
+            .with(Slot::from(3_500), tap))
     } else {
         // RFC 6464 audio levels from publishers feed the server-side VAD.
         media.register_header_extension(

@@ -388,3 +388,48 @@ async fn http2_prior_knowledge_is_served() {
     assert!(r.status().is_success());
     server.shutdown().await.unwrap();
 }
+
+/// A viewer gets transport-wide CC (wisp's own estimate) only when it offered RTX, which the
+/// probes that let the estimate rise go as; otherwise the answer leaves transport-cc out, so
+/// a browser keeps sending REMB and the leg keeps an estimate.
+#[tokio::test]
+async fn a_viewer_gets_transport_cc_only_with_rtx() {
+    let server = start().await;
+    let fixture = include_str!("../../conformance/fixtures/whep-offer.sdp")
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let twcc = fixture
+        .replace(
+            "a=rtcp-fb:96 nack\r\n",
+            "a=rtcp-fb:96 nack\r\na=rtcp-fb:96 transport-cc\r\n",
+        )
+        .replace(
+            "a=rtcp-rsize\r\n",
+            "a=rtcp-rsize\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n",
+        );
+    assert!(twcc.contains("transport-cc") && twcc.contains("rtx/90000"));
+    let without_rtx = twcc
+        .replace(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        )
+        .replace("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n", "");
+    assert!(!without_rtx.contains("rtx"));
+    for (offer, want) in [(&twcc, true), (&without_rtx, false)] {
+        let r = http()
+            .post(url(&server, &paths::whep("room")))
+            .header("content-type", "application/sdp")
+            .body(offer.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let answer = r.text().await.unwrap();
+        assert_eq!(
+            answer.contains("transport-cc"),
+            want,
+            "RTX offered: {want}; the answer:\n{answer}"
+        );
+        assert_eq!(answer.contains("transport-wide-cc"), want, "{answer}");
+    }
+}

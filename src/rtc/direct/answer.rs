@@ -19,9 +19,9 @@ use crate::rtc::ice::IceRestart;
 use crate::rtc::lib_leg::send_slots;
 use crate::rtc::mux::MuxConn;
 use crate::rtc::peer::{Binding, Conn};
-use crate::rtc::setup::{default_codec, leg_parts, random_token};
+use crate::rtc::setup::{LegRole, default_codec, leg_parts, random_token};
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
-use crate::signal::{CodecSpec, OfferSummary};
+use crate::signal::{CodecSpec, MediaKind, OfferSummary};
 
 /// Answers an ICE-restart offer on a direct connection; returns the local description. The
 /// host candidates survive the restart (the sockets do).
@@ -128,7 +128,17 @@ pub(crate) async fn viewer_leg(
     let lib = |what: &'static str| {
         move |e: ::rtc::shared::error::Error| Error::Unprocessable(format!("{what}: {e}"))
     };
-    let parts = leg_parts(s, engine.certificate(), true, ufrag)?;
+    // Send-side estimation needs RTX to probe with; a counter-offer offers both.
+    let rtx = summary.media.iter().any(|m| {
+        m.kind == MediaKind::Video
+            && m.codecs
+                .iter()
+                .any(|c| c.mime_type.to_ascii_lowercase().ends_with("/rtx"))
+    });
+    let role = LegRole::View {
+        send_side: answer_to.is_none() || rtx,
+    };
+    let parts = leg_parts(s, engine.certificate(), role, ufrag)?;
     let reports = parts.reports.clone();
     let parts_probes = parts.probes.clone();
     let now = Instant::now();

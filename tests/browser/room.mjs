@@ -131,15 +131,9 @@ try {
     if (!aliceMid || !carolMid) return false;
     if (!document.querySelector(`.tile[data-key="slot-${aliceMid}"]`)?.classList.contains('featured')) return false;
     // The page asks the server's choice for the featured tile and at most 240 lines for a
-    // thumbnail. The server's choice follows bob's REMB, which Chromium caps at 1.5x what bob
-    // receives, so it cannot step up from h to f without probing (README: known limits);
-    // the large layer is then asked for by rid, as a user picking "best" would.
+    // thumbnail; nobody asks by rid. The server's choice follows wisp's own estimate of bob's
+    // leg, which probes its way up to the best layer the path carries.
     if (w.layers.get(aliceMid) !== '{}' || w.layers.get(carolMid) !== '{"maxHeight":240}') return false;
-    if (!window.__askedTop) {
-      window.__askedTop = true;
-      const i = w.sub.pc.getTransceivers().findIndex((t) => t.mid === aliceMid);
-      await w.sub.selectLayer(i, { rid: 'f' });
-    }
     const h = {};
     (await w.sub.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') h[r.mid] = r.frameHeight || 0; });
     window.__layers = h;
@@ -151,7 +145,7 @@ try {
     throw new Error(`${e.message}: ${seen}; alice now sends ${sending}`);
   });
   const heights = await bob.evaluate(() => JSON.stringify(window.__layers));
-  step(`bob's page: asks the server's choice for alice (featured, speaking) and <= 240 lines for carol; alice by rid f comes larger than carol's thumbnail ${heights}`);
+  step(`bob's page: asks the server's choice for alice (featured, speaking) and <= 240 lines for carol; the server's choice for alice comes larger than carol's thumbnail ${heights}`);
   if (shot) await bob.screenshot({ path: shot });
 
   const dave = await (await bb.newContext()).newPage();

@@ -18,13 +18,13 @@ pub mod input;
 pub mod keyframe;
 pub mod output;
 pub mod padding;
+pub mod pictures;
 pub mod probe;
 pub mod red;
 pub mod rewriter;
 pub mod sink;
 pub mod source;
 pub mod vad;
-pub mod vp8;
 
 #[cfg(test)]
 mod tests;

@@ -12,9 +12,9 @@ use crate::lock::Locked;
 use crate::media::SourceId;
 use crate::media::counters::{JOINS, RETIRED, Totals};
 use crate::media::output::SlotOutput;
+use crate::media::pictures::{Numbered, PictureIds};
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
-use crate::media::vp8::Vp8Ids;
 use crate::rtc::{RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -214,8 +214,8 @@ pub(super) enum Shape {
     Same,
     /// RED (RFC 2198) to a viewer that takes only Opus: the primary block.
     RedPrimary,
-    /// VP8, its picture numbers continued across source switches (`media::vp8`).
-    Vp8,
+    /// VP8 or VP9, picture numbers continued across source switches (`media::pictures`).
+    Numbered(Numbered),
 }
 
 /// The payload type and shape a slot sends `codec` with, if its viewer can take it. RED goes
@@ -223,11 +223,7 @@ pub(super) enum Shape {
 /// inside name it); every other Opus viewer gets the primary blocks.
 pub(super) fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, Shape)> {
     if !codec.is_red() {
-        let shape = if codec.mime_type.eq_ignore_ascii_case("video/vp8") {
-            Shape::Vp8
-        } else {
-            Shape::Same
-        };
+        let shape = Numbered::of(&codec.mime_type).map_or(Shape::Same, Shape::Numbered);
         return out.payload_type_for(codec).map(|pt| (pt, shape));
     }
     let opus = out.payload_type_for(&crate::signal::red::opus_codec());
@@ -244,7 +240,7 @@ pub(super) fn send_as<O: SlotOutput>(out: &O, codec: &CodecSpec) -> Option<(u8, 
 struct Writer<O> {
     out: Arc<O>,
     rewriter: Option<Rewriter>,
-    vp8: Vp8Ids,
+    pictures: PictureIds,
     /// Cached per source: how to send it, if the viewer negotiated a codec that can carry it.
     pt: Option<(SourceId, Option<(u8, Shape)>)>,
     warned: bool,
@@ -259,7 +255,7 @@ impl<O: SlotOutput> Writer<O> {
         Writer {
             out,
             rewriter: None,
-            vp8: Vp8Ids::default(),
+            pictures: PictureIds::default(),
             pt: None,
             warned: false,
             stalled: false,
@@ -313,7 +309,7 @@ impl<O: SlotOutput> Writer<O> {
             return None;
         };
         let payload = match shape {
-            Shape::Same | Shape::Vp8 => pkt.payload.clone(),
+            Shape::Same | Shape::Numbered(_) => pkt.payload.clone(),
             Shape::RedPrimary => pkt.payload.slice(crate::media::red::primary(&pkt.payload)?),
         };
         let rw = self.rewriter.get_or_insert_with(|| {
@@ -337,10 +333,9 @@ impl<O: SlotOutput> Writer<O> {
                 None
             }
             Some((seq, ts)) => Some(RtpPacket {
-                payload: if shape == Shape::Vp8 {
-                    self.vp8.map(src.id, fresh, &payload)
-                } else {
-                    payload
+                payload: match shape {
+                    Shape::Numbered(c) => self.pictures.map(c, src.id, fresh, &payload),
+                    _ => payload,
                 },
                 header: RtpHeader {
                     version: 2,

@@ -1,13 +1,15 @@
-//! VP8 picture numbering across source switches. Each simulcast layer (and each publisher)
-//! numbers its pictures on its own: the RFC 7741 descriptor's PictureID and TL0PICIDX. A
+//! VP8 and VP9 picture numbering across source switches. Each simulcast layer (and each
+//! publisher) numbers its pictures on its own: the PictureID and TL0PICIDX of the RFC 7741
+//! (VP8) and RFC 9628 (VP9) payload descriptors. A
 //! receiver finds a frame's references by those numbers, so when a slot switches from `f` to
 //! `q`, a jump in them can leave it holding decodable frames it believes reference pictures it
 //! never got: the bandwidth lab saw Chromium decode `q`'s keyframe and then nothing for 2.5 s,
 //! no loss reported and no keyframe asked for. So a slot continues both numbers across a
 //! switch, as it does sequence numbers and timestamps (`media::rewriter`).
 //!
-//! Pure: [`Vp8Ids::map`] takes the source and the payload and returns the payload to send,
-//! the same bytes (no copy) while the slot has never switched.
+//! Pure: [`PictureIds::map`] takes the source and the payload and returns the payload to
+//! send, the same bytes (no copy) while the slot has never switched. H.264 has no such
+//! numbers; AV1's dependency descriptor numbers frames too, and is not mapped (see README).
 
 use bytes::{Bytes, BytesMut};
 
@@ -22,7 +24,64 @@ struct Fields {
     tl0: Option<usize>,
 }
 
-fn fields(p: &[u8]) -> Option<Fields> {
+/// The codecs whose payload descriptors number pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbered {
+    Vp8,
+    Vp9,
+}
+
+impl Numbered {
+    /// For a codec's MIME type.
+    pub fn of(mime_type: &str) -> Option<Numbered> {
+        if mime_type.eq_ignore_ascii_case("video/vp8") {
+            Some(Numbered::Vp8)
+        } else if mime_type.eq_ignore_ascii_case("video/vp9") {
+            Some(Numbered::Vp9)
+        } else {
+            None
+        }
+    }
+}
+
+fn fields(codec: Numbered, p: &[u8]) -> Option<Fields> {
+    match codec {
+        Numbered::Vp8 => vp8_fields(p),
+        Numbered::Vp9 => vp9_fields(p),
+    }
+}
+
+/// RFC 9628 §4.2: `I|P|L|F|B|E|V|Z`, then the PictureID (I), the layer indices (L), and in
+/// non-flexible mode (F=0) TL0PICIDX after them.
+fn vp9_fields(p: &[u8]) -> Option<Fields> {
+    let &b0 = p.first()?;
+    let mut i = 1;
+    let picture = if b0 & 0x80 != 0 {
+        let long = p.get(i)? & 0x80 != 0;
+        let at = i;
+        i += if long { 2 } else { 1 };
+        p.get(i - 1)?;
+        Some((at, long))
+    } else {
+        None
+    };
+    let tl0 = if b0 & 0x20 != 0 {
+        p.get(i)?; // layer indices
+        let at = i + 1;
+        if b0 & 0x10 == 0 {
+            p.get(at)?;
+            Some(at)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    Some(Fields { picture, tl0 })
+}
+
+/// RFC 7741 §4.2: `X|R|N|S|R|PID`, then (X) `I|L|T|K|RSV`, the PictureID (I), TL0PICIDX (L).
+fn vp8_fields(p: &[u8]) -> Option<Fields> {
     let &b0 = p.first()?;
     if b0 & 0x80 == 0 {
         return Some(Fields {
@@ -72,9 +131,9 @@ fn picture_newer(a: u16, b: u16) -> bool {
     d != 0 && d < 0x4000
 }
 
-/// One slot's VP8 numbering state.
+/// One slot's picture numbering state.
 #[derive(Debug, Clone, Default)]
-pub struct Vp8Ids {
+pub struct PictureIds {
     /// The source being mapped, and what is added to its PictureID and TL0PICIDX.
     map: Option<(SourceId, u16, u8)>,
     /// The newest PictureID and TL0PICIDX sent.
@@ -82,13 +141,19 @@ pub struct Vp8Ids {
     last_tl0: Option<u8>,
 }
 
-impl Vp8Ids {
+impl PictureIds {
     /// Maps one forwarded payload of `source`. `fresh` says the slot's rewriter has just
     /// started forwarding here after a wait for a keyframe (a switch, a join, or a resync):
     /// a new source then continues from the last numbers sent; the same source keeps its
     /// mapping (its own numbering gap tells the receiver pictures were skipped).
-    pub fn map(&mut self, source: SourceId, fresh: bool, payload: &Bytes) -> Bytes {
-        let Some(f) = fields(payload) else {
+    pub fn map(
+        &mut self,
+        codec: Numbered,
+        source: SourceId,
+        fresh: bool,
+        payload: &Bytes,
+    ) -> Bytes {
+        let Some(f) = fields(codec, payload) else {
             return payload.clone();
         };
         let picture = f.picture.map(|at| read_picture(payload, at));
@@ -151,55 +216,61 @@ mod tests {
         Bytes::from(vec![0x90, 0xc0, 0x80 | hi, lo, tl0, 0x20, 0xaa, 0xbb])
     }
 
+    const VP8: Numbered = Numbered::Vp8;
+
     fn ids(p: &Bytes) -> (u16, u8) {
-        let f = fields(p).unwrap();
+        let f = fields(VP8, p).unwrap();
         (read_picture(p, f.picture.unwrap()), p[f.tl0.unwrap()])
     }
 
     #[test]
     fn a_switch_continues_both_numbers_and_the_first_source_is_not_copied() {
-        let mut v = Vp8Ids::default();
+        let mut v = PictureIds::default();
         let first = pkt(30_000, 200);
-        let out = v.map(F, true, &first);
+        let out = v.map(VP8, F, true, &first);
         assert_eq!(
             out.as_ptr(),
             first.as_ptr(),
             "no switch yet: the same bytes"
         );
-        v.map(F, false, &pkt(30_001, 201));
+        v.map(VP8, F, false, &pkt(30_001, 201));
         // The slot switches to q, whose numbers are far behind f's (and wrap).
-        assert_eq!(ids(&v.map(Q, true, &pkt(5, 17))), (30_002, 202));
-        assert_eq!(ids(&v.map(Q, false, &pkt(6, 17))), (30_003, 202));
-        let out = v.map(Q, false, &pkt(7, 18));
+        assert_eq!(ids(&v.map(VP8, Q, true, &pkt(5, 17))), (30_002, 202));
+        assert_eq!(ids(&v.map(VP8, Q, false, &pkt(6, 17))), (30_003, 202));
+        let out = v.map(VP8, Q, false, &pkt(7, 18));
         assert_eq!(ids(&out), (30_004, 203));
         assert_eq!(&out[5..], &[0x20, 0xaa, 0xbb], "the rest untouched");
         // A late packet of q's keyframe keeps the mapping and does not move `last` back.
-        assert_eq!(ids(&v.map(Q, false, &pkt(5, 17))), (30_002, 202));
+        assert_eq!(ids(&v.map(VP8, Q, false, &pkt(5, 17))), (30_002, 202));
         // Back to f: continues from q's newest.
-        assert_eq!(ids(&v.map(F, true, &pkt(32_767, 255))), (30_005, 204));
-        assert_eq!(ids(&v.map(F, false, &pkt(0, 0))), (30_006, 205), "f wraps");
+        assert_eq!(ids(&v.map(VP8, F, true, &pkt(32_767, 255))), (30_005, 204));
+        assert_eq!(
+            ids(&v.map(VP8, F, false, &pkt(0, 0))),
+            (30_006, 205),
+            "f wraps"
+        );
     }
 
     #[test]
     fn a_resync_on_the_same_source_keeps_its_mapping() {
-        let mut v = Vp8Ids::default();
-        v.map(F, true, &pkt(100, 1));
-        v.map(Q, true, &pkt(9_000, 50));
-        assert_eq!(ids(&v.map(Q, false, &pkt(9_001, 50))), (102, 2));
+        let mut v = PictureIds::default();
+        v.map(VP8, F, true, &pkt(100, 1));
+        v.map(VP8, Q, true, &pkt(9_000, 50));
+        assert_eq!(ids(&v.map(VP8, Q, false, &pkt(9_001, 50))), (102, 2));
         // Our queue overflowed; the next keyframe of the same source is later in its numbers.
-        assert_eq!(ids(&v.map(Q, true, &pkt(9_040, 60))), (141, 12));
+        assert_eq!(ids(&v.map(VP8, Q, true, &pkt(9_040, 60))), (141, 12));
     }
 
     #[test]
     fn seven_bit_ids_wrap_in_seven_bits_and_bad_descriptors_pass_untouched() {
-        let mut v = Vp8Ids::default();
+        let mut v = PictureIds::default();
         let short = |id: u8| Bytes::from(vec![0x90, 0x80, id & 0x7f, 0x00]);
-        v.map(F, true, &short(120));
-        let out = v.map(Q, true, &short(3));
+        v.map(VP8, F, true, &short(120));
+        let out = v.map(VP8, Q, true, &short(3));
         assert_eq!(out[2], 121);
         // 7-bit ids wrap at 128 on the wire.
-        v.map(Q, false, &short(9));
-        assert_eq!(v.map(Q, false, &short(10))[2], 0);
+        v.map(VP8, Q, false, &short(9));
+        assert_eq!(v.map(VP8, Q, false, &short(10))[2], 0);
         for bad in [
             &[][..],
             &[0x90][..],
@@ -207,10 +278,40 @@ mod tests {
             &[0x90, 0x80, 0x80][..],
         ] {
             let b = Bytes::copy_from_slice(bad);
-            assert_eq!(v.map(F, true, &b), b);
+            assert_eq!(v.map(VP8, F, true, &b), b);
         }
         // No X bit: nothing to map.
         let plain = Bytes::from_static(&[0x10, 0x00, 0x01]);
-        assert_eq!(v.map(F, true, &plain), plain);
+        assert_eq!(v.map(VP8, F, true, &plain), plain);
+    }
+
+    #[test]
+    fn vp9_non_flexible_mode_maps_picture_id_and_tl0picidx() {
+        // I=1, L=1, F=0, B=1: 15-bit PictureID, layer indices, TL0PICIDX, payload.
+        let vp9 = |picture: u16, tl0: u8| {
+            let [hi, lo] = picture.to_be_bytes();
+            Bytes::from(vec![0xa8, 0x80 | hi, lo, 0x00, tl0, 0xee])
+        };
+        let read = |p: &Bytes| {
+            let f = fields(Numbered::Vp9, p).unwrap();
+            (read_picture(p, f.picture.unwrap()), p[f.tl0.unwrap()])
+        };
+        let mut v = PictureIds::default();
+        v.map(Numbered::Vp9, F, true, &vp9(1_000, 9));
+        let out = v.map(Numbered::Vp9, Q, true, &vp9(20_000, 200));
+        assert_eq!(read(&out), (1_001, 10));
+        assert_eq!(out[3], 0x00, "layer indices untouched");
+        assert_eq!(out[5], 0xee);
+        // Flexible mode (F=1) has no TL0PICIDX: only the PictureID moves.
+        let flexible = Bytes::from(vec![0xb8, 0x80, 0x05, 0x00, 0x42]);
+        let out = v.map(Numbered::Vp9, Q, false, &flexible);
+        assert_eq!(
+            u16::from_be_bytes([out[1], out[2]]) & 0x7fff,
+            5u16.wrapping_add(1_001u16.wrapping_sub(20_000)) & 0x7fff
+        );
+        assert_eq!(out[4], 0x42);
+        // Too short for what its flags promise: untouched.
+        let short = Bytes::from_static(&[0xa8, 0x80]);
+        assert_eq!(v.map(Numbered::Vp9, Q, false, &short), short);
     }
 }

@@ -83,8 +83,8 @@ impl RtcEngine {
 
     /// Binds a connection of `room` on a port of its own: `bind` gets a fresh lease each
     /// time and keeps it on success; a port another program holds is skipped, at most
-    /// [`BIND_ATTEMPTS`] times, and a range with no free port answers `503`. The one retry
-    /// loop of both legs.
+    /// [`BIND_ATTEMPTS`] times, and a range with no free port (ours all leased, or the rest
+    /// held by other programs) answers `503`. The one retry loop of both legs.
     pub(crate) async fn bind_with_port<T, E, F, Fut>(&self, room: &str, mut bind: F) -> Result<T>
     where
         E: std::fmt::Display,
@@ -103,10 +103,17 @@ impl RtcEngine {
                 }
             }
         }
-        Err(Error::Internal(format!(
-            "no port could be bound: {}",
+        // Every leased port was held by another program: as good as an exhausted range.
+        tracing::warn!(
+            room,
+            attempts = BIND_ATTEMPTS,
+            "no ICE port could be bound: {}",
             last_err.unwrap_or_default()
-        )))
+        );
+        Err(Error::Unavailable {
+            what: "ICE ports",
+            retry_after: Duration::from_secs(5),
+        })
     }
 
     /// A free port for a session of `room`, or 503 when the range is exhausted.

@@ -154,7 +154,7 @@ async fn ice_lite_answers_and_carries_media() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_only_clients_reach_the_single_port_through_turn() {
     let mut c = single_port_config();
-    let relay = c.ice_ports.0 - 200;
+    let relay = c.ice_ports.0 - 100;
     c.turn = Some(wisp::turn::TurnConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_listen: None,

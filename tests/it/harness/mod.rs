@@ -27,9 +27,42 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-/// A server config for loopback tests: port 0 for HTTP, a random ICE range.
+/// Claimed port blocks, held for the life of the test process.
+static CLAIMS: std::sync::Mutex<Vec<std::net::TcpListener>> = std::sync::Mutex::new(Vec::new());
+
+/// A block of 200 UDP ports no other test process uses at the same time: block `k` is
+/// `12000 + 200k ..` (below Linux's ephemeral range, so no client socket lands in it), and
+/// holding TCP port `11000 + k` claims it across processes (nextest runs tests as parallel
+/// processes; random ranges collided, and a test whose range another test's sessions
+/// filled got "no port could be bound").
+fn claim_ports() -> u16 {
+    let start = rand::random::<u16>() % 100;
+    for i in 0..100 {
+        let k = (start + i) % 100;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", 11000 + k)) {
+            CLAIMS.lock().unwrap().push(l);
+            return 12000 + 200 * k;
+        }
+    }
+    panic!("no free block of test ports (TCP 11000-11099 all held)");
+}
+
+/// Logs wisp's errors to the test's output, so a failure shows their detail (an internal
+/// error's response body does not carry it).
+fn log_errors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("wisp=error")
+            .try_init();
+    });
+}
+
+/// A server config for loopback tests: port 0 for HTTP, an ICE range of its own (and the
+/// 100 ports below it for a TURN relay range, see `turn_config`).
 pub fn test_config() -> wisp::Config {
-    let base = 20000 + (rand::random::<u16>() % 400) * 100;
+    let base = claim_ports() + 100;
     let mut c = wisp::Config::from_args(wisp::Args::default()).expect("default config");
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.ice_ports = (base, base + 99);
@@ -46,6 +79,7 @@ pub async fn start() -> wisp::Server {
 }
 
 pub async fn start_with(c: wisp::Config) -> wisp::Server {
+    log_errors();
     wisp::Server::start(c).await.expect("server starts")
 }
 

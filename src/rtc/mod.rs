@@ -22,6 +22,7 @@ pub mod scatter;
 mod setup;
 pub mod stats;
 pub mod strangers;
+pub mod tcp;
 mod track;
 
 use std::net::IpAddr;

@@ -114,7 +114,7 @@ async fn read_loop(mux: std::sync::Weak<UdpMux>, sock: Arc<UdpSocket>) {
 }
 
 /// Our ufrag from a STUN Binding request's USERNAME (`ours:theirs`), without a full decode.
-fn binding_request_ufrag(b: &[u8]) -> Option<&str> {
+pub(crate) fn binding_request_ufrag(b: &[u8]) -> Option<&str> {
     if b.len() < 20 || b[0..2] != [0x00, 0x01] || b[4..8] != [0x21, 0x12, 0xA4, 0x42] {
         return None;
     }

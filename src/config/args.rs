@@ -52,6 +52,10 @@ pub struct Args {
     /// Single-port mode: every session shares this UDP port (overrides --ice-ports).
     #[arg(long, env = "WISP_ICE_UDP_PORT")]
     pub ice_udp_port: Option<u16>,
+    /// ICE-TCP (RFC 6544): also accept every session's ICE over TCP on this one port (passive
+    /// candidates), for clients whose networks block UDP. Off by default.
+    #[arg(long, env = "WISP_ICE_TCP_PORT")]
+    pub ice_tcp_port: Option<u16>,
     /// ICE-lite (RFC 8445 §2.5): answer connectivity checks, never send them. Only for
     /// servers on public addresses (clients do all the checking; every browser can).
     #[arg(long, env = "WISP_ICE_LITE")]

@@ -30,6 +30,8 @@ pub struct Config {
     pub ice_ports: (u16, u16),
     /// Single-port mode (`--ice-udp-port`).
     pub ice_udp_port: Option<u16>,
+    /// ICE-TCP on one shared port (`--ice-tcp-port`).
+    pub ice_tcp_port: Option<u16>,
     pub ice_lite: bool,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
@@ -285,6 +287,7 @@ impl Config {
                 None => (50000, 50199),
             },
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
+            ice_tcp_port: cli.ice_tcp_port.or(file.ice_tcp_port).filter(|p| *p != 0),
             ice_lite: cli.ice_lite || file.ice_lite,
             public_ips,
             ice_bind,
@@ -326,6 +329,7 @@ impl Config {
             bind_ip: self.ice_bind,
             ports: self.ice_ports,
             shared_port: self.ice_udp_port,
+            tcp_port: self.ice_tcp_port,
             ice_lite: self.ice_lite,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());

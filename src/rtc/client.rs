@@ -52,6 +52,8 @@ pub struct ClientPeer {
     pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
     /// Set to n > 0, the client sends its RTP under n made-up SSRCs ([`SsrcScatter`]).
     pub scatter: ScatterKnob,
+    /// ICE over TCP only ([`ClientIce::tcp_only`]).
+    tcp_only: bool,
 }
 
 /// Why a client step failed.
@@ -65,6 +67,9 @@ pub struct ClientIce {
     pub relay_only: bool,
     /// Local address to bind [default: 127.0.0.1:0].
     pub bind: Option<String>,
+    /// ICE over TCP only (an active candidate, RFC 6544), like a client whose network
+    /// blocks UDP.
+    pub tcp_only: bool,
 }
 
 impl ClientIce {
@@ -97,6 +102,7 @@ impl ClientIce {
             servers,
             relay_only,
             bind: None,
+            tcp_only: false,
         }
     }
 }
@@ -134,22 +140,30 @@ impl ClientPeer {
         if ice.relay_only {
             config = config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
         }
+        let mut settings = SettingEngineBuilder::new()
+            .with_include_loopback_candidate(true)
+            .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled);
+        let bind = ice.bind.unwrap_or_else(|| "127.0.0.1:0".to_string());
+        let tcp_only = ice.tcp_only;
+        let (udp, tcp) = if ice.tcp_only {
+            use ::rtc::ice::network_type::NetworkType;
+            settings = settings.with_network_types(vec![NetworkType::Tcp4, NetworkType::Tcp6]);
+            (vec![], vec![bind])
+        } else {
+            (vec![bind], vec![])
+        };
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config.build())
             .with_media_engine(media)
             .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_include_loopback_candidate(true)
-                    .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
-                    .build(),
-            )
+            .with_setting_engine(settings.build())
             .with_handler(Arc::new(Handler {
                 gathered: g_tx,
                 state: s_tx,
                 tracks: t_tx,
             }))
-            .with_udp_addrs(vec![ice.bind.unwrap_or_else(|| "127.0.0.1:0".to_string())])
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp)
             .build()
             .await?;
         Ok(ClientPeer {
@@ -158,6 +172,7 @@ impl ClientPeer {
             gathered: g_rx,
             tracks: t_rx,
             scatter,
+            tcp_only,
         })
     }
 
@@ -177,8 +192,28 @@ impl ClientPeer {
 
     pub async fn accept(&self, answer: String) -> Result<(), ClientError> {
         self.pc
-            .set_remote_description(RTCSessionDescription::answer(answer)?)
+            .set_remote_description(RTCSessionDescription::answer(answer.clone())?)
             .await?;
+        if self.tcp_only {
+            // webrtc-rs 0.21 opens its active TCP connections only for passive candidates
+            // added one by one, not for those in a description.
+            for line in answer.lines() {
+                let line = line.trim_end();
+                if let Some(c) = line.strip_prefix("a=")
+                    && c.starts_with("candidate:")
+                    && c.contains("tcptype passive")
+                {
+                    self.pc
+                        .add_ice_candidate(webrtc::peer_connection::RTCIceCandidateInit {
+                            candidate: c.to_owned(),
+                            sdp_mid: Some("0".to_owned()),
+                            sdp_mline_index: Some(0),
+                            ..Default::default()
+                        })
+                        .await?;
+                }
+            }
+        }
         Ok(())
     }
 

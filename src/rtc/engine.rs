@@ -17,12 +17,36 @@ use crate::error::{Error, Result};
 const BIND_ATTEMPTS: usize = 8;
 use crate::signal::{CodecSpec, OfferSummary};
 
+/// A shared ICE socket of kind `what` on `port` at every bound address (none without a port).
+fn on_each_address<T>(
+    settings: &RtcSettings,
+    port: Option<u16>,
+    what: &str,
+    bind: impl Fn(std::net::SocketAddr) -> std::io::Result<T>,
+) -> Result<Vec<T>> {
+    let Some(port) = port else {
+        return Ok(vec![]);
+    };
+    let ips = match settings.bind_ip {
+        Some(ip) => vec![ip],
+        None => settings.public_ips.clone(),
+    };
+    ips.into_iter()
+        .map(|ip| {
+            bind(std::net::SocketAddr::new(ip, port))
+                .map_err(|e| Error::Internal(format!("ICE {what} port {ip}:{port}: {e}")))
+        })
+        .collect()
+}
+
 /// Builds peer connections with the server's settings.
 pub struct RtcEngine {
     pub settings: RtcSettings,
     pub ports: PortPool,
     /// The shared sockets of single-port mode (one per bound address), else empty.
     pub muxes: Vec<std::sync::Arc<mux::UdpMux>>,
+    /// The ICE-TCP listeners (one per bound address), else empty.
+    pub tcp_muxes: Vec<std::sync::Arc<super::tcp::TcpMux>>,
     /// One certificate for every session: generating a key per session is wasted CPU.
     certificate: RTCCertificate,
     fingerprint: String,
@@ -48,23 +72,16 @@ impl RtcEngine {
             .ok()
             .and_then(|f| f.first().map(|f| format!("{} {}", f.algorithm, f.value)))
             .unwrap_or_default();
-        let muxes = match settings.shared_port {
-            None => vec![],
-            Some(port) => {
-                let ips = match settings.bind_ip {
-                    Some(ip) => vec![ip],
-                    None => settings.public_ips.clone(),
-                };
-                ips.into_iter()
-                    .map(|ip| {
-                        mux::UdpMux::bind(std::net::SocketAddr::new(ip, port))
-                            .map_err(|e| Error::Internal(format!("ICE UDP port {ip}:{port}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-        };
+        let muxes = on_each_address(&settings, settings.shared_port, "UDP", mux::UdpMux::bind)?;
+        let tcp_muxes = on_each_address(
+            &settings,
+            settings.tcp_port,
+            "TCP",
+            super::tcp::TcpMux::bind,
+        )?;
         Ok(RtcEngine {
             muxes,
+            tcp_muxes,
             ports: PortPool::new(settings.ports.0, settings.ports.1),
             settings,
             certificate,

@@ -131,7 +131,11 @@ async fn lib_connection(
         .map_err(|e| e.to_string())?;
     Ok(RtcPeer::new(
         Conn::Lib(Arc::new(pc)),
-        Binding { _lease: lease, mux },
+        Binding {
+            _lease: lease,
+            mux,
+            tcp: None,
+        },
         state_rx,
         gathered_rx,
         summary,

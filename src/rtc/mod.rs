@@ -103,6 +103,8 @@ pub struct RtcSettings {
     pub ports: (u16, u16),
     /// Single-port mode: every session on this UDP port (`--ice-udp-port`).
     pub shared_port: Option<u16>,
+    /// ICE-TCP on one shared port (`--ice-tcp-port`).
+    pub tcp_port: Option<u16>,
     /// Answer ICE checks without sending any (`--ice-lite`).
     pub ice_lite: bool,
     pub filter: CandidateFilter,

@@ -30,6 +30,8 @@ pub trait PeerObserver: Send + Sync + 'static {
 pub(crate) struct Binding {
     pub(crate) _lease: Option<PortLease>,
     pub(crate) mux: Option<Arc<MuxConn>>,
+    /// Its places on the ICE-TCP listeners (viewer legs, with `--ice-tcp-port`).
+    pub(crate) tcp: Option<Arc<super::tcp::TcpConn>>,
 }
 
 /// Who drives a connection.
@@ -310,6 +312,9 @@ impl RtcPeer {
         let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
         if let Some(m) = &self.binding.mux {
             m.add_ufrag(&restart.ufrag);
+        }
+        if let Some(t) = &self.binding.tcp {
+            t.add_ufrag(&restart.ufrag);
         }
         if restart.candidates.is_empty() {
             // The sockets are kept across the restart, so the first answer's candidates stand.

@@ -113,6 +113,17 @@ pub(crate) fn leg_parts(
     if s.ice_lite {
         se = se.with_lite(true);
     }
+    if s.tcp_port.is_some() && for_play {
+        // The agent pairs only the network types it is given; UDP alone by default. Only
+        // viewer legs have ICE-TCP candidates.
+        use ::rtc::ice::network_type::NetworkType;
+        se = se.with_network_types(vec![
+            NetworkType::Udp4,
+            NetworkType::Udp6,
+            NetworkType::Tcp4,
+            NetworkType::Tcp6,
+        ]);
+    }
     if let Some(u) = ufrag {
         se = se.with_ice_credentials(u, random_token(32));
     }

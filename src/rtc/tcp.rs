@@ -55,12 +55,14 @@ impl std::fmt::Debug for TcpMux {
 
 impl TcpMux {
     /// Binds `addr` and starts accepting. Needs a tokio runtime.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Arc<TcpMux>> {
-        Self::bind_with(addr, FIRST_FRAME_TIMEOUT).await
+    pub fn bind(addr: SocketAddr) -> io::Result<Arc<TcpMux>> {
+        Self::bind_with(addr, FIRST_FRAME_TIMEOUT)
     }
 
-    async fn bind_with(addr: SocketAddr, first_frame: Duration) -> io::Result<Arc<TcpMux>> {
-        let listener = TcpListener::bind(addr).await?;
+    fn bind_with(addr: SocketAddr, first_frame: Duration) -> io::Result<Arc<TcpMux>> {
+        let std = std::net::TcpListener::bind(addr)?;
+        std.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std)?;
         let mux = Arc::new(TcpMux {
             local: listener.local_addr()?,
             routes: Mutex::new(HashMap::new()),
@@ -74,15 +76,18 @@ impl TcpMux {
     }
 
     /// Routes connections naming `ufrag` to the returned receiver until the route is dropped.
-    /// An ICE restart registers its new ufrag the same way.
     pub fn register(self: &Arc<Self>, ufrag: &str) -> (TcpRoute, mpsc::Receiver<TcpPeer>) {
         let (tx, rx) = mpsc::channel(QUEUE);
+        (self.register_to(ufrag, tx), rx)
+    }
+
+    /// Routes connections naming `ufrag` to `tx` (an ICE restart's new ufrag, to the same leg).
+    pub fn register_to(self: &Arc<Self>, ufrag: &str, tx: mpsc::Sender<TcpPeer>) -> TcpRoute {
         self.routes.locked().insert(ufrag.to_owned(), tx);
-        let route = TcpRoute {
+        TcpRoute {
             mux: Arc::downgrade(self),
             ufrag: ufrag.to_owned(),
-        };
-        (route, rx)
+        }
     }
 
     /// Legs registered now (tests, logs).
@@ -92,6 +97,46 @@ impl TcpMux {
 
     fn route(&self, ufrag: &str) -> Option<mpsc::Sender<TcpPeer>> {
         self.routes.locked().get(ufrag).cloned()
+    }
+}
+
+/// One leg's places on the ICE-TCP listeners, under each ufrag it has had; unregistered when
+/// the leg ends.
+#[derive(Debug, Default)]
+pub struct TcpConn {
+    places: Vec<(Arc<TcpMux>, mpsc::Sender<TcpPeer>)>,
+    routes: Mutex<Vec<TcpRoute>>,
+}
+
+impl TcpConn {
+    /// Registers `ufrag` on every listener in `muxes`; returns the leg's place and, per
+    /// listener, its address and the streams routed to the leg.
+    pub fn new(
+        muxes: &[Arc<TcpMux>],
+        ufrag: &str,
+    ) -> (Arc<TcpConn>, Vec<(SocketAddr, mpsc::Receiver<TcpPeer>)>) {
+        let mut places = Vec::new();
+        let mut routes = Vec::new();
+        let mut incoming = Vec::new();
+        for m in muxes {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            routes.push(m.register_to(ufrag, tx.clone()));
+            places.push((m.clone(), tx));
+            incoming.push((m.local_addr(), rx));
+        }
+        let conn = TcpConn {
+            places,
+            routes: Mutex::new(routes),
+        };
+        (Arc::new(conn), incoming)
+    }
+
+    /// Adds the ufrag of an ICE restart (the old one keeps routing until the leg ends).
+    pub fn add_ufrag(&self, ufrag: &str) {
+        let mut routes = self.routes.locked();
+        for (m, tx) in &self.places {
+            routes.push(m.register_to(ufrag, tx.clone()));
+        }
     }
 }
 
@@ -202,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_binding_request_hands_the_stream_to_the_leg_it_names() {
-        let mux = TcpMux::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mux = TcpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let (route, mut rx) = mux.register("srv1");
         let mut c = TcpStream::connect(mux.local_addr()).await.unwrap();
         // The frame arrives in two pieces, and more follows it.
@@ -228,9 +273,8 @@ mod tests {
 
     #[tokio::test]
     async fn strangers_garbage_oversize_and_silence_are_closed() {
-        let mux = TcpMux::bind_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(200))
-            .await
-            .unwrap();
+        let mux =
+            TcpMux::bind_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(200)).unwrap();
         let (_route, mut rx) = mux.register("srv1");
         let cases: [Vec<u8>; 4] = [
             framed(&binding("nobody:cli9")),
@@ -244,5 +288,28 @@ mod tests {
             assert!(closed(&mut c).await, "closed after {bytes:?}");
         }
         assert!(rx.try_recv().is_err(), "nothing reached the leg");
+    }
+
+    #[tokio::test]
+    async fn an_ice_restarts_ufrag_routes_to_the_same_leg_until_it_ends() {
+        let mux = TcpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (conn, mut incoming) = TcpConn::new(std::slice::from_ref(&mux), "old1");
+        conn.add_ufrag("new2");
+        let (at, rx) = &mut incoming[0];
+        assert_eq!(*at, mux.local_addr());
+        for ufrag in ["old1", "new2"] {
+            let mut c = TcpStream::connect(mux.local_addr()).await.unwrap();
+            c.write_all(&framed(&binding(&format!("{ufrag}:cli"))))
+                .await
+                .unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.peer, c.local_addr().unwrap());
+        }
+        assert_eq!(mux.routes(), 2);
+        drop(conn);
+        assert_eq!(mux.routes(), 0, "the leg ended: both ufrags forgotten");
     }
 }

@@ -180,3 +180,29 @@ async fn relay_only_clients_reach_the_single_port_through_turn() {
         Some(webrtc::peer_connection::RTCIceCandidateType::Relay)
     );
 }
+
+/// ICE-TCP (RFC 6544): a viewer whose network blocks UDP connects over TCP to the one shared
+/// TCP port, with no TURN, and gets the publisher's media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_only_viewer_connects_over_ice_tcp() {
+    let mut c = test_config();
+    let tcp_port = c.ice_ports.0 - 2;
+    c.ice_tcp_port = Some(tcp_port);
+    let server = start_with(c).await;
+    let publisher = Publisher::join(&server, "tcp").await;
+    let tcp_only = wisp::rtc::client::ClientIce {
+        tcp_only: true,
+        ..Default::default()
+    };
+    let mut viewer = Viewer::join_with(&server, &paths::whep("tcp"), tcp_only).await;
+    let passive = format!(" {tcp_port} typ host tcptype passive");
+    assert!(
+        viewer
+            .answer
+            .lines()
+            .any(|l| l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains(&passive)),
+        "the answer offers the shared TCP port: {}",
+        viewer.answer
+    );
+    media_flows(&publisher, &mut viewer).await;
+}

@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
-use super::{DirectConn, Sock, Wiring, host_candidate};
+use super::{DirectConn, Sock, TcpSide, Wiring, host_candidate};
 use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::rtc::ice::IceRestart;
@@ -20,6 +20,7 @@ use crate::rtc::lib_leg::send_slots;
 use crate::rtc::mux::MuxConn;
 use crate::rtc::peer::{Binding, Conn};
 use crate::rtc::setup::{LegRole, default_codec, leg_parts, random_token};
+use crate::rtc::tcp::{TcpConn, TcpPeer};
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
 
@@ -38,6 +39,32 @@ pub(crate) async fn restart(
     .await?
     .map_err(|e: ::rtc::shared::error::Error| Error::RestartFailed(e.to_string()))?
     .ok_or_else(|| Error::RestartFailed("no local description".into()))
+}
+
+/// This connection's side of each ICE-TCP listener: the streams routed to it, and the address
+/// its passive candidate announces (`--public-ip` when bound to `--ice-bind`).
+fn tcp_sides(
+    engine: &RtcEngine,
+    incoming: Vec<(SocketAddr, tokio::sync::mpsc::Receiver<TcpPeer>)>,
+) -> Vec<TcpSide> {
+    let s = &engine.settings;
+    incoming
+        .into_iter()
+        .map(|(local, incoming)| {
+            let announced = match s.bind_ip {
+                Some(b) if b == local.ip() => s
+                    .public_ips
+                    .iter()
+                    .find(|p| p.is_ipv4() == b.is_ipv4())
+                    .map_or(local, |ip| SocketAddr::new(*ip, local.port())),
+                _ => local,
+            };
+            TcpSide {
+                announced,
+                incoming,
+            }
+        })
+        .collect()
 }
 
 /// The sockets of a new direct connection: its own port from the pool on each bound
@@ -74,6 +101,7 @@ async fn direct_sockets(
         let binding = Binding {
             _lease: None,
             mux: Some(conn),
+            tcp: None,
         };
         return Ok((socks, binding, Some(ufrag)));
     }
@@ -102,6 +130,7 @@ async fn direct_sockets(
             let binding = Binding {
                 _lease: Some(lease),
                 mux: None,
+                tcp: None,
             };
             std::future::ready(Ok((socks, binding, None)))
         })
@@ -124,7 +153,20 @@ pub(crate) async fn viewer_leg(
     observer: Arc<dyn PeerObserver>,
 ) -> Result<(RtcPeer, Vec<Arc<OutTrack>>, String)> {
     let s = &engine.settings;
-    let (socks, binding, ufrag) = direct_sockets(engine, room).await?;
+    let (socks, mut binding, ufrag) = direct_sockets(engine, room).await?;
+    // ICE-TCP routes by our ufrag too: fix it up front when there is a TCP port.
+    let ufrag = match ufrag {
+        None if !engine.tcp_muxes.is_empty() => Some(random_token(16)),
+        u => u,
+    };
+    let tcp = match (&ufrag, engine.tcp_muxes.is_empty()) {
+        (Some(u), false) => {
+            let (conn, incoming) = TcpConn::new(&engine.tcp_muxes, u);
+            binding.tcp = Some(conn);
+            tcp_sides(engine, incoming)
+        }
+        _ => vec![],
+    };
     let lib = |what: &'static str| {
         move |e: ::rtc::shared::error::Error| Error::Unprocessable(format!("{what}: {e}"))
     };
@@ -189,7 +231,11 @@ pub(crate) async fn viewer_leg(
             .map_err(lib("remote description"))?;
     }
     for sock in &socks {
-        pc.add_local_candidate(host_candidate(sock.announced)?)
+        pc.add_local_candidate(host_candidate(sock.announced, false)?)
+            .map_err(lib("local candidate"))?;
+    }
+    for side in &tcp {
+        pc.add_local_candidate(host_candidate(side.announced, true)?)
             .map_err(lib("local candidate"))?;
     }
     pc.add_local_candidate(RTCIceCandidateInit::default())
@@ -214,7 +260,7 @@ pub(crate) async fn viewer_leg(
         }
         None => Some(senders),
     };
-    let conn = wiring.spawn(pc, socks, state_tx, observer);
+    let conn = wiring.spawn(pc, socks, tcp, state_tx, observer);
     let (_, gathered) = watch::channel(true);
     let mut peer = RtcPeer::new(
         Conn::Direct(conn),

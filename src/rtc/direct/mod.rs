@@ -71,6 +71,20 @@ pub(crate) struct Sock {
     pub queue: Option<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
 }
 
+/// One ICE-TCP listener's view for a connection: the address its passive candidate
+/// announces, and the streams routed to this connection.
+pub(crate) struct TcpSide {
+    pub announced: SocketAddr,
+    pub incoming: mpsc::Receiver<crate::rtc::tcp::TcpPeer>,
+}
+
+/// Net inputs from TCP streams carry `TCP_BASE + side` as their index.
+const TCP_BASE: usize = 1 << 16;
+/// TCP streams one connection keeps (ICE may open one per candidate pair); more are closed.
+const MAX_TCP_STREAMS: usize = 4;
+/// Framed writes queued per TCP stream before the newest are dropped (as a full link would).
+const TCP_QUEUE: usize = 256;
+
 /// Where a track's feedback goes.
 struct TrackFeedback {
     ssrc: u32,
@@ -106,17 +120,22 @@ impl DirectConn {
     }
 }
 
-/// The host candidate of one socket, for `add_local_candidate`.
-pub(crate) fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit> {
+/// The host candidate of one socket, for `add_local_candidate`: UDP, or with `tcp` a passive
+/// ICE-TCP one (RFC 6544).
+pub(crate) fn host_candidate(addr: SocketAddr, tcp: bool) -> Result<RTCIceCandidateInit> {
     let c = CandidateHostConfig {
         base_config: CandidateConfig {
-            network: "udp".to_owned(),
+            network: if tcp { "tcp" } else { "udp" }.to_owned(),
             address: addr.ip().to_string(),
             port: addr.port(),
             component: 1,
             ..Default::default()
         },
-        ..Default::default()
+        tcp_type: if tcp {
+            ::rtc::ice::tcp_type::TcpType::Passive
+        } else {
+            Default::default()
+        },
     }
     .new_candidate_host()
     .map_err(|e| Error::Internal(format!("host candidate: {e}")))?;
@@ -164,12 +183,30 @@ impl Wiring {
         self,
         pc: RTCPeerConnection,
         socks: Vec<Sock>,
+        tcp: Vec<TcpSide>,
         state: watch::Sender<PeerState>,
         observer: Arc<dyn PeerObserver>,
     ) -> DirectConn {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
+        let (streams_tx, streams_rx) = mpsc::channel(MAX_TCP_STREAMS);
+        let mut tcp_sides = Vec::new();
         let mut readers = Vec::new();
+        for (i, side) in tcp.into_iter().enumerate() {
+            tcp_sides.push(side.announced);
+            let tx = streams_tx.clone();
+            let mut incoming = side.incoming;
+            readers.push(
+                tokio::spawn(async move {
+                    while let Some(p) = incoming.recv().await {
+                        if tx.send((i, p)).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .abort_handle(),
+            );
+        }
         let mut sockets = Vec::new();
         for (i, mut s) in socks.into_iter().enumerate() {
             let tx = net_tx.clone();
@@ -182,6 +219,10 @@ impl Wiring {
         let driver = Driver {
             pc,
             sockets,
+            tcp_sides,
+            _streams: streams_tx,
+            tcp_writers: Default::default(),
+            net_tx: net_tx.clone(),
             state,
             observer,
             tracks: self.tracks,
@@ -191,7 +232,7 @@ impl Wiring {
             nomination: Default::default(),
         };
         drop(self.rtp_tx);
-        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx));
+        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx, streams_rx));
         DirectConn { ctl: ctl_tx }
     }
 }
@@ -232,6 +273,14 @@ struct Driver {
     pc: RTCPeerConnection,
     /// Announced address and socket, by index.
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The ICE-TCP listeners' announced addresses, by side.
+    tcp_sides: Vec<SocketAddr>,
+    /// Keeps the stream queue open (and its branch pending) however many listeners there are.
+    _streams: mpsc::Sender<(usize, crate::rtc::tcp::TcpPeer)>,
+    /// Each TCP stream's writer, by the client's address.
+    tcp_writers: std::collections::HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// For the TCP streams' readers.
+    net_tx: mpsc::Sender<NetInput>,
     state: watch::Sender<PeerState>,
     observer: Arc<dyn PeerObserver>,
     tracks: Vec<TrackFeedback>,
@@ -258,6 +307,7 @@ impl Driver {
         mut ctl: mpsc::UnboundedReceiver<Ctl>,
         mut rtp: mpsc::Receiver<RtpPacket>,
         mut net: mpsc::Receiver<NetInput>,
+        mut streams: mpsc::Receiver<(usize, crate::rtc::tcp::TcpPeer)>,
     ) {
         let sleep = tokio::time::sleep(Duration::from_secs(1));
         tokio::pin!(sleep);
@@ -292,6 +342,7 @@ impl Driver {
                     Some(Ctl::Run(job)) => job(&mut self.pc, Instant::now()),
                     Some(Ctl::Close) | None => break,
                 },
+                Some((side, s)) = streams.recv() => self.tcp_stream(side, s),
                 d = net.recv() => {
                     let Some(first) = d else { break };
                     self.read(first);
@@ -327,9 +378,62 @@ impl Driver {
         self.set_state(PeerState::Closed);
     }
 
+    /// Takes a client's ICE-TCP stream: its reader feeds the net queue, its writer sends
+    /// what the core writes to that address, framed (RFC 4571).
+    fn tcp_stream(&mut self, side: usize, s: crate::rtc::tcp::TcpPeer) {
+        self.tcp_writers.retain(|_, w| !w.is_closed());
+        if self.tcp_writers.len() >= MAX_TCP_STREAMS {
+            return; // dropped: closed
+        }
+        let (mut rd, mut wr) = s.stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
+        self.tcp_writers.insert(s.peer, tx);
+        self.readers.push(
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                while let Some(frame) = rx.recv().await {
+                    if wr.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .abort_handle(),
+        );
+        let net = self.net_tx.clone();
+        let peer = s.peer;
+        self.readers.push(
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut decoder = ::rtc::shared::tcp_framing::TcpFrameDecoder::new();
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => decoder.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(frame) = decoder.next_packet() {
+                        let input = (TCP_BASE + side, peer, BytesMut::from(&frame[..]));
+                        if net.try_send(input).is_err() && net.is_closed() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .abort_handle(),
+        );
+        self.read((TCP_BASE + side, s.peer, BytesMut::from(&s.first[..])));
+    }
+
     fn read(&mut self, (i, from, data): NetInput) {
-        let Some(&(local, _)) = self.sockets.get(i) else {
-            return;
+        let (local, protocol) = match i.checked_sub(TCP_BASE) {
+            Some(side) => match self.tcp_sides.get(side) {
+                Some(&a) => (a, TransportProtocol::TCP),
+                None => return,
+            },
+            None => match self.sockets.get(i) {
+                Some(&(a, _)) => (a, TransportProtocol::UDP),
+                None => return,
+            },
         };
         if !crate::rtc::gate::plausible(&data) {
             crate::rtc::gate::refused();
@@ -343,7 +447,7 @@ impl Driver {
                 transport: TransportContext {
                     local_addr: local,
                     peer_addr: from,
-                    transport_protocol: TransportProtocol::UDP,
+                    transport_protocol: protocol,
                     ecn: None,
                 },
                 message,
@@ -362,6 +466,13 @@ impl Driver {
     /// (see `send`). A full socket buffer drops the datagram, as the network would.
     fn flush(&mut self) {
         while let Some(msg) = self.pc.poll_write() {
+            if msg.transport.transport_protocol == TransportProtocol::TCP {
+                if let Some(w) = self.tcp_writers.get(&msg.transport.peer_addr) {
+                    let framed = ::rtc::shared::tcp_framing::frame_packet(&msg.message);
+                    let _ = w.try_send(framed);
+                }
+                continue;
+            }
             let socket = match self.sockets.as_slice() {
                 [_] => 0,
                 many => match many

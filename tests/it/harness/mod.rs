@@ -54,7 +54,10 @@ fn log_errors() {
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter("wisp=error")
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "wisp=error".into()),
+            )
             .try_init();
     });
 }

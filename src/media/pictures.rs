@@ -55,16 +55,7 @@ fn fields(codec: Numbered, p: &[u8]) -> Option<Fields> {
 /// non-flexible mode (F=0) TL0PICIDX after them.
 fn vp9_fields(p: &[u8]) -> Option<Fields> {
     let &b0 = p.first()?;
-    let mut i = 1;
-    let picture = if b0 & 0x80 != 0 {
-        let long = p.get(i)? & 0x80 != 0;
-        let at = i;
-        i += if long { 2 } else { 1 };
-        p.get(i - 1)?;
-        Some((at, long))
-    } else {
-        None
-    };
+    let (picture, i) = picture_field(p, 1, b0 & 0x80 != 0)?;
     let tl0 = if b0 & 0x20 != 0 {
         p.get(i)?; // layer indices
         let at = i + 1;
@@ -80,6 +71,18 @@ fn vp9_fields(p: &[u8]) -> Option<Fields> {
     Some(Fields { picture, tl0 })
 }
 
+/// The PictureID at `i` when `present` (7 or 15 bits, by its first bit), and where the
+/// descriptor goes on after it; `None` when the payload is too short for it.
+fn picture_field(p: &[u8], i: usize, present: bool) -> Option<(Option<(usize, bool)>, usize)> {
+    if !present {
+        return Some((None, i));
+    }
+    let long = p.get(i)? & 0x80 != 0;
+    let next = i + if long { 2 } else { 1 };
+    p.get(next - 1)?;
+    Some((Some((i, long)), next))
+}
+
 /// RFC 7741 §4.2: `X|R|N|S|R|PID`, then (X) `I|L|T|K|RSV`, the PictureID (I), TL0PICIDX (L).
 fn vp8_fields(p: &[u8]) -> Option<Fields> {
     let &b0 = p.first()?;
@@ -90,16 +93,7 @@ fn vp8_fields(p: &[u8]) -> Option<Fields> {
         });
     }
     let &x = p.get(1)?;
-    let mut i = 2;
-    let picture = if x & 0x80 != 0 {
-        let long = p.get(i)? & 0x80 != 0;
-        let at = i;
-        i += if long { 2 } else { 1 };
-        p.get(i - 1)?;
-        Some((at, long))
-    } else {
-        None
-    };
+    let (picture, i) = picture_field(p, 2, x & 0x80 != 0)?;
     let tl0 = (x & 0x40 != 0).then_some(i);
     if let Some(t) = tl0 {
         p.get(t)?;

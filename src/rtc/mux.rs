@@ -330,10 +330,11 @@ impl Runtime for MuxRuntime {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn binding(username: &str) -> Vec<u8> {
+    /// A STUN Binding request carrying only USERNAME (also `rtc::tcp`'s tests).
+    pub(crate) fn binding(username: &str) -> Vec<u8> {
         let mut attr = vec![0x00, 0x06];
         attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
         attr.extend_from_slice(username.as_bytes());

@@ -213,22 +213,8 @@ async fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtc::mux::tests::binding;
     use tokio::io::AsyncWriteExt;
-
-    fn binding(username: &str) -> Vec<u8> {
-        let mut attr = vec![0x00, 0x06];
-        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        attr.extend_from_slice(username.as_bytes());
-        while attr.len() % 4 != 0 {
-            attr.push(0);
-        }
-        let mut m = vec![0x00, 0x01];
-        m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-        m.extend_from_slice(&[7; 12]);
-        m.extend_from_slice(&attr);
-        m
-    }
 
     fn framed(p: &[u8]) -> Vec<u8> {
         let mut f = (p.len() as u16).to_be_bytes().to_vec();

@@ -36,7 +36,10 @@ use webrtc::peer_connection::RTCIceCandidateInit;
 mod answer;
 mod nominate;
 mod send;
+mod tcp;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
+pub(crate) use tcp::TcpSide;
+use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 
 use crate::error::{Error, Result};
 use crate::rtc::feedback::{Feedback, estimate};
@@ -70,20 +73,6 @@ pub(crate) struct Sock {
     /// when the connection reads the socket itself.
     pub queue: Option<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
 }
-
-/// One ICE-TCP listener's view for a connection: the address its passive candidate
-/// announces, and the streams routed to this connection.
-pub(crate) struct TcpSide {
-    pub announced: SocketAddr,
-    pub incoming: mpsc::Receiver<crate::rtc::tcp::TcpPeer>,
-}
-
-/// Net inputs from TCP streams carry `TCP_BASE + side` as their index.
-const TCP_BASE: usize = 1 << 16;
-/// TCP streams one connection keeps (ICE may open one per candidate pair); more are closed.
-const MAX_TCP_STREAMS: usize = 4;
-/// Framed writes queued per TCP stream before the newest are dropped (as a full link would).
-const TCP_QUEUE: usize = 256;
 
 /// Where a track's feedback goes.
 struct TrackFeedback {
@@ -378,50 +367,17 @@ impl Driver {
         self.set_state(PeerState::Closed);
     }
 
-    /// Takes a client's ICE-TCP stream: its reader feeds the net queue, its writer sends
-    /// what the core writes to that address, framed (RFC 4571).
+    /// Takes a client's ICE-TCP stream (see `tcp`), then reads its first frame.
     fn tcp_stream(&mut self, side: usize, s: crate::rtc::tcp::TcpPeer) {
         self.tcp_writers.retain(|_, w| !w.is_closed());
         if self.tcp_writers.len() >= MAX_TCP_STREAMS {
             return; // dropped: closed
         }
-        let (mut rd, mut wr) = s.stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
-        self.tcp_writers.insert(s.peer, tx);
-        self.readers.push(
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                while let Some(frame) = rx.recv().await {
-                    if wr.write_all(&frame).await.is_err() {
-                        return;
-                    }
-                }
-            })
-            .abort_handle(),
-        );
-        let net = self.net_tx.clone();
-        let peer = s.peer;
-        self.readers.push(
-            tokio::spawn(async move {
-                use tokio::io::AsyncReadExt;
-                let mut decoder = ::rtc::shared::tcp_framing::TcpFrameDecoder::new();
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => decoder.extend_from_slice(&buf[..n]),
-                    }
-                    while let Some(frame) = decoder.next_packet() {
-                        let input = (TCP_BASE + side, peer, BytesMut::from(&frame[..]));
-                        if net.try_send(input).is_err() && net.is_closed() {
-                            return;
-                        }
-                    }
-                }
-            })
-            .abort_handle(),
-        );
-        self.read((TCP_BASE + side, s.peer, BytesMut::from(&s.first[..])));
+        let (peer, first) = (s.peer, BytesMut::from(&s.first[..]));
+        let (writer, tasks) = tcp::run_stream(side, s, self.net_tx.clone());
+        self.tcp_writers.insert(peer, writer);
+        self.readers.extend(tasks);
+        self.read((TCP_BASE + side, peer, first));
     }
 
     fn read(&mut self, (i, from, data): NetInput) {

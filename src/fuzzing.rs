@@ -48,7 +48,9 @@ pub fn offer(data: &[u8]) {
     let _ = crate::signal::codec::prefer_decodable_h264(sdp);
     let filter = crate::signal::CandidateFilter::new(vec![]);
     let _ = filter.filter_sdp(sdp);
-    let _ = crate::signal::candidate::rewrite_local(sdp, &|ip, port| vec![(ip, port)]);
+    let _ = crate::signal::candidate::rewrite_local(sdp, &|ip, port, _| {
+        crate::signal::candidate::Announce::As(vec![(ip, port)])
+    });
     let _ = crate::signal::offer::with_session_info(sdp, "wisp");
 }
 

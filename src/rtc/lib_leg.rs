@@ -12,11 +12,14 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription,
 };
+use webrtc::runtime::Runtime;
 
 use crate::error::{Error, Result};
+use crate::rtc::lib_tcp::TcpRuntime;
 use crate::rtc::mux::{MuxConn, MuxRuntime};
 use crate::rtc::peer::{Binding, Conn, PeerObserver, RtcPeer};
 use crate::rtc::setup::{LegRole, kind_of, leg_parts, random_token};
+use crate::rtc::tcp::TcpConn;
 use crate::rtc::track;
 use crate::rtc::{PeerState, PortLease, RtcEngine};
 use crate::signal::{MediaKind, OfferSummary};
@@ -88,13 +91,18 @@ async fn lib_connection(
 ) -> std::result::Result<RtcPeer, String> {
     let s = &engine.settings;
     let port = lease.as_ref().map_or(0, |l| l.port);
-    let parts = leg_parts(
-        s,
-        engine.certificate(),
-        LegRole::Publish,
-        mux.as_ref().map(|m| m.ufrag().to_owned()),
-    )
-    .map_err(|e| e.to_string())?;
+    // Both shared ports route by our ufrag: fix it up front when there is one.
+    let ufrag = match &mux {
+        Some(m) => Some(m.ufrag().to_owned()),
+        None if !engine.tcp_muxes.is_empty() => Some(random_token(16)),
+        None => None,
+    };
+    let tcp = ufrag
+        .as_deref()
+        .filter(|_| !engine.tcp_muxes.is_empty())
+        .map(|u| TcpConn::new(&engine.tcp_muxes, u));
+    let parts =
+        leg_parts(s, engine.certificate(), LegRole::Publish, ufrag).map_err(|e| e.to_string())?;
     // Host candidates are exactly the bound sockets. With --ice-bind, the answer's
     // candidates are rewritten to --public-ip (webrtc-rs 0.21 stores but never applies
     // its NAT 1:1 setting).
@@ -113,19 +121,30 @@ async fn lib_connection(
         gathered: gathered_tx,
         state: state_tx,
     });
-    let mut builder = PeerConnectionBuilder::new();
     // Malformed datagrams stop at the gate (the single-port mux gates its own reads).
-    builder = match &mux {
-        Some(m) => builder.with_runtime(MuxRuntime::new(m.clone())),
-        None => builder.with_runtime(crate::rtc::gate::GateRuntime::new()),
+    let mut runtime: Arc<dyn Runtime> = match &mux {
+        Some(m) => MuxRuntime::new(m.clone()),
+        None => crate::rtc::gate::GateRuntime::new(),
     };
-    let pc = builder
+    // ICE-TCP: the driver's listeners are views of the shared TCP port(s); it binds an
+    // ephemeral one per host address first, which is what its passive candidates name.
+    let (tcp, tcp_binds) = match tcp {
+        Some((conn, incoming)) => {
+            runtime = TcpRuntime::new(runtime, incoming);
+            let binds = binds.iter().map(|b| SocketAddr::new(b.ip(), 0)).collect();
+            (Some(conn), binds)
+        }
+        None => (None, vec![]),
+    };
+    let pc = PeerConnectionBuilder::new()
+        .with_runtime(runtime)
         .with_configuration(parts.config)
         .with_media_engine(parts.media)
         .with_interceptor_registry(parts.registry)
         .with_setting_engine(parts.settings)
         .with_handler(handler)
         .with_udp_addrs(binds)
+        .with_tcp_addrs(tcp_binds)
         .build()
         .await
         .map_err(|e| e.to_string())?;
@@ -134,7 +153,7 @@ async fn lib_connection(
         Binding {
             _lease: lease,
             mux,
-            tcp: None,
+            tcp,
         },
         state_rx,
         gathered_rx,

@@ -4,6 +4,47 @@
 //! applies the server's network settings (ports, announced addresses, remote-candidate filter,
 //! the one DTLS certificate).
 
+/// The `Runtime` methods a wrapping runtime passes through to `$inner` unchanged (every
+/// wrapper here changes only how sockets and listeners are made).
+macro_rules! delegate_runtime {
+    ($($inner:tt)+) => {
+        fn spawn(
+            &self,
+            future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) -> Box<dyn webrtc::runtime::JoinHandle> {
+            self.$($inner)+.spawn(future)
+        }
+
+        fn resolve_host<'a>(
+            &'a self,
+            host: &'a str,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>>
+                    + Send
+                    + 'a,
+            >,
+        > {
+            self.$($inner)+.resolve_host(host)
+        }
+
+        fn sleep(
+            &self,
+            duration: std::time::Duration,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+            self.$($inner)+.sleep(duration)
+        }
+
+        fn interval(&self, period: std::time::Duration) -> Box<dyn webrtc::runtime::AsyncInterval> {
+            self.$($inner)+.interval(period)
+        }
+
+        fn block_on(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>) {
+            self.$($inner)+.block_on(future)
+        }
+    };
+}
+
 pub mod bwe;
 pub mod client;
 pub mod congestion;
@@ -14,6 +55,7 @@ pub mod feedback;
 pub mod gate;
 mod ice;
 mod lib_leg;
+mod lib_tcp;
 pub mod mux;
 mod peer;
 pub mod ports;
@@ -25,7 +67,7 @@ pub mod strangers;
 pub mod tcp;
 mod track;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ::rtc::peer_connection::certificate::RTCCertificate;
@@ -40,6 +82,7 @@ pub use setup::AUDIO_LEVEL_URI;
 pub use track::{InTrackInfo, KeyframeRequester, OutTrack, RtpSink, Sent};
 
 use crate::signal::CandidateFilter;
+use crate::signal::candidate::{Announce, LocalTransport};
 
 /// Loads a DTLS certificate chain and its PKCS#8 key from PEM files. ECDSA P-256/P-384,
 /// Ed25519 and RSA keys are accepted; the kind is found by trying each.
@@ -121,30 +164,44 @@ pub struct Announcer {
     bind_ip: Option<IpAddr>,
     public_ips: Vec<IpAddr>,
     shared_port: Option<u16>,
+    tcp_port: Option<u16>,
 }
 
 impl Announcer {
-    /// The announced addresses of a bound `(ip, port)`; empty when it is announced as is.
-    pub fn announce(&self, ip: IpAddr, port: u16) -> Vec<(IpAddr, u16)> {
-        let port = self.shared_port.unwrap_or(port);
+    /// What a bound `(ip, port)` is announced as: the shared port of its transport in place of
+    /// the bound one, `--public-ip` in place of `--ice-bind`. wisp never announces active TCP
+    /// candidates (it does not dial clients).
+    pub fn announce(&self, ip: IpAddr, port: u16, t: LocalTransport) -> Announce {
+        let shared = match t {
+            LocalTransport::TcpActive => return Announce::Drop,
+            LocalTransport::Udp => self.shared_port,
+            LocalTransport::TcpPassive => self.tcp_port,
+        };
+        let port = shared.unwrap_or(port);
         match self.bind_ip {
-            Some(b) if b == ip => self
-                .public_ips
-                .iter()
-                .filter(|p| p.is_ipv4() == ip.is_ipv4())
-                .map(|p| (*p, port))
-                .collect(),
-            _ if self.shared_port.is_some() => vec![(ip, port)],
-            _ => vec![],
+            Some(b) if b == ip => Announce::As(
+                self.public_ips
+                    .iter()
+                    .filter(|p| p.is_ipv4() == ip.is_ipv4())
+                    .map(|p| (*p, port))
+                    .collect(),
+            ),
+            _ if shared.is_some() => Announce::As(vec![(ip, port)]),
+            _ => Announce::AsIs,
+        }
+    }
+
+    /// The one address a bound `(ip, port)` is announced at.
+    pub fn announced(&self, ip: IpAddr, port: u16, t: LocalTransport) -> SocketAddr {
+        match self.announce(ip, port, t) {
+            Announce::As(to) if !to.is_empty() => SocketAddr::new(to[0].0, to[0].1),
+            _ => SocketAddr::new(ip, port),
         }
     }
 
     /// Rewrites the candidate lines of a local description.
     pub fn rewrite(&self, sdp: &str) -> String {
-        if self.bind_ip.is_none() && self.shared_port.is_none() {
-            return sdp.to_owned();
-        }
-        crate::signal::candidate::rewrite_local(sdp, &|ip, port| self.announce(ip, port))
+        crate::signal::candidate::rewrite_local(sdp, &|ip, port, t| self.announce(ip, port, t))
     }
 }
 
@@ -154,6 +211,7 @@ impl RtcSettings {
             bind_ip: self.bind_ip,
             public_ips: self.public_ips.clone(),
             shared_port: self.shared_port,
+            tcp_port: self.tcp_port,
         }
     }
 }

@@ -113,9 +113,8 @@ pub(crate) fn leg_parts(
     if s.ice_lite {
         se = se.with_lite(true);
     }
-    if s.tcp_port.is_some() && for_play {
-        // The agent pairs only the network types it is given; UDP alone by default. Only
-        // viewer legs have ICE-TCP candidates.
+    if s.tcp_port.is_some() {
+        // The agent pairs only the network types it is given; UDP alone by default.
         use ::rtc::ice::network_type::NetworkType;
         se = se.with_network_types(vec![
             NetworkType::Udp4,

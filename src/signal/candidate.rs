@@ -139,12 +139,33 @@ impl CandidateFilter {
     }
 }
 
-/// Rewrites the server's own candidate lines: each `(ip, port)` of a local candidate is
-/// replaced by the addresses `announce` returns for it (none keeps the line unchanged, several
-/// repeat it with a lower priority each). This is how wisp announces `--public-ip` for sockets
-/// bound to `--ice-bind` (NAT 1:1), and the shared port in single-port mode: webrtc-rs 0.21
-/// only ever announces the address it bound.
-pub fn rewrite_local(sdp: &str, announce: &dyn Fn(IpAddr, u16) -> Vec<(IpAddr, u16)>) -> String {
+/// A local candidate's transport, as the announcer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalTransport {
+    Udp,
+    TcpPassive,
+    TcpActive,
+}
+
+/// What becomes of one local candidate line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announce {
+    /// Announced as bound.
+    AsIs,
+    /// Not announced at all.
+    Drop,
+    /// Announced at these addresses instead (several: repeated with a lower priority each).
+    As(Vec<(IpAddr, u16)>),
+}
+
+/// Rewrites the server's own candidate lines by what `announce` says of each `(ip, port)`.
+/// This is how wisp announces `--public-ip` for sockets bound to `--ice-bind` (NAT 1:1), and
+/// the shared ports in single-port mode and for ICE-TCP: webrtc-rs 0.21 only ever announces
+/// the address it bound.
+pub fn rewrite_local(
+    sdp: &str,
+    announce: &dyn Fn(IpAddr, u16, LocalTransport) -> Announce,
+) -> String {
     let mut out = String::with_capacity(sdp.len() + 64);
     for line in sdp.split_inclusive('\n') {
         let t = line.trim_end();
@@ -166,11 +187,21 @@ pub fn rewrite_local(sdp: &str, announce: &dyn Fn(IpAddr, u16) -> Vec<(IpAddr, u
             out.push_str(line);
             continue;
         };
-        let to = announce(ip, port);
-        if to.is_empty() {
-            out.push_str(line);
-            continue;
-        }
+        let transport = if !fields[2].eq_ignore_ascii_case("tcp") {
+            LocalTransport::Udp
+        } else if fields.windows(2).any(|w| w == ["tcptype", "active"]) {
+            LocalTransport::TcpActive
+        } else {
+            LocalTransport::TcpPassive
+        };
+        let to = match announce(ip, port, transport) {
+            Announce::AsIs => {
+                out.push_str(line);
+                continue;
+            }
+            Announce::Drop => continue,
+            Announce::As(to) => to,
+        };
         for (i, (nip, nport)) in to.iter().enumerate() {
             let mut f = fields.clone();
             let p = prio.saturating_sub(i as u32).to_string();
@@ -193,20 +224,19 @@ mod tests {
 
     #[test]
     fn rewrites_announced_addresses_and_keeps_the_rest() {
-        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=end-of-candidates\r\n";
-        let out = rewrite_local(sdp, &|ip, port| {
-            if ip.to_string() == "10.0.0.5" {
-                vec![
-                    ("203.0.113.1".parse().unwrap(), port),
-                    ("203.0.113.2".parse().unwrap(), 3478),
-                ]
-            } else {
-                vec![]
-            }
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=candidate:3 1 tcp 90 10.0.0.5 9 typ host tcptype active\r\na=candidate:4 1 tcp 80 10.0.0.5 4000 typ host tcptype passive\r\na=end-of-candidates\r\n";
+        let out = rewrite_local(sdp, &|ip, port, t| match t {
+            LocalTransport::TcpActive => Announce::Drop,
+            LocalTransport::TcpPassive => Announce::As(vec![(ip, 443)]),
+            LocalTransport::Udp if ip.to_string() == "10.0.0.5" => Announce::As(vec![
+                ("203.0.113.1".parse().unwrap(), port),
+                ("203.0.113.2".parse().unwrap(), 3478),
+            ]),
+            LocalTransport::Udp => Announce::AsIs,
         });
         assert_eq!(
             out,
-            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.1 50000 typ host\r\na=candidate:1 1 udp 2130706430 203.0.113.2 3478 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=end-of-candidates\r\n"
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.1 50000 typ host\r\na=candidate:1 1 udp 2130706430 203.0.113.2 3478 typ host\r\na=candidate:2 1 udp 100 192.0.2.9 7 typ host\r\na=candidate:4 1 tcp 80 10.0.0.5 443 typ host tcptype passive\r\na=end-of-candidates\r\n"
         );
     }
 

@@ -181,6 +181,20 @@ async fn relay_only_clients_reach_the_single_port_through_turn() {
     );
 }
 
+/// The answer's ICE-TCP candidates: exactly one passive candidate per bound address, on the
+/// shared port, and never an active one (wisp does not dial clients).
+fn assert_tcp_candidates(answer: &str, tcp_port: u16) {
+    let tcp: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:") && l.to_ascii_lowercase().contains(" tcp "))
+        .collect();
+    let passive = format!(" {tcp_port} typ host tcptype passive");
+    assert!(
+        !tcp.is_empty() && tcp.iter().all(|l| l.contains(&passive)),
+        "the answer offers the shared TCP port, passive only: {answer}"
+    );
+}
+
 /// ICE-TCP (RFC 6544): a viewer whose network blocks UDP connects over TCP to the one shared
 /// TCP port, with no TURN, and gets the publisher's media.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,14 +209,30 @@ async fn a_tcp_only_viewer_connects_over_ice_tcp() {
         ..Default::default()
     };
     let mut viewer = Viewer::join_with(&server, &paths::whep("tcp"), tcp_only).await;
-    let passive = format!(" {tcp_port} typ host tcptype passive");
-    assert!(
-        viewer
-            .answer
-            .lines()
-            .any(|l| l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains(&passive)),
-        "the answer offers the shared TCP port: {}",
-        viewer.answer
-    );
+    assert_tcp_candidates(&viewer.answer, tcp_port);
     media_flows(&publisher, &mut viewer).await;
+}
+
+/// ICE-TCP for publishers too, on the same shared port, in both UDP modes (port range and
+/// single port): a publisher that can only reach TCP connects, and a UDP viewer gets its media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_only_publisher_connects_over_ice_tcp() {
+    for single_port in [false, true] {
+        let mut c = test_config();
+        let tcp_port = c.ice_ports.0 - 2;
+        c.ice_tcp_port = Some(tcp_port);
+        if single_port {
+            c.ice_udp_port = Some(c.ice_ports.0 - 3);
+        }
+        let server = start_with(c).await;
+        let tcp_only = wisp::rtc::client::ClientIce {
+            tcp_only: true,
+            ..Default::default()
+        };
+        let publisher = Publisher::join_with(&server, "tcp", tcp_only).await;
+        assert_tcp_candidates(&publisher.answer, tcp_port);
+        let mut viewer = Viewer::join(&server, &paths::whep("tcp")).await;
+        media_flows(&publisher, &mut viewer).await;
+        server.shutdown().await.unwrap();
+    }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real NAT: headless Chromium in its own network namespace behind a masquerading router that
-# drops every UDP packet towards the server, so the only way in is wisp's TURN over TCP.
+# drops every UDP packet towards the server, so the only ways in are wisp's TURN over TCP and
+# (phase 1b) its ICE-TCP port.
 #
 #   client ns 10.9.0.2 ── router ns (masquerade, UDP dropped) 198.18.0.254 ── server ns 198.18.0.1 (wisp)
 #
@@ -64,12 +65,17 @@ table ip lab {
 NFT
 
 TMP=$(mktemp -d)
-WISP_LOG=${WISP_LOG:-info} "$WISP" --listen 198.18.0.1:18590 --public-ip 198.18.0.1 --allow-remote 198.18.0.0/24 \
-  --ice-ports 44200-44299 --turn-listen 198.18.0.1:3478 --turn-relay-ports 44300-44399 \
-  >"$TMP/wisp.log" 2>&1 &
-WISP_PID=$!
-for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp.log" && break; sleep 0.1; done
-grep -q "wisp is running" "$TMP/wisp.log" || { cat "$TMP/wisp.log"; exit 1; }
+# start_wisp LOG PORT ARGS...: wisp on the server side at 198.18.0.1:PORT, log in $TMP/LOG.log;
+# returns once it runs.
+start_wisp() {
+  local log="$TMP/$1.log" port=$2; shift 2
+  WISP_LOG=${WISP_LOG:-info} "$WISP" --listen "198.18.0.1:$port" --public-ip 198.18.0.1 \
+    --allow-remote 198.18.0.0/24 "$@" >"$log" 2>&1 &
+  WISP_PID=$!
+  for _ in $(seq 1 100); do grep -q "wisp is running" "$log" && break; sleep 0.1; done
+  grep -q "wisp is running" "$log" || { cat "$log"; exit 1; }
+}
+start_wisp wisp 18590 --ice-ports 44200-44299 --turn-listen 198.18.0.1:3478 --turn-relay-ports 44300-44399
 
 # The client really has no UDP path: a datagram to the server's TURN port is dropped.
 if in_client python3 - <<'PY'
@@ -91,15 +97,20 @@ if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18590; the
 fi
 echo "ok   router dropped $(in_router nft list chain ip lab forward | grep -o 'packets [0-9]*' | head -1) UDP packets from the client"
 
+# Phase 1b: UDP still dropped, and no TURN: wisp's ICE-TCP port (RFC 6544) is the only way in,
+# for both pages' publisher and viewer legs, and ICE restarts move to new TCP connections.
+kill -INT "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
+start_wisp wisp1b 18593 --ice-ports 44700-44799 --ice-tcp-port 44445
+if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18593 ice-tcp:44445; then
+  echo "--- wisp log (ICE-TCP)"; tail -30 "$TMP/wisp1b.log"
+  exit 1
+fi
+
 # Phase 2: UDP allowed through the NAT; wisp in single-port mode, no TURN. Both pages must
 # reach the one ICE port through the masquerade.
 kill -INT "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
 in_router nft flush chain ip lab forward
-WISP_LOG=${WISP_LOG:-info} "$WISP" --listen 198.18.0.1:18591 --public-ip 198.18.0.1 \
-  --allow-remote 198.18.0.0/24 --ice-udp-port 44444 >"$TMP/wisp2.log" 2>&1 &
-WISP_PID=$!
-for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp2.log" && break; sleep 0.1; done
-grep -q "wisp is running" "$TMP/wisp2.log" || { cat "$TMP/wisp2.log"; exit 1; }
+start_wisp wisp2 18591 --ice-udp-port 44444
 if ! in_client node "$ROOT/tests/browser/relay.mjs" http://198.18.0.1:18591 single-port:44444; then
   echo "--- wisp log (single port)"; tail -30 "$TMP/wisp2.log"
   exit 1
@@ -110,12 +121,7 @@ fi
 # everything works (no secure context here, so it runs on its test picture); then the router
 # drops UDP again and the page must say so, and that TURN over TCP works (fake camera).
 kill -INT "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
-WISP_LOG=${WISP_LOG:-info} "$WISP" --listen 198.18.0.1:18592 --public-ip 198.18.0.1 \
-  --allow-remote 198.18.0.0/24 --ice-ports 44500-44599 --turn-listen 198.18.0.1:3478 \
-  --turn-relay-ports 44600-44699 >"$TMP/wisp3.log" 2>&1 &
-WISP_PID=$!
-for _ in $(seq 1 100); do grep -q "wisp is running" "$TMP/wisp3.log" && break; sleep 0.1; done
-grep -q "wisp is running" "$TMP/wisp3.log" || { cat "$TMP/wisp3.log"; exit 1; }
+start_wisp wisp3 18592 --ice-ports 44500-44599 --turn-listen 198.18.0.1:3478 --turn-relay-ports 44600-44699
 mkdir -p "$ROOT/target"
 SELFTEST_T0=$(date +%s%N)
 selftest() {

@@ -22,6 +22,7 @@ use crate::rtc::peer::{Binding, Conn};
 use crate::rtc::setup::{LegRole, default_codec, leg_parts, random_token};
 use crate::rtc::tcp::{TcpConn, TcpPeer};
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
+use crate::signal::candidate::LocalTransport::{TcpPassive, Udp};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
 
 /// Answers an ICE-restart offer on a direct connection; returns the local description. The
@@ -47,22 +48,12 @@ fn tcp_sides(
     engine: &RtcEngine,
     incoming: Vec<(SocketAddr, tokio::sync::mpsc::Receiver<TcpPeer>)>,
 ) -> Vec<TcpSide> {
-    let s = &engine.settings;
+    let announce = engine.settings.announcer();
     incoming
         .into_iter()
-        .map(|(local, incoming)| {
-            let announced = match s.bind_ip {
-                Some(b) if b == local.ip() => s
-                    .public_ips
-                    .iter()
-                    .find(|p| p.is_ipv4() == b.is_ipv4())
-                    .map_or(local, |ip| SocketAddr::new(*ip, local.port())),
-                _ => local,
-            };
-            TcpSide {
-                announced,
-                incoming,
-            }
+        .map(|(local, incoming)| TcpSide {
+            announced: announce.announced(local.ip(), local.port(), TcpPassive),
+            incoming,
         })
         .collect()
 }
@@ -75,13 +66,7 @@ async fn direct_sockets(
 ) -> Result<(Vec<Sock>, Binding, Option<String>)> {
     let s = &engine.settings;
     let announce = s.announcer();
-    let announced = |ip: std::net::IpAddr, port: u16| {
-        announce
-            .announce(ip, port)
-            .first()
-            .map(|(ip, port)| SocketAddr::new(*ip, *port))
-            .unwrap_or(SocketAddr::new(ip, port))
-    };
+    let announced = |ip: std::net::IpAddr, port: u16| announce.announced(ip, port, Udp);
     if !engine.muxes.is_empty() {
         let ufrag = random_token(16);
         let conn = MuxConn::new(&engine.muxes, &ufrag);

@@ -101,7 +101,8 @@ impl RtcPeer {
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
         let senders: Vec<_> = tracks.iter().map(|t| t.sender).collect();
         let result = d
-            .call(move |pc, now| {
+            .call(move |core, now| {
+                let pc = &mut core.pc;
                 pc.set_remote_description(now, desc)?;
                 Ok::<_, ::rtc::shared::error::Error>(
                     senders
@@ -190,7 +191,7 @@ impl RtcPeer {
         match &self.conn {
             Conn::Lib(pc) => pc.remote_description().await.map(|d| d.sdp),
             Conn::Direct(d) => d
-                .call(|pc, _| pc.remote_description().map(|d| d.sdp.clone()))
+                .call(|core, _| core.pc.remote_description().map(|d| d.sdp.clone()))
                 .await
                 .ok()
                 .flatten(),
@@ -206,8 +207,11 @@ impl RtcPeer {
                 crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None).await)
             }
             Conn::Direct(d) => d
-                .call(move |pc, _| {
-                    crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None))
+                .call(move |core, _| match &core.own {
+                    Some(own) => own.stats(),
+                    None => {
+                        crate::rtc::stats::summarize(&core.pc.get_stats(now, StatsSelector::None))
+                    }
                 })
                 .await
                 .ok()?,
@@ -257,9 +261,12 @@ impl RtcPeer {
                 }
             }
             Conn::Direct(d) => {
-                d.call(|pc, _| {
+                d.call(|core, _| {
                     for init in inits {
-                        if let Err(e) = pc.add_remote_candidate(init) {
+                        if let Some(own) = &mut core.own {
+                            own.add_remote_candidate(&init.candidate);
+                        }
+                        if let Err(e) = core.pc.add_remote_candidate(init) {
                             tracing::debug!("remote candidate not added: {e}");
                         }
                     }

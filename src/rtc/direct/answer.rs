@@ -12,7 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
-use super::{DirectConn, Sock, TcpSide, Wiring, host_candidate};
+use super::own::{IceSetup, OwnLeg};
+use super::{DirectConn, LegCore, Sock, TcpSide, Wiring, host_candidate};
 use crate::error::{Error, Result};
 use crate::lock::Locked;
 use crate::rtc::ice::IceRestart;
@@ -24,6 +25,7 @@ use crate::rtc::tcp::{TcpConn, TcpPeer};
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
 use crate::signal::candidate::LocalTransport::{TcpPassive, Udp};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
+use webrtc::peer_connection::Registry;
 
 /// Answers an ICE-restart offer on a direct connection; returns the local description. The
 /// host candidates survive the restart (the sockets do).
@@ -31,15 +33,27 @@ pub(crate) async fn restart(
     d: &DirectConn,
     desc: webrtc::peer_connection::RTCSessionDescription,
 ) -> Result<String> {
-    d.call(move |pc, now| {
-        pc.set_remote_description(now, desc)?;
-        let answer = pc.create_answer(None)?;
-        pc.set_local_description(now, answer)?;
-        Ok(pc.local_description().map(|d| d.sdp))
+    let remote = super::agreed::ice_credentials(&desc.sdp);
+    d.call(move |core, now| {
+        let pc = &mut core.pc;
+        pc.set_remote_description(now, desc)
+            .map_err(|e| e.to_string())?;
+        let answer = pc.create_answer(None).map_err(|e| e.to_string())?;
+        pc.set_local_description(now, answer)
+            .map_err(|e| e.to_string())?;
+        let local = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or("no local description")?;
+        if let Some(own) = &mut core.own {
+            let creds = super::agreed::ice_credentials(&local).zip(remote);
+            let (l, r) = creds.ok_or("no ICE credentials")?;
+            own.restart(now, l, r)?;
+        }
+        Ok(local)
     })
     .await?
-    .map_err(|e: ::rtc::shared::error::Error| Error::RestartFailed(e.to_string()))?
-    .ok_or_else(|| Error::RestartFailed("no local description".into()))
+    .map_err(Error::RestartFailed)
 }
 
 /// This connection's side of each ICE-TCP listener: the streams routed to it, and the address
@@ -169,10 +183,16 @@ pub(crate) async fn viewer_leg(
     let reports = parts.reports.clone();
     let parts_probes = parts.probes.clone();
     let now = Instant::now();
+    // On wisp's own transport the interceptors run outside the connection, which then only
+    // models the signalling (counter-offers stay on the `rtc` core for now).
+    let (registry, own_chain) = match s.own_viewer_leg && answer_to.is_some() {
+        true => (Registry::new(), Some(parts.registry)),
+        false => (parts.registry, None),
+    };
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(parts.config)
         .with_media_engine(parts.media)
-        .with_interceptor_registry(parts.registry)
+        .with_interceptor_registry(registry)
         .with_setting_engine(parts.settings)
         .build(now)
         .map_err(lib("peer connection"))?;
@@ -236,6 +256,10 @@ pub(crate) async fn viewer_leg(
         .map(|d| d.sdp.clone())
         .ok_or_else(|| Error::Internal("no local description".into()))?;
     let tracks: Vec<Arc<OutTrack>> = senders.iter().map(|p| p.out.clone()).collect();
+    let sender_ids: Vec<_> = senders
+        .iter()
+        .map(|p| (p.sender, p.out.mid.clone()))
+        .collect();
     let pending = match answer_to {
         Some(_) => {
             for p in &senders {
@@ -245,7 +269,26 @@ pub(crate) async fn viewer_leg(
         }
         None => Some(senders),
     };
-    let conn = wiring.spawn(pc, socks, tcp, state_tx, observer);
+    let own = match own_chain {
+        Some(chain) => {
+            let agreed = super::agreed::agreed(&mut pc, &sender_ids).map_err(Error::BadSdp)?;
+            let mut hosts: Vec<(SocketAddr, bool)> =
+                socks.iter().map(|k| (k.announced, false)).collect();
+            hosts.extend(tcp.iter().map(|t| (t.announced, true)));
+            let setup = IceSetup {
+                lite: s.ice_lite,
+                tcp: !tcp.is_empty(),
+                disconnected: s.ice_disconnected_timeout,
+                failed: s.ice_failed_timeout,
+                hosts,
+            };
+            let cert = engine.certificate().dtls_certificate;
+            let chain = Box::new(chain.build());
+            Some(OwnLeg::new(now, agreed, setup, cert, chain).map_err(Error::Internal)?)
+        }
+        None => None,
+    };
+    let conn = wiring.spawn(LegCore { pc, own }, socks, tcp, state_tx, observer);
     let (_, gathered) = watch::channel(true);
     let mut peer = RtcPeer::new(
         Conn::Direct(conn),

@@ -21,23 +21,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::rtc::peer_connection::RTCPeerConnection;
-use ::rtc::peer_connection::event::RTCPeerConnectionEvent;
-use ::rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use ::rtc::peer_connection::state::RTCPeerConnectionState;
 use ::rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use ::rtc::sansio::Protocol;
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use bytes::BytesMut;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
+mod agreed;
 mod answer;
+mod core;
 mod nominate;
+mod own;
+mod secure;
 mod send;
 mod tcp;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
+pub(crate) use core::LegCore;
 pub(crate) use tcp::TcpSide;
 use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 
@@ -58,7 +58,7 @@ const FEEDBACK_QUEUE: usize = 16;
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 
 /// A piece of signalling run on the driver task with the core.
-type Job = Box<dyn FnOnce(&mut RTCPeerConnection, Instant) + Send>;
+type Job = Box<dyn FnOnce(&mut LegCore, Instant) + Send>;
 
 enum Ctl {
     Run(Job),
@@ -92,7 +92,7 @@ impl DirectConn {
     /// its session's DELETE), never a `500`.
     pub(crate) async fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut RTCPeerConnection, Instant) -> R + Send + 'static,
+        f: impl FnOnce(&mut LegCore, Instant) -> R + Send + 'static,
     ) -> Result<R> {
         let (tx, rx) = oneshot::channel();
         self.ctl
@@ -112,7 +112,18 @@ impl DirectConn {
 /// The host candidate of one socket, for `add_local_candidate`: UDP, or with `tcp` a passive
 /// ICE-TCP one (RFC 6544).
 pub(crate) fn host_candidate(addr: SocketAddr, tcp: bool) -> Result<RTCIceCandidateInit> {
-    let c = CandidateHostConfig {
+    let c = host_ice_candidate(addr, tcp)?;
+    RTCIceCandidate::from(&c)
+        .to_json()
+        .map_err(|e| Error::Internal(format!("host candidate: {e}")))
+}
+
+/// [`host_candidate`], as the ICE agent takes it.
+pub(crate) fn host_ice_candidate(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<::rtc::ice::candidate::Candidate> {
+    CandidateHostConfig {
         base_config: CandidateConfig {
             network: if tcp { "tcp" } else { "udp" }.to_owned(),
             address: addr.ip().to_string(),
@@ -127,10 +138,7 @@ pub(crate) fn host_candidate(addr: SocketAddr, tcp: bool) -> Result<RTCIceCandid
         },
     }
     .new_candidate_host()
-    .map_err(|e| Error::Internal(format!("host candidate: {e}")))?;
-    RTCIceCandidate::from(&c)
-        .to_json()
-        .map_err(|e| Error::Internal(format!("host candidate: {e}")))
+    .map_err(|e| Error::Internal(format!("host candidate: {e}")))
 }
 
 /// What a track needs to hand packets to its connection and read its feedback.
@@ -170,7 +178,7 @@ impl Wiring {
     /// Starts the driver task with the negotiated core.
     pub(crate) fn spawn(
         self,
-        pc: RTCPeerConnection,
+        core: LegCore,
         socks: Vec<Sock>,
         tcp: Vec<TcpSide>,
         state: watch::Sender<PeerState>,
@@ -206,7 +214,7 @@ impl Wiring {
             sockets.push((s.announced, s.socket));
         }
         let driver = Driver {
-            pc,
+            core,
             sockets,
             tcp_sides,
             _streams: streams_tx,
@@ -259,7 +267,7 @@ async fn forward_queue(
 }
 
 struct Driver {
-    pc: RTCPeerConnection,
+    core: LegCore,
     /// Announced address and socket, by index.
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// The ICE-TCP listeners' announced addresses, by side.
@@ -308,7 +316,7 @@ impl Driver {
             self.reads();
             let now = Instant::now();
             let mut deadline = self
-                .pc
+                .core
                 .poll_timeout()
                 .unwrap_or(now + Duration::from_secs(1));
             if deadline <= now {
@@ -319,7 +327,7 @@ impl Driver {
                     }
                     _ => {
                         last_due = Some(now);
-                        let _ = self.pc.handle_timeout(now);
+                        self.core.handle_timeout(now);
                         continue;
                     }
                 }
@@ -328,7 +336,7 @@ impl Driver {
             tokio::select! {
                 biased;
                 c = ctl.recv() => match c {
-                    Some(Ctl::Run(job)) => job(&mut self.pc, Instant::now()),
+                    Some(Ctl::Run(job)) => job(&mut self.core, Instant::now()),
                     Some(Ctl::Close) | None => break,
                 },
                 Some((side, s)) = streams.recv() => self.tcp_stream(side, s),
@@ -348,21 +356,16 @@ impl Driver {
                     }
                     let now = Instant::now();
                     for pkt in batch.drain(..) {
-                        // The track id is not used on the write path; an empty one costs
-                        // nothing.
-                        let _ = self.pc.handle_write(TaggedRTCMessage {
-                            now,
-                            message: RTCMessage::RtpPacket(String::new(), pkt),
-                        });
+                        self.core.write_rtp(now, pkt);
                     }
                 }
                 _ = &mut sleep => {
                     last_due = None;
-                    let _ = self.pc.handle_timeout(Instant::now());
+                    self.core.handle_timeout(Instant::now());
                 }
             }
         }
-        let _ = self.pc.close();
+        self.core.close(Instant::now());
         self.flush();
         self.set_state(PeerState::Closed);
     }
@@ -398,7 +401,7 @@ impl Driver {
         let connected = *self.state.borrow() == PeerState::Connected;
         let again = self.nomination.inbound(from, &data, connected);
         let mut feed = |message: BytesMut| {
-            let read = self.pc.handle_read(TaggedBytesMut {
+            let read = self.core.handle_read(TaggedBytesMut {
                 now: Instant::now(),
                 transport: TransportContext {
                     local_addr: local,
@@ -408,7 +411,7 @@ impl Driver {
                 },
                 message,
             });
-            if read.is_err() {
+            if !read {
                 crate::rtc::gate::refused();
             }
         };
@@ -421,7 +424,7 @@ impl Driver {
     /// Sends everything the core has queued, runs of equal datagrams as one segmented send
     /// (see `send`). A full socket buffer drops the datagram, as the network would.
     fn flush(&mut self) {
-        while let Some(msg) = self.pc.poll_write() {
+        while let Some(msg) = self.core.poll_write() {
             if msg.transport.transport_protocol == TransportProtocol::TCP {
                 if let Some(w) = self.tcp_writers.get(&msg.transport.peer_addr) {
                     let framed = ::rtc::shared::tcp_framing::frame_packet(&msg.message);
@@ -459,27 +462,15 @@ impl Driver {
     }
 
     fn events(&mut self) {
-        while let Some(evt) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = evt {
-                let mapped = match s {
-                    RTCPeerConnectionState::Connected => PeerState::Connected,
-                    RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
-                    RTCPeerConnectionState::Failed => PeerState::Failed,
-                    RTCPeerConnectionState::Closed => PeerState::Closed,
-                    _ => continue,
-                };
-                self.set_state(mapped);
-            }
+        while let Some(s) = self.core.poll_state() {
+            self.set_state(s);
         }
     }
 
     /// Viewer RTCP that the keyframe tap let through: keyframe requests to the track they
     /// name, bandwidth estimates to every video track.
     fn reads(&mut self) {
-        while let Some(msg) = self.pc.poll_read() {
-            let RTCMessage::RtcpPacket(_, packets) = msg.message else {
-                continue;
-            };
+        while let Some(packets) = self.core.poll_rtcp() {
             for p in &packets {
                 if let Some(bps) = estimate(p.as_ref()) {
                     for t in self.tracks.iter().filter(|t| t.kind == MediaKind::Video) {

@@ -99,17 +99,21 @@ impl RtcPeer {
         };
         let desc = RTCSessionDescription::answer(self.filter.filter_sdp(answer))
             .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
-        let senders: Vec<_> = tracks.iter().map(|t| t.sender).collect();
+        let senders: Vec<_> = tracks
+            .iter()
+            .map(|t| (t.sender, t.out.mid.clone()))
+            .collect();
         let result = d
             .call(move |core, now| {
                 let pc = &mut core.pc;
-                pc.set_remote_description(now, desc)?;
-                Ok::<_, ::rtc::shared::error::Error>(
-                    senders
-                        .into_iter()
-                        .map(|s| crate::rtc::direct::negotiated(pc, s))
-                        .collect::<Vec<_>>(),
-                )
+                pc.set_remote_description(now, desc)
+                    .map_err(|e| e.to_string())?;
+                let codecs = senders
+                    .iter()
+                    .map(|(s, _)| crate::rtc::direct::negotiated(pc, *s))
+                    .collect::<Vec<_>>();
+                core.start_own(now, &senders)?;
+                Ok::<_, String>(codecs)
             })
             .await?;
         match result {

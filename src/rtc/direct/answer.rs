@@ -12,7 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
-use super::own::{IceSetup, OwnLeg};
+use super::core::PendingOwn;
+use super::own::IceSetup;
 use super::{DirectConn, LegCore, Sock, TcpSide, Wiring, host_candidate};
 use crate::error::{Error, Result};
 use crate::lock::Locked;
@@ -184,8 +185,8 @@ pub(crate) async fn viewer_leg(
     let parts_probes = parts.probes.clone();
     let now = Instant::now();
     // On wisp's own transport the interceptors run outside the connection, which then only
-    // models the signalling (counter-offers stay on the `rtc` core for now).
-    let (registry, own_chain) = match s.own_viewer_leg && answer_to.is_some() {
+    // models the signalling.
+    let (registry, own_chain) = match s.own_viewer_leg {
         true => (Registry::new(), Some(parts.registry)),
         false => (parts.registry, None),
     };
@@ -269,26 +270,32 @@ pub(crate) async fn viewer_leg(
         }
         None => Some(senders),
     };
-    let own = match own_chain {
-        Some(chain) => {
-            let agreed = super::agreed::agreed(&mut pc, &sender_ids).map_err(Error::BadSdp)?;
-            let mut hosts: Vec<(SocketAddr, bool)> =
-                socks.iter().map(|k| (k.announced, false)).collect();
-            hosts.extend(tcp.iter().map(|t| (t.announced, true)));
-            let setup = IceSetup {
+    let mut core = LegCore {
+        pc,
+        own: None,
+        pending: None,
+    };
+    if let Some(chain) = own_chain {
+        let mut hosts: Vec<(SocketAddr, bool)> =
+            socks.iter().map(|k| (k.announced, false)).collect();
+        hosts.extend(tcp.iter().map(|t| (t.announced, true)));
+        core.pending = Some(PendingOwn {
+            setup: IceSetup {
                 lite: s.ice_lite,
                 tcp: !tcp.is_empty(),
                 disconnected: s.ice_disconnected_timeout,
                 failed: s.ice_failed_timeout,
                 hosts,
-            };
-            let cert = engine.certificate().dtls_certificate;
-            let chain = Box::new(chain.build());
-            Some(OwnLeg::new(now, agreed, setup, cert, chain).map_err(Error::Internal)?)
+            },
+            certificate: engine.certificate().dtls_certificate,
+            chain: Box::new(chain.build()),
+        });
+        // An answer starts at once; a counter-offer when the client's answer is applied.
+        if answer_to.is_some() {
+            core.start_own(now, &sender_ids).map_err(Error::BadSdp)?;
         }
-        None => None,
-    };
-    let conn = wiring.spawn(LegCore { pc, own }, socks, tcp, state_tx, observer);
+    }
+    let conn = wiring.spawn(core, socks, tcp, state_tx, observer);
     let (_, gathered) = watch::channel(true);
     let mut peer = RtcPeer::new(
         Conn::Direct(conn),

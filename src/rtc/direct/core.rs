@@ -11,20 +11,52 @@ use ::rtc::peer_connection::state::RTCPeerConnectionState;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::TaggedBytesMut;
 
-use super::own::OwnLeg;
+use ::rtc::rtp_transceiver::RTCRtpSenderId;
+
+use super::own::{IceSetup, OwnLeg};
 use crate::rtc::{PeerState, RtpPacket};
 
 /// A leg's core. With `own`, `pc` only models the signalling and never sees a packet.
 pub(crate) struct LegCore {
     pub pc: RTCPeerConnection,
     pub own: Option<OwnLeg>,
+    /// wisp's own transport, waiting for both descriptions (a counter-offer's answer): until
+    /// then nothing is read or sent.
+    pub pending: Option<PendingOwn>,
+}
+
+/// What wisp's own transport starts from, besides what signalling agrees.
+pub(crate) struct PendingOwn {
+    pub setup: IceSetup,
+    pub certificate: ::rtc::dtls::crypto::Certificate,
+    pub chain: Box<dyn ::rtc::interceptor::Interceptor>,
 }
 
 impl LegCore {
+    /// Starts wisp's own transport, if it is waiting, from what `pc` agreed for `senders`.
+    pub(crate) fn start_own(
+        &mut self,
+        now: Instant,
+        senders: &[(Option<RTCRtpSenderId>, String)],
+    ) -> Result<(), String> {
+        if self.pending.is_none() {
+            return Ok(());
+        }
+        // What fails here leaves it waiting: the client may answer again.
+        let agreed = super::agreed::agreed(&mut self.pc, senders)?;
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        self.own = Some(OwnLeg::new(now, agreed, p.setup, p.certificate, p.chain)?);
+        Ok(())
+    }
+
     /// One datagram from the network; false when it was refused.
     pub(super) fn handle_read(&mut self, msg: TaggedBytesMut) -> bool {
         match &mut self.own {
             Some(own) => own.handle_read(msg),
+            // Early checks of a client still to answer: it sends them again.
+            None if self.pending.is_some() => true,
             None => self.pc.handle_read(msg).is_ok(),
         }
     }
@@ -32,6 +64,7 @@ impl LegCore {
     pub(super) fn write_rtp(&mut self, now: Instant, pkt: RtpPacket) {
         match &mut self.own {
             Some(own) => own.write_rtp(now, pkt),
+            None if self.pending.is_some() => {}
             // The track id is not used on the write path; an empty one costs nothing.
             None => {
                 let _ = self.pc.handle_write(TaggedRTCMessage {
@@ -45,6 +78,7 @@ impl LegCore {
     pub(super) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
         match &mut self.own {
             Some(own) => own.poll_write(),
+            None if self.pending.is_some() => None,
             None => self.pc.poll_write(),
         }
     }
@@ -84,6 +118,7 @@ impl LegCore {
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
         match &mut self.own {
             Some(own) => own.poll_timeout(),
+            None if self.pending.is_some() => None,
             None => self.pc.poll_timeout(),
         }
     }
@@ -91,6 +126,7 @@ impl LegCore {
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         match &mut self.own {
             Some(own) => own.handle_timeout(now),
+            None if self.pending.is_some() => {}
             None => {
                 let _ = self.pc.handle_timeout(now);
             }

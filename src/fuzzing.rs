@@ -221,12 +221,12 @@ fn settle(rt: &tokio::runtime::Runtime) {
     });
 }
 
-/// A viewer's RTCP: the library's compound parser, then wisp's tap (the report book: loss,
-/// jitter, RTT, NACK and PLI counts) and the feedback the application acts on (keyframe
-/// requests, REMB). The first four bytes are an SSRC the leg sends on.
+/// A viewer's RTCP as a viewer leg's sender reads it: the library's compound parser, then
+/// the transport-wide feedback against 64 packets sent (the estimator), the tap (the report
+/// book: loss, jitter, RTT, NACK and PLI counts; the NACK budget; REMB) and the NACKs
+/// answered from the history as RTX. The first four bytes are the SSRC the leg sends on.
 pub fn rtcp(data: &[u8]) {
-    use ::rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo};
-    use ::rtc::sansio::Protocol;
+    use ::rtc::interceptor::{RTCPFeedback, RTPHeaderExtension, StreamInfo};
     if data.len() < 4 {
         return;
     }
@@ -237,20 +237,48 @@ pub fn rtcp(data: &[u8]) {
     };
     let _ = crate::rtc::feedback::feedback(&packets);
     let book = Arc::new(crate::rtc::feedback::ReportBook::default());
-    let mut tap = crate::rtc::feedback::KeyframeRequestTap::with_book(book.clone());
-    tap.bind_local_stream(&StreamInfo {
+    let rtx = ssrc.wrapping_add(1);
+    let info = StreamInfo {
         ssrc,
+        ssrc_rtx: Some(rtx),
+        payload_type: 96,
+        payload_type_rtx: Some(97),
         clock_rate: 90000,
-        ssrc_rtx: Some(ssrc.wrapping_add(1)),
+        mime_type: "video/VP8".into(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "nack".into(),
+            parameter: String::new(),
+        }],
+        rtp_header_extensions: vec![RTPHeaderExtension {
+            uri: ::rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            id: 3,
+        }],
         ..Default::default()
-    });
-    let msg = ::rtc::interceptor::TaggedPacket {
-        now: Instant::now(),
-        transport: Default::default(),
-        message: AttributedPacket::new(Packet::Rtcp(packets)),
     };
-    let _ = tap.handle_read(msg);
-    while tap.poll_read().is_some() {}
+    let mut sender = crate::rtc::direct::sender::Sender::new(
+        &[(info, "0".into())],
+        book.clone(),
+        Some(Arc::default()),
+    );
+    let t = Instant::now();
+    for seq in 0..64u16 {
+        let mut p = RtpPacket::default();
+        p.header.version = 2;
+        p.header.ssrc = ssrc;
+        p.header.sequence_number = seq;
+        p.header.timestamp = u32::from(seq / 8) * 3000;
+        p.header.marker = seq % 8 == 7;
+        p.payload = Bytes::from_static(b"payload");
+        sender.send(t + Duration::from_millis(u64::from(seq)), p, &mut |_| {});
+    }
+    let later = t + Duration::from_millis(100);
+    let _ = sender.read_rtcp(later, packets, &mut |p| {
+        // Only what was sent is sent again, and only as RTX.
+        assert_eq!(p.header.ssrc, rtx, "a repair on the RTX stream");
+        let osn = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+        assert!(osn < 64, "a repair of a packet sent");
+    });
+    let _ = sender.handle_timeout(later + Duration::from_secs(1));
     if let Some(r) = book.get(ssrc) {
         assert!((0.0..=1.0).contains(&r.fraction_lost), "loss is a fraction");
     }

@@ -61,11 +61,6 @@ pub struct Args {
     #[arg(long, env = "WISP_ICE_LITE")]
     #[serde(default)]
     pub ice_lite: bool,
-    /// Which transport carries viewer legs: `own` (wisp's: ICE, DTLS, SRTP and the
-    /// interceptors wired directly) [default], or `rtc` (webrtc-rs's `RTCPeerConnection` core,
-    /// the previous transport, kept for comparison while the own one proves itself).
-    #[arg(long, env = "WISP_VIEWER_LEG", value_parser = ["rtc", "own"])]
-    pub viewer_leg: Option<String>,
     /// Address announced in host candidates; repeatable [default: 127.0.0.1].
     #[arg(long = "public-ip", env = "WISP_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Option<Vec<IpAddr>>,

@@ -33,8 +33,6 @@ pub struct Config {
     /// ICE-TCP on one shared port (`--ice-tcp-port`).
     pub ice_tcp_port: Option<u16>,
     pub ice_lite: bool,
-    /// Viewer legs on wisp's own transport (`--viewer-leg own`, the default).
-    pub own_viewer_leg: bool,
     pub public_ips: Vec<IpAddr>,
     pub ice_bind: Option<IpAddr>,
     pub allow_remote: Vec<IpNet>,
@@ -291,7 +289,6 @@ impl Config {
             ice_udp_port: cli.ice_udp_port.or(file.ice_udp_port).filter(|p| *p != 0),
             ice_tcp_port: cli.ice_tcp_port.or(file.ice_tcp_port).filter(|p| *p != 0),
             ice_lite: cli.ice_lite || file.ice_lite,
-            own_viewer_leg: cli.viewer_leg.as_deref().or(file.viewer_leg.as_deref()) != Some("rtc"),
             public_ips,
             ice_bind,
             allow_remote: parse_nets(&allow)?,
@@ -334,7 +331,6 @@ impl Config {
             shared_port: self.ice_udp_port,
             tcp_port: self.ice_tcp_port,
             ice_lite: self.ice_lite,
-            own_viewer_leg: self.own_viewer_leg,
             filter: {
                 let mut f = CandidateFilter::new(self.allow_remote.clone());
                 f.deny.extend(self.deny_remote.iter().copied());

@@ -1,28 +1,21 @@
-//! A viewer leg's send-side congestion control, in one interceptor at the wire-most slot: it
-//! writes the transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions)
-//! on every RTP packet that leaves, records each in a send history, resolves the viewer's TWCC
-//! feedback against it and drives the leg's estimator ([`LegEstimator`]). The estimate goes up
-//! the read walk on the feedback packet that moved it, as `Attribute::TargetBitrateChanged`,
-//! to wisp's tap.
+//! A viewer leg's send-side congestion control, run by the leg's sender
+//! (`rtc::direct::sender`) on every packet that leaves: it writes the transport-wide sequence
+//! number (draft-holmer-rmcat-transport-wide-cc-extensions), records each in a send history,
+//! resolves the viewer's TWCC feedback against it and drives the leg's estimator
+//! ([`LegEstimator`]); the new target goes to the feedback tap with the RTCP that moved it.
 //!
 //! Why not webrtc-rs's own TWCC sender and congestion-control interceptors: both act only on
-//! the SSRCs of bound streams, so RTX packets (the NACK responder's repairs and wisp's probes,
+//! the SSRCs of bound streams, so RTX packets (the NACK repairs and wisp's probes,
 //! `rtc::prober`) leave unnumbered and unrecorded. A probe the estimator cannot see proves
 //! nothing, and repairs it cannot see make it overestimate during loss. Transport-wide means
 //! every packet of the transport: here, every RTP packet once the viewer negotiated it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::rtc::interceptor::{
-    Attribute, AttributedPacket, BandwidthEstimator, Interceptor, Packet, PacketReport, StreamInfo,
-    TaggedPacket, convert_twcc,
-};
+use ::rtc::interceptor::{BandwidthEstimator, PacketReport, StreamInfo, convert_twcc};
 use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use ::rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
-use ::rtc::sansio::Protocol;
-use ::rtc::shared::error::Error;
 use ::rtc::shared::marshal::{Marshal, MarshalSize};
 
 use crate::rtc::bwe::LegEstimator;
@@ -57,8 +50,6 @@ pub struct CongestionControl {
     ext_id: Option<u8>,
     next_seq: u16,
     last_target: f64,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
 impl CongestionControl {
@@ -71,8 +62,6 @@ impl CongestionControl {
             ext_id: None,
             next_seq: 0,
             last_target: 0.0,
-            read: VecDeque::new(),
-            write: VecDeque::new(),
         }
     }
 
@@ -100,102 +89,75 @@ impl CongestionControl {
             });
         }
     }
-}
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for CongestionControl {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    /// One RTP packet on its way out: numbered and recorded, with the probes it brings (each
+    /// numbered too), to go out right after it.
+    pub fn on_write(
+        &mut self,
+        now: Instant,
+        p: &mut ::rtc::rtp::packet::Packet,
+    ) -> Vec<::rtc::rtp::packet::Packet> {
+        let mut probes = self.prober.on_write(now, p);
+        self.number(now, p);
+        for probe in &mut probes {
+            self.number(now, probe);
+        }
+        probes
+    }
 
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+    /// The viewer's RTCP: its transport-wide feedback drives the estimator. Returns the new
+    /// target when it moved.
+    pub fn on_feedback(
+        &mut self,
+        now: Instant,
+        packets: &[Box<dyn ::rtc::rtcp::Packet>],
+    ) -> Option<f64> {
+        if self.sent.is_empty() {
+            return None;
+        }
         let mut reports = Vec::new();
-        if let Packet::Rtcp(packets) = &msg.message.packet
-            && !self.sent.is_empty()
-        {
-            for p in packets {
-                let Some(fb) = p.as_any().downcast_ref::<TransportLayerCc>() else {
-                    continue;
-                };
-                for ack in convert_twcc(fb) {
-                    let slot = &mut self.sent[usize::from(ack.sequence_number) % RING];
-                    // Reported once; a number the ring no longer holds is past helping.
-                    if let Some(s) = slot.take_if(|s| s.twcc_seq == ack.sequence_number) {
-                        reports.push(PacketReport {
-                            ssrc: s.ssrc,
-                            id: s.id,
-                            rtp_sequence_number: s.rtp_seq,
-                            is_twcc: true,
-                            twcc_sequence_number: s.twcc_seq,
-                            size: s.size as usize,
-                            arrived: ack.arrived,
-                            departure: s.departure,
-                            arrival: ack.arrival,
-                            ecn: ack.ecn,
-                        });
-                    }
+        for p in packets {
+            let Some(fb) = p.as_any().downcast_ref::<TransportLayerCc>() else {
+                continue;
+            };
+            for ack in convert_twcc(fb) {
+                let slot = &mut self.sent[usize::from(ack.sequence_number) % RING];
+                // Reported once; a number the ring no longer holds is past helping.
+                if let Some(s) = slot.take_if(|s| s.twcc_seq == ack.sequence_number) {
+                    reports.push(PacketReport {
+                        ssrc: s.ssrc,
+                        id: s.id,
+                        rtp_sequence_number: s.rtp_seq,
+                        is_twcc: true,
+                        twcc_sequence_number: s.twcc_seq,
+                        size: s.size as usize,
+                        arrived: ack.arrived,
+                        departure: s.departure,
+                        arrival: ack.arrival,
+                        ecn: ack.ecn,
+                    });
                 }
             }
         }
-        if !reports.is_empty() {
-            self.estimator.on_reports(msg.now, &reports);
-            if self.estimator.saturated(msg.now).is_some() {
-                self.prober.halt(msg.now + PROBE_HALT);
-            }
-            let target = self.estimator.target_bitrate();
-            if target != self.last_target {
-                self.last_target = target;
-                msg.message.add(Attribute::TargetBitrateChanged {
-                    bits_per_second: target,
-                });
-            }
+        if reports.is_empty() {
+            return None;
         }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        let (now, transport) = (msg.now, msg.transport);
-        let probes = match &mut msg.message.packet {
-            Packet::Rtp(p) => {
-                let probes = self.prober.on_write(now, p);
-                self.number(now, p);
-                probes
-            }
-            _ => Vec::new(),
-        };
-        self.write.push_back(msg);
-        for mut p in probes {
-            self.number(now, &mut p);
-            self.write.push_back(TaggedPacket {
-                now,
-                transport,
-                message: AttributedPacket::new(Packet::Rtp(p)),
-            });
+        self.estimator.on_reports(now, &reports);
+        if self.estimator.saturated(now).is_some() {
+            self.prober.halt(now + PROBE_HALT);
         }
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        None
+        let target = self.estimator.target_bitrate();
+        (target != self.last_target).then(|| {
+            self.last_target = target;
+            target
+        })
     }
 }
 
-impl Interceptor for CongestionControl {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
+impl CongestionControl {
+    /// A stream the leg sends: probed if it has RTX; the first stream with the extension
+    /// negotiated fixes its id (it is one per transport).
+    pub fn bind(&mut self, info: &StreamInfo) {
         self.prober.bind(info);
         if self.ext_id.is_none() {
             self.ext_id = info
@@ -209,11 +171,6 @@ impl Interceptor for CongestionControl {
             }
         }
     }
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.prober.unbind(info);
-    }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
@@ -229,20 +186,12 @@ mod tests {
         let write = |cc: &mut CongestionControl, ssrc: u32| {
             let mut p = ::rtc::rtp::packet::Packet::default();
             p.header.ssrc = ssrc;
-            cc.handle_write(TaggedPacket {
-                now: t,
-                transport: Default::default(),
-                message: AttributedPacket::new(Packet::Rtp(p)),
-            })
-            .unwrap();
-            match cc.poll_write().unwrap().message.packet {
-                Packet::Rtp(p) => p,
-                _ => unreachable!(),
-            }
+            assert!(cc.on_write(t, &mut p).is_empty(), "no probes asked for");
+            p
         };
         // Not negotiated: nothing written, nothing recorded.
         assert!(write(&mut cc, 10).header.get_extension(3).is_none());
-        cc.bind_local_stream(&StreamInfo {
+        cc.bind(&StreamInfo {
             ssrc: 10,
             ssrc_rtx: Some(11),
             rtp_header_extensions: vec![RTPHeaderExtension {

@@ -1,10 +1,10 @@
-//! An interceptor that hands a viewer's keyframe requests (PLI, FIR) and bandwidth estimates
-//! (REMB) to the application: requests are forwarded to the publisher, estimates pick
-//! simulcast layers, as the webrtc crate's rtcp-processing example shows. On the way it reads
-//! what the viewer reports about each stream into a [`ReportBook`] (loss, jitter, RTT from the
-//! receiver reports; NACKs and PLIs): the `rtc` core 0.21 never records received reports in its
-//! own statistics, and the admin API shows them. It sits wire-ward of the NACK responder, so it
-//! also counts the retransmissions the responder sends (the core counts none).
+//! The tap that hands a viewer's keyframe requests (PLI, FIR) and bandwidth estimates (REMB)
+//! to the application: requests are forwarded to the publisher, estimates pick simulcast
+//! layers. On the way it reads what the viewer reports about each stream into a
+//! [`ReportBook`] (loss, jitter, RTT from the receiver reports; NACKs and PLIs; the repairs
+//! sent), which the admin API shows, and holds the NACKs to the leg's budget. The viewer leg's
+//! sender runs it ([`KeyframeRequestTap::on_rtcp`], `rtc::direct::sender`); as an interceptor
+//! it serves the test client, as the webrtc crate's rtcp-processing example shows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -115,6 +115,58 @@ impl KeyframeRequestTap {
     }
 }
 
+impl KeyframeRequestTap {
+    /// A compound RTCP packet from the viewer, with the send-side estimate it moved to (if
+    /// it moved one): what it reports goes into the book, NACKs past the leg's budget are
+    /// taken out, the viewer's REMB and the send-side estimate become one estimate (announced
+    /// as a REMB of wisp's own when due, `rtc::estimates`). True when the application acts on
+    /// what is left (keyframe requests, the estimate).
+    pub fn on_rtcp(
+        &mut self,
+        now: Instant,
+        packets: &mut Vec<Box<dyn ::rtc::rtcp::Packet>>,
+        send_side: Option<f64>,
+    ) -> bool {
+        let ntp = ntp_middle_now();
+        for p in packets.iter() {
+            self.book.read(p.as_ref(), ntp);
+        }
+        let budget = &mut self.budget;
+        packets.retain(|p| match p.as_any().downcast_ref::<TransportLayerNack>() {
+            Some(n) => {
+                let asked: u64 = n.nacks.iter().map(|p| p.packet_list().len() as u64).sum();
+                let ok = budget.take(asked, now);
+                if !ok {
+                    NACKS_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                ok
+            }
+            None => true,
+        });
+        let estimates = &mut self.estimates;
+        packets.retain(|p| match estimate(p.as_ref()) {
+            Some(bps) => {
+                estimates.remb(bps);
+                false
+            }
+            None => true,
+        });
+        if let Some(bps) = send_side
+            && self.probes.as_ref().is_some_and(|p| p.can_probe())
+        {
+            estimates.send_side(bps.max(0.0) as u64);
+        }
+        if let Some(bps) = estimates.due(now) {
+            packets.push(Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: bps as f32,
+                ssrcs: vec![],
+            }));
+        }
+        packets.iter().any(|p| wanted(p.as_ref()))
+    }
+}
+
 /// What the other side reported about one stream we send.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Reported {
@@ -179,7 +231,7 @@ impl ReportBook {
     }
 
     /// One packet sent again on `ssrc` (an RTX SSRC counts for the stream it repairs).
-    fn retransmitted(&self, ssrc: u32) {
+    pub(crate) fn retransmitted(&self, ssrc: u32) {
         RETRANSMITTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ssrc = self.repairs.locked().get(&ssrc).copied().unwrap_or(ssrc);
         if let Some((_, s)) = self.streams.locked().get_mut(&ssrc) {
@@ -251,9 +303,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        // Everything goes on up (the NACK responder and the reports read it further on); a
-        // compound packet with something the application acts on is also delivered to it,
-        // whole (the application picks out what it wants with [`feedback`]).
+        // Everything goes on up; a compound packet with something the application acts on is
+        // also delivered to it, whole (the application picks out what it wants with
+        // [`feedback`]).
         // The send-side estimate rides on the feedback packet that moved it (`rtc::bwe`).
         let send_side = match msg.message.get(&Attribute::TargetBitrateChanged {
             bits_per_second: 0.0,
@@ -261,49 +313,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
             Some(Attribute::TargetBitrateChanged { bits_per_second }) => Some(*bits_per_second),
             _ => None,
         };
-        if let Packet::Rtcp(packets) = &mut msg.message.packet {
-            let now = ntp_middle_now();
-            for p in packets.iter() {
-                self.book.read(p.as_ref(), now);
-            }
-            // NACKs past the leg's budget never reach the responder.
-            let budget = &mut self.budget;
-            packets.retain(|p| match p.as_any().downcast_ref::<TransportLayerNack>() {
-                Some(n) => {
-                    let asked: u64 = n.nacks.iter().map(|p| p.packet_list().len() as u64).sum();
-                    let ok = budget.take(asked, msg.now);
-                    if !ok {
-                        NACKS_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    ok
-                }
-                None => true,
-            });
-            // The viewer's REMB and the send-side estimate become one estimate, announced as
-            // a REMB of wisp's own (`rtc::estimates`).
-            let estimates = &mut self.estimates;
-            packets.retain(|p| match estimate(p.as_ref()) {
-                Some(bps) => {
-                    estimates.remb(bps);
-                    false
-                }
-                None => true,
-            });
-            if let Some(bps) = send_side
-                && self.probes.as_ref().is_some_and(|p| p.can_probe())
-            {
-                estimates.send_side(bps.max(0.0) as u64);
-            }
-            if let Some(bps) = estimates.due(msg.now) {
-                packets.push(Box::new(ReceiverEstimatedMaximumBitrate {
-                    sender_ssrc: 0,
-                    bitrate: bps as f32,
-                    ssrcs: vec![],
-                }));
-            }
-            if packets.iter().any(|p| wanted(p.as_ref())) {
-                msg.message.add(Attribute::DeliverToApplication);
-            }
+        if let Packet::Rtcp(packets) = &mut msg.message.packet
+            && self.on_rtcp(msg.now, packets, send_side)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
         }
         self.read.push_back(msg);
         Ok(())

@@ -48,7 +48,7 @@ macro_rules! delegate_runtime {
 pub mod bwe;
 pub mod client;
 pub mod congestion;
-mod direct;
+pub(crate) mod direct;
 mod engine;
 pub mod estimates;
 pub mod feedback;
@@ -150,8 +150,6 @@ pub struct RtcSettings {
     pub tcp_port: Option<u16>,
     /// Answer ICE checks without sending any (`--ice-lite`).
     pub ice_lite: bool,
-    /// Viewer legs on wisp's own transport (`direct::own`) rather than the `rtc` core.
-    pub own_viewer_leg: bool,
     pub filter: CandidateFilter,
     /// PEM certificate and key for DTLS; one is generated at start when absent.
     pub dtls: Option<(std::path::PathBuf, std::path::PathBuf)>,

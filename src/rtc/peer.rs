@@ -211,12 +211,8 @@ impl RtcPeer {
                 crate::rtc::stats::summarize(&pc.get_stats(now, StatsSelector::None).await)
             }
             Conn::Direct(d) => d
-                .call(move |core, _| match &core.own {
-                    Some(own) => own.stats(),
-                    None => {
-                        crate::rtc::stats::summarize(&core.pc.get_stats(now, StatsSelector::None))
-                    }
-                })
+                // Not started (a counter-offer still to be answered): nothing to show yet.
+                .call(move |core, _| core.own.as_ref().map(|o| o.stats()).unwrap_or_default())
                 .await
                 .ok()?,
         };

@@ -10,11 +10,11 @@
 //! sequence number before its feedback recorder sees it, so such copies read as loss. And why
 //! not padding-only packets: webrtc-rs's RTP writer pads to 4 bytes at most.
 //!
-//! The RTX sequence space is shared with the NACK responder's repairs, which pass through here
-//! on their way out: every RTX packet, theirs and ours, is numbered here from one counter per
-//! RTX SSRC. Streams without RTX are not probed ([`ProbeBook::can_probe`]). Run by the leg's
-//! congestion-control interceptor (`rtc::congestion`), wire-most, so probes and repairs get
-//! their transport-wide numbers there with everything else, in one hop of the chain.
+//! The RTX sequence space is shared with the NACK repairs, which pass through here on their
+//! way out: every RTX packet, theirs and ours, is numbered here from one counter per RTX SSRC.
+//! Streams without RTX are not probed ([`ProbeBook::can_probe`]). Run by the leg's congestion
+//! control (`rtc::congestion`), so probes and repairs get their transport-wide numbers there
+//! with everything else.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -204,7 +204,7 @@ mod tests {
         // RFC 4588: the original sequence number, then the original payload.
         assert_eq!(&c.payload[..2], &202u16.to_be_bytes());
         assert_eq!(c.payload.len(), 2 + 986);
-        // A repair from the NACK responder continues the same RTX sequence.
+        // A NACK repair continues the same RTX sequence.
         let mut repair = rtp(11, 5, false);
         assert!(p.on_write(t, &mut repair).is_empty());
         let seqs: Vec<u16> = copies

@@ -11,7 +11,6 @@ use webrtc::peer_connection::{
 
 use crate::error::{Error, Result};
 
-use crate::rtc::feedback::KeyframeRequestTap;
 use crate::signal::{CodecSpec, MediaKind};
 
 /// RFC 6464 client-to-mixer audio level.
@@ -94,12 +93,8 @@ pub(crate) fn leg_parts(
     let reports = for_play.then(std::sync::Arc::<crate::rtc::feedback::ReportBook>::default);
     let probes = for_play.then(std::sync::Arc::<crate::rtc::prober::ProbeBook>::default);
     let send_side = role == LegRole::View { send_side: true };
-    let registry = interceptors(
-        reports.clone(),
-        send_side.then(|| probes.clone()).flatten(),
-        &mut media,
-    )
-    .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
+    let registry = interceptors(for_play, send_side, &mut media)
+        .map_err(|e| Error::Internal(format!("interceptors: {e}")))?;
     let mut se = SettingEngineBuilder::new()
         // A server neither resolves nor announces mDNS names; it also keeps the library's
         // driver from opening a multicast socket per session.
@@ -138,11 +133,6 @@ pub(crate) fn leg_parts(
     })
 }
 
-/// Packets per outgoing stream kept for retransmission: 2 s of 2.5 Mbit/s video, 0.8 s at
-/// 6 Mbit/s, well beyond the round trip a NACK can still repair. The library's 1024 costs
-/// every viewer another ~60 KB per video track (the ring is allocated up front).
-const NACK_BUFFER: u16 = 512;
-
 /// How far back a publisher leg asks for lost packets: 256 packets is about a second of
 /// 2.5 Mbit/s video. Older losses are not worth repairing; after a network dropout the
 /// keyframe wisp asks for repairs them (see `media::fanout`).
@@ -153,54 +143,29 @@ const NACK_WINDOW: u16 = 256;
 /// before viewers saw video again after a 10 s outage, 2.3-3.3 s without those NACKs.
 const MAX_NACKS_PER_PACKET: u16 = 3;
 
-/// Only the interceptors a leg uses, since every packet walks the whole chain: a viewer leg
-/// (`reports` given: what its viewer reports goes there) sends (NACK responder, sender
-/// reports, the keyframe-request tap); a publisher leg receives (NACK generator, receiver
-/// reports, transport-wide CC feedback for the publisher's bandwidth estimate).
+/// A publisher leg's interceptors (NACK generator, receiver reports, the stranger count,
+/// transport-wide CC feedback for the publisher's bandwidth estimate) and what its viewer leg
+/// negotiates. A viewer leg (`view`) runs no chain: wisp's own transport does its sending
+/// side (`rtc::direct::sender`); here its media engine learns the simulcast extensions and,
+/// with `send_side`, transport-wide CC (`rtc::congestion` numbers every packet and reads the
+/// viewer's feedback). Without it the leg neither offers nor answers transport-cc, and its
+/// viewer's REMB is the estimate. No pacer: only probes and join bursts would need one, and
+/// the prober paces its probes over frames.
 pub(crate) fn interceptors(
-    reports: Option<std::sync::Arc<crate::rtc::feedback::ReportBook>>,
-    probes: Option<std::sync::Arc<crate::rtc::prober::ProbeBook>>,
+    view: bool,
+    send_side: bool,
     media: &mut MediaEngine,
 ) -> webrtc::error::Result<Registry> {
-    use ::rtc::interceptor::{
-        NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
-    };
+    use ::rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder};
     use webrtc::peer_connection::{
         configure_simulcast_extension_headers, configure_twcc_receiver_only,
     };
     configure_simulcast_extension_headers(media)?;
-    if let Some(book) = reports {
-        // Send-side estimation (`probes` given): viewers that offer transport-wide CC get it
-        // (`rtc::congestion` numbers every packet and reads their feedback into GCC,
-        // `rtc::bwe`). No pacer: only probes and join bursts would need one, and the prober
-        // paces its probes over frames. Without it the leg neither offers nor answers
-        // transport-cc, and its viewer's REMB is the estimate.
-        let registry = match &probes {
-            Some(probes) => {
-                register_twcc(media)?;
-                // Wire-most: it numbers everything that leaves, the responder's repairs and
-                // its own probes included (`rtc::prober`).
-                Registry::new().with(
-                    Slot::CongestionControl,
-                    crate::rtc::congestion::CongestionControl::new(probes.clone()),
-                )
-            }
-            None => Registry::new(),
-        };
-        let tap = KeyframeRequestTap::with_book(book);
-        let tap = match probes {
-            Some(p) => tap.probing(p),
-            None => tap,
-        };
-        Ok(registry
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new().with_size(NACK_BUFFER).build(),
-            )
-            .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            // Wire-ward of the NACK responder: it sees the retransmissions go out (and reads
-            // the viewer's RTCP before anything else does).
-            .with(Slot::from(3_500), tap))
+    if view {
+        if send_side {
+            register_twcc(media)?;
+        }
+        Ok(Registry::new())
     } else {
         // RFC 6464 audio levels from publishers feed the server-side VAD.
         media.register_header_extension(

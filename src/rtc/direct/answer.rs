@@ -26,7 +26,6 @@ use crate::rtc::tcp::{TcpConn, TcpPeer};
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
 use crate::signal::candidate::LocalTransport::{TcpPassive, Udp};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
-use webrtc::peer_connection::Registry;
 
 /// Answers an ICE-restart offer on a direct connection; returns the local description. The
 /// host candidates survive the restart (the sockets do).
@@ -177,23 +176,22 @@ pub(crate) async fn viewer_leg(
                 .iter()
                 .any(|c| c.mime_type.to_ascii_lowercase().ends_with("/rtx"))
     });
-    let role = LegRole::View {
-        send_side: answer_to.is_none() || rtx,
-    };
+    let send_side = answer_to.is_none() || rtx;
+    let role = LegRole::View { send_side };
     let parts = leg_parts(s, engine.certificate(), role, ufrag)?;
-    let reports = parts.reports.clone();
     let parts_probes = parts.probes.clone();
     let now = Instant::now();
-    // On wisp's own transport the interceptors run outside the connection, which then only
-    // models the signalling.
-    let (registry, own_chain) = match s.own_viewer_leg {
-        true => (Registry::new(), Some(parts.registry)),
-        false => (parts.registry, None),
+    // The connection only models the signalling: wisp's transport does the sending side,
+    // estimating and probing where the viewer can take probes.
+    let reports = parts.reports.clone().unwrap_or_default();
+    let feedback = super::core::Feedback {
+        reports: reports.clone(),
+        probes: parts_probes.clone().filter(|_| send_side),
     };
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(parts.config)
         .with_media_engine(parts.media)
-        .with_interceptor_registry(registry)
+        .with_interceptor_registry(parts.registry)
         .with_setting_engine(parts.settings)
         .build(now)
         .map_err(lib("peer connection"))?;
@@ -270,16 +268,12 @@ pub(crate) async fn viewer_leg(
         }
         None => Some(senders),
     };
+    let mut hosts: Vec<(SocketAddr, bool)> = socks.iter().map(|k| (k.announced, false)).collect();
+    hosts.extend(tcp.iter().map(|t| (t.announced, true)));
     let mut core = LegCore {
         pc,
         own: None,
-        pending: None,
-    };
-    if let Some(chain) = own_chain {
-        let mut hosts: Vec<(SocketAddr, bool)> =
-            socks.iter().map(|k| (k.announced, false)).collect();
-        hosts.extend(tcp.iter().map(|t| (t.announced, true)));
-        core.pending = Some(PendingOwn {
+        pending: Some(PendingOwn {
             setup: IceSetup {
                 lite: s.ice_lite,
                 tcp: !tcp.is_empty(),
@@ -288,12 +282,12 @@ pub(crate) async fn viewer_leg(
                 hosts,
             },
             certificate: engine.certificate().dtls_certificate,
-            chain: Box::new(chain.build()),
-        });
-        // An answer starts at once; a counter-offer when the client's answer is applied.
-        if answer_to.is_some() {
-            core.start_own(now, &sender_ids).map_err(Error::BadSdp)?;
-        }
+            feedback,
+        }),
+    };
+    // An answer starts at once; a counter-offer when the client's answer is applied.
+    if answer_to.is_some() {
+        core.start_own(now, &sender_ids).map_err(Error::BadSdp)?;
     }
     let conn = wiring.spawn(core, socks, tcp, state_tx, observer);
     let (_, gathered) = watch::channel(true);
@@ -305,7 +299,7 @@ pub(crate) async fn viewer_leg(
         summary,
         &engine.settings,
     );
-    peer.reports = reports;
+    peer.reports = Some(reports);
     *peer.pending.lock().await = pending;
     if let Ok(r) = IceRestart::from_sdp(&sdp) {
         *peer.answer_candidates.locked() = r.candidates;

@@ -1,14 +1,10 @@
-//! What a driver drives: the `rtc` core's `RTCPeerConnection`, or wisp's own transport
-//! ([`own`]) with that connection kept as the signalling model. The driver calls the same
-//! operations either way; signalling jobs get both and keep the two in step.
+//! What a driver drives: wisp's own transport ([`own`]), with an `RTCPeerConnection` kept as
+//! the signalling model (it writes the answers and never sees a packet). Signalling jobs get
+//! both and keep the two in step.
 
 use std::time::Instant;
 
 use ::rtc::peer_connection::RTCPeerConnection;
-use ::rtc::peer_connection::event::RTCPeerConnectionEvent;
-use ::rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use ::rtc::peer_connection::state::RTCPeerConnectionState;
-use ::rtc::sansio::Protocol;
 use ::rtc::shared::TaggedBytesMut;
 
 use ::rtc::rtp_transceiver::RTCRtpSenderId;
@@ -16,12 +12,13 @@ use ::rtc::rtp_transceiver::RTCRtpSenderId;
 use super::own::{IceSetup, OwnLeg};
 use crate::rtc::{PeerState, RtpPacket};
 
-/// A leg's core. With `own`, `pc` only models the signalling and never sees a packet.
+/// A leg's core: `pc` models the signalling; `own` is the transport once both descriptions
+/// are known.
 pub(crate) struct LegCore {
     pub pc: RTCPeerConnection,
     pub own: Option<OwnLeg>,
-    /// wisp's own transport, waiting for both descriptions (a counter-offer's answer): until
-    /// then nothing is read or sent.
+    /// The transport, waiting for both descriptions (a counter-offer's answer): until then
+    /// nothing is read or sent.
     pub pending: Option<PendingOwn>,
 }
 
@@ -29,7 +26,14 @@ pub(crate) struct LegCore {
 pub(crate) struct PendingOwn {
     pub setup: IceSetup,
     pub certificate: ::rtc::dtls::crypto::Certificate,
-    pub chain: Box<dyn ::rtc::interceptor::Interceptor>,
+    pub feedback: Feedback,
+}
+
+/// Where the own leg's sender records what the viewer reports, and reads its probe rates
+/// (without them the leg neither estimates nor probes).
+pub(crate) struct Feedback {
+    pub reports: std::sync::Arc<crate::rtc::feedback::ReportBook>,
+    pub probes: Option<std::sync::Arc<crate::rtc::prober::ProbeBook>>,
 }
 
 impl LegCore {
@@ -47,7 +51,13 @@ impl LegCore {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
-        self.own = Some(OwnLeg::new(now, agreed, p.setup, p.certificate, p.chain)?);
+        self.own = Some(OwnLeg::new(
+            now,
+            agreed,
+            p.setup,
+            p.certificate,
+            p.feedback,
+        )?);
         Ok(())
     }
 
@@ -56,89 +66,43 @@ impl LegCore {
         match &mut self.own {
             Some(own) => own.handle_read(msg),
             // Early checks of a client still to answer: it sends them again.
-            None if self.pending.is_some() => true,
-            None => self.pc.handle_read(msg).is_ok(),
+            None => true,
         }
     }
 
     pub(super) fn write_rtp(&mut self, now: Instant, pkt: RtpPacket) {
-        match &mut self.own {
-            Some(own) => own.write_rtp(now, pkt),
-            None if self.pending.is_some() => {}
-            // The track id is not used on the write path; an empty one costs nothing.
-            None => {
-                let _ = self.pc.handle_write(TaggedRTCMessage {
-                    now,
-                    message: RTCMessage::RtpPacket(String::new(), pkt),
-                });
-            }
+        if let Some(own) = &mut self.own {
+            own.write_rtp(now, pkt);
         }
     }
 
     pub(super) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
-        match &mut self.own {
-            Some(own) => own.poll_write(),
-            None if self.pending.is_some() => None,
-            None => self.pc.poll_write(),
-        }
+        self.own.as_mut()?.poll_write()
     }
 
     /// The next change of the connection's state.
     pub(super) fn poll_state(&mut self) -> Option<PeerState> {
-        if let Some(own) = &mut self.own {
-            return own.poll_state();
-        }
-        while let Some(evt) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = evt {
-                return Some(match s {
-                    RTCPeerConnectionState::Connected => PeerState::Connected,
-                    RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
-                    RTCPeerConnectionState::Failed => PeerState::Failed,
-                    RTCPeerConnectionState::Closed => PeerState::Closed,
-                    _ => continue,
-                });
-            }
-        }
-        None
+        self.own.as_mut()?.poll_state()
     }
 
     /// The next compound RTCP packet from the client that the application acts on.
     pub(super) fn poll_rtcp(&mut self) -> Option<Vec<Box<dyn ::rtc::rtcp::Packet>>> {
-        if let Some(own) = &mut self.own {
-            return own.poll_rtcp();
-        }
-        while let Some(msg) = self.pc.poll_read() {
-            if let RTCMessage::RtcpPacket(_, packets) = msg.message {
-                return Some(packets);
-            }
-        }
-        None
+        self.own.as_mut()?.poll_rtcp()
     }
 
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
-        match &mut self.own {
-            Some(own) => own.poll_timeout(),
-            None if self.pending.is_some() => None,
-            None => self.pc.poll_timeout(),
-        }
+        self.own.as_mut()?.poll_timeout()
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
-        match &mut self.own {
-            Some(own) => own.handle_timeout(now),
-            None if self.pending.is_some() => {}
-            None => {
-                let _ = self.pc.handle_timeout(now);
-            }
+        if let Some(own) = &mut self.own {
+            own.handle_timeout(now);
         }
     }
 
     pub(super) fn close(&mut self, now: Instant) {
-        match &mut self.own {
-            Some(own) => own.close(now),
-            None => {
-                let _ = self.pc.close();
-            }
+        if let Some(own) = &mut self.own {
+            own.close(now);
         }
     }
 }

@@ -35,6 +35,7 @@ mod nominate;
 mod own;
 mod secure;
 mod send;
+pub(crate) mod sender;
 mod tcp;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 pub(crate) use core::LegCore;

@@ -1,9 +1,10 @@
 //! wisp's own viewer-leg transport (`--viewer-leg own`): the ICE agent (`rtc-ice`), the DTLS
-//! endpoint (`rtc-dtls`, keys exported per RFC 5764), SRTP (`rtc-srtp`) and the leg's
-//! interceptors (NACK responder, sender reports, the feedback tap, send-side congestion
-//! control) wired directly, with no `RTCPeerConnection` pipeline between them. The core's
-//! pipeline passes every packet through eight handlers (SCTP and data channels included), each
-//! with its own queue and message struct; here a packet goes chain → SRTP → datagram.
+//! endpoint (`rtc-dtls`, keys exported per RFC 5764), SRTP (`rtc-srtp`) and wisp's sending
+//! side ([`Sender`]: transport-wide numbering, probes, the NACK history, sender reports, the
+//! viewer's RTCP) wired directly, with no `RTCPeerConnection` pipeline and no interceptor
+//! chain between them. The core's pipeline passes every packet through eight handlers (SCTP
+//! and data channels included), each with its own queue and message struct; here a packet
+//! goes sender → SRTP → datagram, by reference.
 //!
 //! Signalling still uses an `RTCPeerConnection`, as a model only: it writes the answer (and a
 //! restart's), and the leg reads what was agreed from it (ICE credentials, DTLS role and
@@ -11,7 +12,7 @@
 //! fed network data.
 //!
 //! Demultiplexing follows RFC 7983: STUN to the agent, DTLS to the endpoint, SRTCP to the
-//! interceptors (a viewer sends no media).
+//! sender (a viewer sends no media).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,13 +25,14 @@ use ::rtc::dtls::endpoint::{Endpoint, EndpointEvent};
 use ::rtc::ice::candidate::Candidate;
 use ::rtc::ice::state::ConnectionState;
 use ::rtc::ice::{Agent, AgentConfig, Event as IceEvent};
-use ::rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use ::rtc::interceptor::StreamInfo;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::marshal::{Marshal, MarshalSize};
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportMessage, TransportProtocol};
 use ::rtc::srtp::context::Context;
 use bytes::BytesMut;
 
+use super::sender::{Rtcp, Sender};
 use crate::rtc::{PeerState, RtpPacket};
 
 /// The DTLS endpoint's one association, keyed by a fixed address: DTLS runs over whatever
@@ -55,15 +57,6 @@ pub(crate) struct Agreed {
     pub streams: Vec<(StreamInfo, String)>,
 }
 
-/// What one send stream has sent, for the operator's view.
-pub(crate) struct SentCount {
-    ssrc: u32,
-    kind: &'static str,
-    mid: String,
-    packets: u64,
-    bytes: u64,
-}
-
 /// How the agent is set up (from the server's settings).
 pub(crate) struct IceSetup {
     pub lite: bool,
@@ -79,20 +72,64 @@ pub(crate) struct OwnLeg {
     dtls: Endpoint,
     /// Held until the pair is selected, when wisp is the DTLS client.
     client_config: Option<Arc<HandshakeConfig>>,
-    srtp_out: Option<Context>,
     srtp_in: Option<Context>,
-    chain: Box<dyn Interceptor>,
+    sender: Sender,
+    wire: Wire,
     crypto: Arc<dyn RTCCryptoProvider>,
+    ice_state: ConnectionState,
+    rtcp: VecDeque<Rtcp>,
+    states: VecDeque<PeerState>,
+    closed: bool,
+}
+
+/// What leaves: datagrams for the driver's flush, SRTP-protected for the selected pair.
+struct Wire {
+    srtp: Option<Context>,
     /// The selected pair, as datagrams to it are tagged.
     path: Option<TransportContext>,
-    ice_state: ConnectionState,
     out: VecDeque<TaggedBytesMut>,
-    rtcp: VecDeque<Vec<Box<dyn ::rtc::rtcp::Packet>>>,
-    states: VecDeque<PeerState>,
     /// The buffer each RTP packet is marshalled into before SRTP.
     scratch: Vec<u8>,
-    sent: Vec<SentCount>,
-    closed: bool,
+}
+
+impl Wire {
+    fn push(&mut self, now: Instant, path: TransportContext, message: BytesMut) {
+        self.out.push_back(TransportMessage {
+            now,
+            transport: path,
+            message,
+        });
+    }
+
+    /// One RTP packet: written once into the scratch buffer, encrypted into the datagram.
+    fn rtp(&mut self, now: Instant, rtp: &RtpPacket) {
+        let (Some(path), Some(ctx)) = (self.path, self.srtp.as_mut()) else {
+            return;
+        };
+        let n = rtp.marshal_size();
+        if n > self.scratch.len() {
+            self.scratch.resize(n, 0);
+        }
+        let Ok(n) = rtp.marshal_to(&mut self.scratch) else {
+            return;
+        };
+        if let Ok(data) = ctx.encrypt_rtp_with_header(&self.scratch[..n], &rtp.header) {
+            self.push(now, path, data);
+        }
+    }
+
+    /// One compound RTCP packet (the sender's reports).
+    fn rtcp(&mut self, now: Instant, packets: &Rtcp) {
+        let (Some(path), Some(ctx)) = (self.path, self.srtp.as_mut()) else {
+            return;
+        };
+        let Ok(plain) = ::rtc::rtcp::packet::marshal(packets) else {
+            return;
+        };
+        if let Ok(data) = ctx.encrypt_rtcp(&plain) {
+            self.push(now, path, data);
+        }
+    }
 }
 
 fn err(what: &str) -> impl Fn(::rtc::shared::error::Error) -> String + '_ {
@@ -105,7 +142,7 @@ impl OwnLeg {
         agreed: Agreed,
         setup: IceSetup,
         certificate: ::rtc::dtls::crypto::Certificate,
-        mut chain: Box<dyn Interceptor>,
+        feedback: super::core::Feedback,
     ) -> Result<OwnLeg, String> {
         use ::rtc::ice::network_type::NetworkType;
         let crypto = ::rtc::crypto::default_provider().map_err(|e| format!("crypto: {e}"))?;
@@ -149,39 +186,23 @@ impl OwnLeg {
                 None,
             )
         };
-        for (info, _) in &agreed.streams {
-            chain.bind_local_stream(info);
-        }
-        let sent = agreed
-            .streams
-            .iter()
-            .map(|(info, mid)| SentCount {
-                ssrc: info.ssrc,
-                kind: if info.mime_type.to_ascii_lowercase().starts_with("audio/") {
-                    "audio"
-                } else {
-                    "video"
-                },
-                mid: mid.clone(),
-                packets: 0,
-                bytes: 0,
-            })
-            .collect();
+        let sender = Sender::new(&agreed.streams, feedback.reports, feedback.probes);
         let mut leg = OwnLeg {
             ice,
             dtls,
             client_config,
-            srtp_out: None,
             srtp_in: None,
-            chain,
+            sender,
             crypto,
-            path: None,
+            wire: Wire {
+                srtp: None,
+                path: None,
+                out: VecDeque::new(),
+                scratch: vec![0; MTU],
+            },
             ice_state: ConnectionState::New,
-            out: VecDeque::new(),
             rtcp: VecDeque::new(),
             states: VecDeque::new(),
-            scratch: vec![0; MTU],
-            sent,
             closed: false,
         };
         leg.ice
@@ -259,7 +280,7 @@ impl OwnLeg {
                 EndpointEvent::HandshakeComplete => match self.srtp_contexts() {
                     Ok((local, remote)) => {
                         tracing::debug!("own leg: DTLS done, SRTP keyed");
-                        self.srtp_out = Some(local);
+                        self.wire.srtp = Some(local);
                         self.srtp_in = Some(remote);
                         self.update_state();
                     }
@@ -300,70 +321,22 @@ impl OwnLeg {
         let Ok(packets) = ::rtc::rtcp::packet::unmarshal(&mut plain) else {
             return false;
         };
-        let _ = self.chain.handle_read(TaggedPacket {
-            now,
-            transport: msg.transport,
-            message: Packet::Rtcp(packets).into(),
-        });
-        while let Some(p) = self.chain.poll_read() {
-            if p.message.has(&Attribute::DeliverToApplication)
-                && let Packet::Rtcp(rtcp) = p.message.packet
-            {
-                self.rtcp.push_back(rtcp);
-            }
+        let Self {
+            sender, wire, rtcp, ..
+        } = self;
+        if let Some(delivered) = sender.read_rtcp(now, packets, &mut |p| wire.rtp(now, p)) {
+            rtcp.push_back(delivered);
         }
         true
     }
 
-    /// Hands one packet from a slot to the interceptors and on to the client.
+    /// Hands one packet from a slot to the sender and on to the client.
     pub(crate) fn write_rtp(&mut self, now: Instant, pkt: RtpPacket) {
-        if self.srtp_out.is_none() {
+        if self.wire.srtp.is_none() {
             return; // not connected yet: as a full link would, drop
         }
-        let _ = self.chain.handle_write(TaggedPacket {
-            now,
-            transport: TransportContext::default(),
-            message: Packet::Rtp(pkt).into(),
-        });
-        self.drain_chain(now);
-    }
-
-    /// Protects what the interceptors send (media, repairs, probes, reports) for the pair.
-    fn drain_chain(&mut self, now: Instant) {
-        while let Some(p) = self.chain.poll_write() {
-            let (Some(path), Some(ctx)) = (self.path, self.srtp_out.as_mut()) else {
-                continue;
-            };
-            let protected = match p.message.packet {
-                Packet::Rtp(rtp) => {
-                    let n = rtp.marshal_size();
-                    if n > self.scratch.len() {
-                        self.scratch.resize(n, 0);
-                    }
-                    let Ok(n) = rtp.marshal_to(&mut self.scratch) else {
-                        continue;
-                    };
-                    if let Some(s) = self.sent.iter_mut().find(|s| s.ssrc == rtp.header.ssrc) {
-                        s.packets += 1;
-                        s.bytes += rtp.payload.len() as u64;
-                    }
-                    ctx.encrypt_rtp_with_header(&self.scratch[..n], &rtp.header)
-                }
-                Packet::Rtcp(rtcp) if !rtcp.is_empty() => match ::rtc::rtcp::packet::marshal(&rtcp)
-                {
-                    Ok(plain) => ctx.encrypt_rtcp(&plain),
-                    Err(_) => continue,
-                },
-                _ => continue,
-            };
-            if let Ok(data) = protected {
-                self.out.push_back(TransportMessage {
-                    now,
-                    transport: path,
-                    message: data,
-                });
-            }
-        }
+        let wire = &mut self.wire;
+        self.sender.send(now, pkt, &mut |p| wire.rtp(now, p));
     }
 
     /// Moves what the agent and the endpoint produced into the outgoing queue and reacts to
@@ -377,7 +350,7 @@ impl OwnLeg {
                     self.update_state();
                 }
                 IceEvent::SelectedCandidatePairChange(local, remote) => {
-                    self.path = Some(TransportContext {
+                    self.wire.path = Some(TransportContext {
                         local_addr: local.base_addr(),
                         peer_addr: remote.addr(),
                         transport_protocol: local.network_type().to_protocol(),
@@ -393,21 +366,20 @@ impl OwnLeg {
             }
         }
         while let Some(t) = self.ice.poll_write() {
-            self.out.push_back(t);
+            self.wire.out.push_back(t);
         }
         while let Some(mut t) = self.dtls.poll_transmit() {
-            if let Some(path) = self.path {
+            if let Some(path) = self.wire.path {
                 t.transport = path;
-                self.out.push_back(t);
+                self.wire.out.push_back(t);
             }
         }
-        self.drain_chain(now);
     }
 
     /// The leg's state: connected once ICE is and SRTP has its keys.
     fn update_state(&mut self) {
         let s = match self.ice_state {
-            ConnectionState::Connected if self.srtp_out.is_some() => PeerState::Connected,
+            ConnectionState::Connected if self.wire.srtp.is_some() => PeerState::Connected,
             ConnectionState::Connected | ConnectionState::Checking | ConnectionState::New => return,
             ConnectionState::Disconnected => PeerState::Disconnected,
             ConnectionState::Failed => PeerState::Failed,
@@ -418,7 +390,7 @@ impl OwnLeg {
     }
 
     pub(crate) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
-        self.out.pop_front()
+        self.wire.out.pop_front()
     }
 
     pub(crate) fn poll_state(&mut self) -> Option<PeerState> {
@@ -433,7 +405,7 @@ impl OwnLeg {
         [
             self.ice.poll_timeout(),
             self.dtls.poll_timeout(&DTLS_PEER),
-            self.chain.poll_timeout(),
+            self.sender.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -445,7 +417,9 @@ impl OwnLeg {
         if self.dtls.get_connections_keys().next().is_some() {
             let _ = self.dtls.handle_timeout(DTLS_PEER, now);
         }
-        let _ = self.chain.handle_timeout(now);
+        for reports in self.sender.handle_timeout(now) {
+            self.wire.rtcp(now, &reports);
+        }
         self.pump(now);
     }
 
@@ -468,19 +442,7 @@ impl OwnLeg {
             remote_candidate: pair.map(|p| p.1.candidate_type().to_string()),
             protocol: pair.map(|p| p.0.network_type().network_short()),
             ice_rtt_ms: None,
-            streams: self
-                .sent
-                .iter()
-                .map(|s| crate::rtc::stats::StreamStats {
-                    ssrc: s.ssrc,
-                    kind: s.kind.to_owned(),
-                    mid: s.mid.clone(),
-                    direction: "send",
-                    packets: s.packets,
-                    bytes: s.bytes,
-                    ..Default::default()
-                })
-                .collect(),
+            streams: self.sender.stats(),
         }
     }
 }

@@ -74,9 +74,6 @@ pub fn test_config() -> wisp::Config {
     // Every test client comes from 127.0.0.1: the per-address rate limit has its own tests.
     c.http_limits.request_rate = 1e6;
     c.http_limits.request_burst = 1e6;
-    // The whole suite runs on either viewer transport (`WISP_VIEWER_LEG=rtc` for the `rtc`
-    // core's, as the server reads it).
-    c.own_viewer_leg = std::env::var("WISP_VIEWER_LEG").map_or(true, |v| v != "rtc");
     c
 }
 

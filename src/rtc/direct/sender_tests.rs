@@ -1,0 +1,189 @@
+use super::*;
+use ::rtc::interceptor::{RTCPFeedback, RTPHeaderExtension};
+use ::rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+use ::rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
+use ::rtc::shared::marshal::Unmarshal;
+
+const MEDIA: u32 = 10;
+const RTX: u32 = 11;
+const TWCC_ID: u8 = 3;
+
+fn video(rtx: bool, twcc: bool) -> StreamInfo {
+    StreamInfo {
+        ssrc: MEDIA,
+        ssrc_rtx: rtx.then_some(RTX),
+        payload_type: 96,
+        payload_type_rtx: rtx.then_some(97),
+        clock_rate: 90_000,
+        mime_type: "video/VP8".into(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "nack".into(),
+            parameter: String::new(),
+        }],
+        rtp_header_extensions: if twcc {
+            vec![RTPHeaderExtension {
+                uri: ::rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+                id: u16::from(TWCC_ID),
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    }
+}
+
+fn sender(info: StreamInfo, probes: bool) -> Sender {
+    Sender::new(
+        &[(info, "1".into())],
+        Arc::default(),
+        probes.then(Arc::default),
+    )
+}
+
+fn packet(seq: u16, ts: u32, payload: &'static [u8]) -> Packet {
+    let mut p = Packet::default();
+    p.header.version = 2;
+    p.header.ssrc = MEDIA;
+    p.header.payload_type = 96;
+    p.header.sequence_number = seq;
+    p.header.timestamp = ts;
+    p.payload = bytes::Bytes::from_static(payload);
+    p
+}
+
+fn nack(first: u16, bitmap: u16) -> Rtcp {
+    vec![Box::new(TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: MEDIA,
+        nacks: vec![NackPair {
+            packet_id: first,
+            lost_packets: bitmap,
+        }],
+    })]
+}
+
+/// Sends `p` and returns what left.
+fn send(s: &mut Sender, now: Instant, p: Packet) -> Vec<Packet> {
+    let mut out = Vec::new();
+    s.send(now, p, &mut |p| out.push(p.clone()));
+    out
+}
+
+fn read(s: &mut Sender, now: Instant, rtcp: Rtcp) -> Vec<Packet> {
+    let mut out = Vec::new();
+    let delivered = s.read_rtcp(now, rtcp, &mut |p| out.push(p.clone()));
+    assert!(delivered.is_none(), "a NACK is not the application's");
+    out
+}
+
+#[test]
+fn nacks_are_answered_as_rtx_from_the_history() {
+    let t = Instant::now();
+    let mut s = sender(video(true, false), false);
+    for seq in 100..110u16 {
+        assert_eq!(send(&mut s, t, packet(seq, 3000, b"frame")).len(), 1);
+    }
+    // 102, and 104 by the bitmap; 200 was never sent.
+    let mut out = read(&mut s, t, nack(102, 0b10));
+    out.extend(read(&mut s, t, nack(200, 0)));
+    assert_eq!(out.len(), 2, "{out:?}");
+    for (p, osn) in out.iter().zip([102u16, 104]) {
+        assert_eq!((p.header.ssrc, p.header.payload_type), (RTX, 97));
+        assert_eq!((p.header.version, p.header.timestamp), (2, 3000));
+        assert_eq!(
+            &p.payload[..2],
+            &osn.to_be_bytes(),
+            "the original sequence first"
+        );
+        assert_eq!(&p.payload[2..], b"frame");
+    }
+    assert_eq!(
+        out[1].header.sequence_number,
+        out[0].header.sequence_number.wrapping_add(1),
+        "RTX has its own sequence"
+    );
+    assert_eq!(s.book.get(MEDIA).map(|r| r.retransmitted), Some(2));
+}
+
+#[test]
+fn without_rtx_the_packet_goes_again_as_it_was_and_old_ones_are_gone() {
+    let t = Instant::now();
+    let mut s = sender(video(false, false), false);
+    for seq in 0..(HISTORY as u16 + 10) {
+        send(&mut s, t, packet(seq, u32::from(seq), b"x"));
+    }
+    let again = read(&mut s, t, nack(HISTORY as u16 + 5, 0));
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].header.ssrc, again[0].header.sequence_number),
+        (MEDIA, HISTORY as u16 + 5)
+    );
+    // Sequence 5 was overwritten by HISTORY + 5: nothing to send for it.
+    assert!(read(&mut s, t, nack(5, 0)).is_empty());
+}
+
+#[test]
+fn every_packet_and_repair_gets_a_transport_wide_number() {
+    let t = Instant::now();
+    let mut s = sender(video(true, true), true);
+    let seq_of = |p: &Packet| {
+        let mut ext = p.header.get_extension(TWCC_ID).expect("numbered");
+        TransportCcExtension::unmarshal(&mut ext)
+            .unwrap()
+            .transport_sequence
+    };
+    let mut numbers = Vec::new();
+    for seq in 0..3u16 {
+        numbers.extend(send(&mut s, t, packet(seq, 0, b"v")).iter().map(seq_of));
+    }
+    numbers.extend(read(&mut s, t, nack(1, 0)).iter().map(seq_of));
+    assert_eq!(numbers, [0, 1, 2, 3]);
+}
+
+#[test]
+fn sender_reports_count_what_was_sent_and_extrapolate_the_clock() {
+    let t = Instant::now();
+    let mut s = sender(video(true, false), false);
+    assert!(
+        s.handle_timeout(t + REPORT_INTERVAL).is_empty(),
+        "nothing sent"
+    );
+    assert_eq!(s.poll_timeout(), None);
+    send(&mut s, t, packet(1, 90_000, b"abc"));
+    send(&mut s, t, packet(2, 90_000, b"de"));
+    assert_eq!(s.poll_timeout(), Some(t + REPORT_INTERVAL));
+    assert!(
+        s.handle_timeout(t + REPORT_INTERVAL / 2).is_empty(),
+        "not due"
+    );
+    let due = t + REPORT_INTERVAL;
+    let reports = s.handle_timeout(due);
+    assert_eq!(reports.len(), 1);
+    let sr = reports[0][0]
+        .as_any()
+        .downcast_ref::<SenderReport>()
+        .expect("a sender report");
+    assert_eq!((sr.ssrc, sr.packet_count, sr.octet_count), (MEDIA, 2, 5));
+    // One second after the last timestamp at 90 kHz.
+    assert_eq!(sr.rtp_time, 180_000);
+    assert_eq!(s.poll_timeout(), Some(due + REPORT_INTERVAL));
+    let now_ntp = ntp(SystemTime::now()) >> 32;
+    assert!(
+        (sr.ntp_time >> 32).abs_diff(now_ntp) <= 1,
+        "wall clock in NTP"
+    );
+}
+
+#[test]
+fn keyframe_requests_reach_the_application_and_are_counted() {
+    use ::rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let t = Instant::now();
+    let mut s = sender(video(true, false), false);
+    let pli: Rtcp = vec![Box::new(PictureLossIndication {
+        sender_ssrc: 1,
+        media_ssrc: MEDIA,
+    })];
+    let delivered = s.read_rtcp(t, pli, &mut |_| panic!("nothing to send"));
+    assert_eq!(delivered.map(|p| p.len()), Some(1));
+    assert_eq!(s.book.get(MEDIA).map(|r| r.keyframe_requests), Some(1));
+}

@@ -15,8 +15,7 @@ use std::time::Instant;
 
 use ::rtc::interceptor::{BandwidthEstimator, PacketReport, StreamInfo, convert_twcc};
 use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-use ::rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
-use ::rtc::shared::marshal::{Marshal, MarshalSize};
+use ::rtc::shared::marshal::MarshalSize;
 
 use crate::rtc::bwe::LegEstimator;
 use crate::rtc::prober::{ProbeBook, Prober};
@@ -28,6 +27,25 @@ const RING: usize = 512;
 
 /// How long probes stop once the path shows loss (the room's probe window, `sfu::plan::probe`).
 const PROBE_HALT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Every 16-bit number in network byte order, so a packet's transport-wide number is a
+/// static slice and writing it allocates nothing (the extension's wire form is the number
+/// itself, draft-holmer-rmcat-transport-wide-cc-extensions §2).
+static NUMBERS: [u8; 2 * 65536] = {
+    let mut t = [0u8; 2 * 65536];
+    let mut i = 0;
+    while i < 65536 {
+        t[2 * i] = (i >> 8) as u8;
+        t[2 * i + 1] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn wire_number(seq: u16) -> bytes::Bytes {
+    let i = 2 * usize::from(seq);
+    bytes::Bytes::from_static(&NUMBERS[i..i + 2])
+}
 
 /// One packet sent, as the estimator will need it.
 #[derive(Debug, Clone, Copy)]
@@ -72,12 +90,7 @@ impl CongestionControl {
         };
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
-        if let Ok(ext) = (TransportCcExtension {
-            transport_sequence: seq,
-        })
-        .marshal()
-            && p.header.set_extension(id, ext.freeze()).is_ok()
-        {
+        if p.header.set_extension(id, wire_number(seq)).is_ok() {
             self.next_id += 1;
             self.sent[usize::from(seq) % RING] = Some(Sent {
                 id: self.next_id,
@@ -177,7 +190,21 @@ impl CongestionControl {
 mod tests {
     use super::*;
     use ::rtc::interceptor::RTPHeaderExtension;
+    use ::rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
+    use ::rtc::shared::marshal::Marshal;
     use ::rtc::shared::marshal::Unmarshal;
+
+    #[test]
+    fn the_static_numbers_are_the_extensions_wire_form() {
+        for seq in [0u16, 1, 255, 256, 0x1234, u16::MAX] {
+            let ext = TransportCcExtension {
+                transport_sequence: seq,
+            }
+            .marshal()
+            .unwrap();
+            assert_eq!(&wire_number(seq)[..], &ext[..], "{seq}");
+        }
+    }
 
     #[test]
     fn every_packet_is_numbered_and_recorded_repairs_and_probes_included() {

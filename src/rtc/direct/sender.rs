@@ -1,6 +1,7 @@
 //! The own leg's RTP out and RTCP in, done by wisp with no interceptor chain: each packet a
 //! slot writes is numbered for transport-wide congestion control, handed to SRTP by reference,
-//! then kept for NACKs by move (no copy); the viewer's RTCP is read for the estimate, the
+//! then kept for NACKs as its payload (a reference) and the few header fields a repair needs;
+//! nothing on the way allocates. The viewer's RTCP is read for the estimate, the
 //! operator's statistics and the keyframe requests, and its NACKs are answered as RFC 4588
 //! retransmissions from that history; sender reports go out every second.
 //!
@@ -30,6 +31,16 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// RTCP packets as the rtcp crate reads and writes them.
 pub(crate) type Rtcp = Vec<Box<dyn ::rtc::rtcp::Packet>>;
 
+/// What a repair needs of a packet sent: the payload is shared with every viewer's copy.
+#[derive(Clone)]
+struct Held {
+    seq: u16,
+    payload_type: u8,
+    marker: bool,
+    timestamp: u32,
+    payload: bytes::Bytes,
+}
+
 /// One stream the leg sends.
 struct Out {
     ssrc: u32,
@@ -40,7 +51,7 @@ struct Out {
     rtx: Option<(u32, u8)>,
     rtx_seq: u16,
     /// By sequence number modulo its length; empty when the viewer did not negotiate NACK.
-    history: Vec<Option<Packet>>,
+    history: Vec<Option<Held>>,
     /// Packets and payload octets sent (RFC 3550 counts wrap).
     packets: u32,
     octets: u32,
@@ -92,35 +103,57 @@ impl Out {
         }
     }
 
-    /// The packet sent as `seq`, if it is still held.
-    fn held(&self, seq: u16) -> Option<&Packet> {
+    fn keep(&mut self, p: Packet) {
+        if self.history.is_empty() {
+            return;
+        }
+        let h = &p.header;
+        let i = usize::from(h.sequence_number) % self.history.len();
+        self.history[i] = Some(Held {
+            seq: h.sequence_number,
+            payload_type: h.payload_type,
+            marker: h.marker,
+            timestamp: h.timestamp,
+            payload: p.payload,
+        });
+    }
+
+    /// The packet sent as `seq` again, if it is still held: as RTX when negotiated (RFC 4588
+    /// §4: the original sequence number before the payload, the RTX SSRC, payload type and
+    /// sequence), else as it was.
+    fn repair(&mut self, seq: u16) -> Option<Packet> {
         if self.history.is_empty() {
             return None;
         }
-        self.history[usize::from(seq) % self.history.len()]
+        let held = self.history[usize::from(seq) % self.history.len()]
             .as_ref()
-            .filter(|p| p.header.sequence_number == seq)
-    }
-
-    /// `p` again: as RTX when negotiated (RFC 4588 §4: the original sequence number before
-    /// the payload, the RTX SSRC, payload type and sequence), else as it was.
-    fn repair(&mut self, p: &Packet) -> Packet {
-        let Some((ssrc, pt)) = self.rtx else {
-            return p.clone();
+            .filter(|p| p.seq == seq)?;
+        let mut header = ::rtc::rtp::header::Header {
+            version: 2,
+            marker: held.marker,
+            payload_type: held.payload_type,
+            sequence_number: seq,
+            timestamp: held.timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
         };
-        let mut payload = Vec::with_capacity(2 + p.payload.len());
-        payload.extend_from_slice(&p.header.sequence_number.to_be_bytes());
-        payload.extend_from_slice(&p.payload);
-        let seq = self.rtx_seq;
-        self.rtx_seq = seq.wrapping_add(1);
-        let mut header = p.header.clone();
+        let Some((ssrc, pt)) = self.rtx else {
+            return Some(Packet {
+                header,
+                payload: held.payload.clone(),
+            });
+        };
+        let mut payload = Vec::with_capacity(2 + held.payload.len());
+        payload.extend_from_slice(&seq.to_be_bytes());
+        payload.extend_from_slice(&held.payload);
         header.ssrc = ssrc;
         header.payload_type = pt;
-        header.sequence_number = seq;
-        Packet {
+        header.sequence_number = self.rtx_seq;
+        self.rtx_seq = self.rtx_seq.wrapping_add(1);
+        Some(Packet {
             header,
             payload: payload.into(),
-        }
+        })
     }
 
     fn report(&self, now: Instant, ntp: u64) -> Option<SenderReport> {
@@ -153,6 +186,9 @@ pub(crate) struct Sender {
     tap: KeyframeRequestTap,
     book: Arc<ReportBook>,
     next_report: Option<Instant>,
+    /// The header-extension list lent to each packet on its way out (the transport-wide
+    /// number goes there), so no packet allocates one.
+    spare: Vec<::rtc::rtp::header::Extension>,
 }
 
 impl Sender {
@@ -181,11 +217,15 @@ impl Sender {
             tap,
             book,
             next_report: None,
+            spare: Vec::with_capacity(1),
         }
     }
 
     /// One packet from a slot: `emit` gets it (and the probes it brings), then it is kept.
     pub(crate) fn send(&mut self, now: Instant, mut p: Packet, emit: &mut dyn FnMut(&Packet)) {
+        if p.header.extensions.is_empty() {
+            p.header.extensions = std::mem::take(&mut self.spare);
+        }
         let probes = match &mut self.cc {
             Some(cc) => cc.on_write(now, &mut p),
             None => Vec::new(),
@@ -194,14 +234,12 @@ impl Sender {
         for probe in &probes {
             emit(probe);
         }
+        self.spare = std::mem::take(&mut p.header.extensions);
+        self.spare.clear();
         self.next_report.get_or_insert(now + REPORT_INTERVAL);
-        let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == p.header.ssrc) else {
-            return;
-        };
-        s.sent(now, &p);
-        if !s.history.is_empty() {
-            let i = usize::from(p.header.sequence_number) % s.history.len();
-            s.history[i] = Some(p);
+        if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == p.header.ssrc) {
+            s.sent(now, &p);
+            s.keep(p);
         }
     }
 
@@ -234,10 +272,9 @@ impl Sender {
         };
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
-                let Some(held) = s.held(seq).cloned() else {
+                let Some(mut p) = s.repair(seq) else {
                     continue;
                 };
-                let mut p = s.repair(&held);
                 if let Some(cc) = &mut self.cc {
                     // A repair brings no probes (it is RTX or carries no new frame's end).
                     let _ = cc.on_write(now, &mut p);

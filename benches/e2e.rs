@@ -116,6 +116,12 @@ fn start_server(extra: &[String]) -> Server {
             "4000",
             "--allow-remote",
             "127.0.0.0/8",
+            // Every viewer joins from 127.0.0.1: the per-address request limit (its own
+            // tests) would refuse a sweep's joins, which come faster than 50 a second.
+            "--request-rate",
+            "1000000",
+            "--request-burst",
+            "1000000",
         ])
         .env("WISP_LOG", "warn")
         .stdout(Stdio::piped())

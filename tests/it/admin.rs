@@ -152,19 +152,24 @@ async fn the_api_shows_a_room_kicks_and_closes() {
             let leg = d["viewers"]
                 .as_array()
                 .and_then(|v| v.iter().find(|v| v["participant"].is_null()).cloned());
-            let slot = leg.and_then(|l| {
+            let slot = leg.as_ref().and_then(|l| {
                 l["slots"]
                     .as_array()
                     .and_then(|s| s.iter().find(|s| s["kind"] == "video").cloned())
             });
-            if let Some(slot) = slot
+            // And the ICE round trip of the leg's pair, from its consent checks.
+            let ice_rtt = leg.as_ref().map(|l| l["network"]["iceRttMs"].clone());
+            if let (Some(slot), Some(ice_rtt)) = (slot, ice_rtt)
                 && slot["stats"]["rttMs"].is_number()
+                && ice_rtt.is_number()
             {
-                return slot;
+                return (slot, ice_rtt);
             }
         }
     })
     .await;
+    let (reported, ice_rtt) = reported;
+    assert!(ice_rtt.as_f64() < Some(1000.0), "loopback: {ice_rtt}");
     let stats = &reported["stats"];
     assert_eq!(stats["fractionLost"], 0.0, "{stats}");
     assert!(stats["jitterMs"].as_f64() >= Some(0.0), "{stats}");

@@ -437,11 +437,21 @@ impl OwnLeg {
     /// viewer's reports are added from the tap's book, as for every leg).
     pub(crate) fn stats(&self) -> crate::rtc::stats::LegStats {
         let pair: Option<(&Candidate, &Candidate)> = self.ice.get_selected_candidate_pair();
+        // The latest STUN round trip on that pair (consent checks renew it every second).
+        let ice_rtt_ms = pair.and_then(|(l, r)| {
+            self.ice
+                .get_candidate_pairs_stats(Instant::now())
+                .into_iter()
+                .find(|s| s.local_candidate_id == l.id() && s.remote_candidate_id == r.id())
+                .map(|s| s.current_round_trip_time)
+                .filter(|rtt| *rtt > 0.0)
+                .map(|rtt| rtt * 1e3)
+        });
         crate::rtc::stats::LegStats {
             local_candidate: pair.map(|p| p.0.candidate_type().to_string()),
             remote_candidate: pair.map(|p| p.1.candidate_type().to_string()),
             protocol: pair.map(|p| p.0.network_type().network_short()),
-            ice_rtt_ms: None,
+            ice_rtt_ms,
             streams: self.sender.stats(),
         }
     }

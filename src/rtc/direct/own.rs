@@ -1,4 +1,4 @@
-//! wisp's own viewer-leg transport (`--viewer-leg own`): the ICE agent (`rtc-ice`), the DTLS
+//! wisp's own viewer-leg transport, the only one: the ICE agent (`rtc-ice`), the DTLS
 //! endpoint (`rtc-dtls`, keys exported per RFC 5764), SRTP (`rtc-srtp`) and wisp's sending
 //! side ([`Sender`]: transport-wide numbering, probes, the NACK history, sender reports, the
 //! viewer's RTCP) wired directly, with no `RTCPeerConnection` pipeline and no interceptor

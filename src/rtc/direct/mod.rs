@@ -237,14 +237,15 @@ impl Wiring {
 
 type NetInput = (usize, SocketAddr, BytesMut);
 
+/// Reads a viewer connection's socket. A viewer sends little (RTCP, consent checks), so each
+/// datagram is copied out at its size: split off one growing buffer, each kept that buffer's
+/// whole allocation alive (~30 KB per viewer in a heap profile at N = 100).
 async fn read_socket(i: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<NetInput>) {
-    let mut buf = BytesMut::new();
+    let mut buf = [0u8; 2048];
     loop {
-        buf.resize(2048, 0);
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                buf.truncate(n);
-                if tx.try_send((i, from, buf.split())).is_err() && tx.is_closed() {
+                if tx.try_send((i, from, BytesMut::from(&buf[..n]))).is_err() && tx.is_closed() {
                     return;
                 }
             }

@@ -204,14 +204,18 @@ pub struct ReportBook {
     repairs: Mutex<HashMap<u32, u32>>,
 }
 
-/// The middle 32 bits of the NTP time now: the clock of RTCP's LSR and DLSR (RFC 3550 §6.4.1).
-fn ntp_middle_now() -> u32 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+/// The NTP time of `t` (RFC 3550 §4: seconds since 1900 in the high 32 bits, the fraction in
+/// the low 32).
+pub(crate) fn ntp(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
+    (secs << 32) | frac
+}
+
+/// The middle 32 bits of the NTP time now: the clock of RTCP's LSR and DLSR (RFC 3550 §6.4.1).
+fn ntp_middle_now() -> u32 {
+    (ntp(SystemTime::now()) >> 16) as u32
 }
 
 impl ReportBook {

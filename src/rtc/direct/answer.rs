@@ -276,7 +276,6 @@ pub(crate) async fn viewer_leg(
         pending: Some(PendingOwn {
             setup: IceSetup {
                 lite: s.ice_lite,
-                tcp: !tcp.is_empty(),
                 disconnected: s.ice_disconnected_timeout,
                 failed: s.ice_failed_timeout,
                 hosts,

@@ -60,7 +60,6 @@ pub(crate) struct Agreed {
 /// How the agent is set up (from the server's settings).
 pub(crate) struct IceSetup {
     pub lite: bool,
-    pub tcp: bool,
     pub disconnected: Duration,
     pub failed: Duration,
     /// The host candidates: the announced address of each socket and ICE-TCP listener.
@@ -147,7 +146,7 @@ impl OwnLeg {
         use ::rtc::ice::network_type::NetworkType;
         let crypto = ::rtc::crypto::default_provider().map_err(|e| format!("crypto: {e}"))?;
         let mut network_types = vec![NetworkType::Udp4, NetworkType::Udp6];
-        if setup.tcp {
+        if setup.hosts.iter().any(|(_, tcp)| *tcp) {
             network_types.extend([NetworkType::Tcp4, NetworkType::Tcp6]);
         }
         let config = AgentConfig {

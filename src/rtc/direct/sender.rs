@@ -11,7 +11,7 @@
 //! was that `memmove`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use ::rtc::interceptor::{Interceptor, StreamInfo};
 use ::rtc::rtcp::sender_report::SenderReport;
@@ -52,14 +52,11 @@ struct Out {
     rtx_seq: u16,
     /// By sequence number modulo its length; empty when the viewer did not negotiate NACK.
     history: Vec<Option<Held>>,
-    /// Packets and payload octets sent (RFC 3550 counts wrap).
-    packets: u32,
-    octets: u32,
+    /// Packets and payload octets sent (a sender report carries them modulo 2^32).
+    packets: u64,
+    octets: u64,
     /// The latest timestamp sent and when, to extrapolate a report's RTP time.
     last: Option<(u32, Instant)>,
-    /// The same, unwrapped, for the operator's view.
-    total_packets: u64,
-    total_bytes: u64,
 }
 
 impl Out {
@@ -87,17 +84,12 @@ impl Out {
             packets: 0,
             octets: 0,
             last: None,
-            total_packets: 0,
-            total_bytes: 0,
         }
     }
 
     fn sent(&mut self, now: Instant, p: &Packet) {
-        let n = p.payload.len();
-        self.packets = self.packets.wrapping_add(1);
-        self.octets = self.octets.wrapping_add(n as u32);
-        self.total_packets += 1;
-        self.total_bytes += n as u64;
+        self.packets += 1;
+        self.octets += p.payload.len() as u64;
         if self.last.is_none_or(|(ts, _)| ts != p.header.timestamp) {
             self.last = Some((p.header.timestamp, now));
         }
@@ -163,19 +155,12 @@ impl Out {
             ssrc: self.ssrc,
             ntp_time: ntp,
             rtp_time: ts.wrapping_add(ticks as u32),
-            packet_count: self.packets,
-            octet_count: self.octets,
+            // RFC 3550 §6.4.1: the counts wrap.
+            packet_count: self.packets as u32,
+            octet_count: self.octets as u32,
             ..Default::default()
         })
     }
-}
-
-/// The NTP time of `t` (RFC 3550 §4: seconds since 1900 in the high 32 bits).
-fn ntp(t: SystemTime) -> u64 {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + 2_208_988_800;
-    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    (secs << 32) | frac
 }
 
 /// A leg's sending side.
@@ -198,10 +183,10 @@ impl Sender {
         probes: Option<Arc<ProbeBook>>,
     ) -> Sender {
         let mut tap = KeyframeRequestTap::with_book(book.clone());
-        let mut cc = probes.map(|p| {
-            tap = KeyframeRequestTap::with_book(book.clone()).probing(p.clone());
-            CongestionControl::new(p)
-        });
+        if let Some(p) = &probes {
+            tap = tap.probing(p.clone());
+        }
+        let mut cc = probes.map(CongestionControl::new);
         for (info, _) in streams {
             tap.bind_local_stream(info);
             if let Some(cc) = &mut cc {
@@ -295,7 +280,7 @@ impl Sender {
             return Vec::new();
         }
         self.next_report = Some(now + REPORT_INTERVAL);
-        let wall = ntp(SystemTime::now());
+        let wall = crate::rtc::feedback::ntp(SystemTime::now());
         self.streams
             .iter()
             .filter_map(|s| s.report(now, wall))
@@ -312,8 +297,8 @@ impl Sender {
                 kind: s.kind.to_owned(),
                 mid: s.mid.clone(),
                 direction: "send",
-                packets: s.total_packets,
-                bytes: s.total_bytes,
+                packets: s.packets,
+                bytes: s.octets,
                 ..Default::default()
             })
             .collect()

@@ -167,7 +167,7 @@ fn sender_reports_count_what_was_sent_and_extrapolate_the_clock() {
     // One second after the last timestamp at 90 kHz.
     assert_eq!(sr.rtp_time, 180_000);
     assert_eq!(s.poll_timeout(), Some(due + REPORT_INTERVAL));
-    let now_ntp = ntp(SystemTime::now()) >> 32;
+    let now_ntp = crate::rtc::feedback::ntp(SystemTime::now()) >> 32;
     assert!(
         (sr.ntp_time >> 32).abs_diff(now_ntp) <= 1,
         "wall clock in NTP"

@@ -64,6 +64,10 @@ pub enum Error {
     /// The server is draining before it stops (SIGTERM): no new sessions.
     #[error("The server is shutting down and takes no new sessions; retry shortly.")]
     Draining,
+    /// Cluster mode: the directory (Redis) that says which node serves a room cannot be
+    /// reached; sessions already running are not affected.
+    #[error("The cluster directory cannot be reached; retry shortly.")]
+    DirectoryUnavailable,
     /// A bug or an unexpected library failure; details go to the log, not the client.
     #[error("Internal error.")]
     Internal(String),
@@ -84,7 +88,10 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::PayloadTooLarge { .. } => 413,
             Error::RateLimited { .. } => 429,
-            Error::Unavailable { .. } | Error::Draining | Error::AdmissionUnavailable => 503,
+            Error::Unavailable { .. }
+            | Error::Draining
+            | Error::AdmissionUnavailable
+            | Error::DirectoryUnavailable => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -95,6 +102,7 @@ impl Error {
             Error::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             Error::Draining | Error::AdmissionUnavailable => Some(DRAIN_RETRY_AFTER.as_secs()),
             Error::RateLimited { retry_after } => Some(*retry_after),
+            Error::DirectoryUnavailable => Some(DIRECTORY_RETRY_AFTER.as_secs()),
             _ => None,
         }
     }
@@ -102,6 +110,10 @@ impl Error {
 
 /// What a client refused while the server drains is told to wait before it tries again.
 pub const DRAIN_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long a client refused for want of the cluster directory waits: the node reconnects
+/// to Redis by itself within about this long.
+pub const DIRECTORY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Result alias for signalling operations.
 pub type Result<T> = std::result::Result<T, Error>;

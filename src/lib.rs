@@ -19,6 +19,7 @@
 //! `error` usable from all.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
@@ -51,6 +52,8 @@ pub struct Server {
     pub tls: Option<Arc<http::tls::Reloadable>>,
     /// The embedded TURN/STUN server, when configured.
     pub turn: Option<Arc<turn::Turn>>,
+    /// Cluster mode: this node's part in the cluster.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -131,7 +134,14 @@ impl Server {
             let hook = hooks::EventHook::new(url.clone(), secret).map_err(std::io::Error::other)?;
             tokio::spawn(hook.run(sfu.clone()));
         }
+        let cluster = match &config.cluster {
+            Some(c) => Some(
+                cluster::Cluster::start(c.clone(), sfu.clone()).map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
         let app = Arc::new(http::App {
+            cluster: cluster.clone(),
             limiter: Arc::new(http::limits::Limiter::new(config.http_limits)),
             auth,
             admission,
@@ -154,12 +164,16 @@ impl Server {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown_sfu = sfu.clone();
+        let leaving = cluster.clone();
         let task = tokio::spawn(async move {
             let r = http::serve(app, listener, acceptor, async {
                 let _ = stopped.await;
             })
             .await;
             shutdown_sfu.shutdown().await;
+            if let Some(c) = leaving {
+                c.leave().await;
+            }
             if let Some(t) = metrics_task {
                 t.abort();
             }
@@ -171,6 +185,7 @@ impl Server {
             sfu,
             tls,
             turn,
+            cluster,
             stop: Some(stop),
             task,
         })

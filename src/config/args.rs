@@ -169,6 +169,18 @@ pub struct Args {
     /// Most simultaneous TURN allocations per credential [default: 10].
     #[arg(long, env = "WISP_TURN_QUOTA")]
     pub turn_quota: Option<usize>,
+    /// Cluster mode: nodes sharing this Redis (`redis://HOST:PORT[/DB]`) answer as one
+    /// service (rooms placed on the least-loaded node, other nodes redirect to the owner).
+    /// Needs --node-url.
+    #[arg(long, env = "WISP_CLUSTER_REDIS")]
+    pub cluster_redis: Option<String>,
+    /// Cluster mode: how clients and other nodes reach this node's HTTP (e.g.
+    /// https://node-a.example.com:8443).
+    #[arg(long, env = "WISP_NODE_URL")]
+    pub node_url: Option<String>,
+    /// Cluster mode: this node's id in the directory [default: random at each start].
+    #[arg(long, env = "WISP_NODE_ID")]
+    pub node_id: Option<String>,
     /// VAD: a packet is active at or above this loudness, in -dBov (0 loudest) [default: 30].
     #[arg(long, env = "WISP_VAD_ACTIVE_LEVEL")]
     pub vad_active_level: Option<u8>,

@@ -63,6 +63,8 @@ pub struct Config {
     pub vad: crate::media::vad::VadConfig,
     /// The embedded TURN server, when `--turn-listen` is given.
     pub turn: Option<crate::turn::TurnConfig>,
+    /// Cluster mode (`--cluster-redis`, `--node-url`, `--node-id`).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -75,6 +77,50 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("port range '{s}' must be 1..=65535 with LO <= HI"));
     }
     Ok((lo, hi))
+}
+
+/// `--cluster-redis` with the `--node-url` it needs and `--node-id` (random by default).
+fn cluster(
+    redis: Option<String>,
+    node_url: Option<String>,
+    node_id: Option<String>,
+) -> Result<Option<crate::cluster::ClusterConfig>, String> {
+    let Some(redis) = redis.filter(|r| !r.is_empty()) else {
+        if node_url.is_some() {
+            return Err("--node-url is for cluster mode: it needs --cluster-redis".into());
+        }
+        return Ok(None);
+    };
+    if !redis.starts_with("redis://") {
+        return Err(format!(
+            "--cluster-redis '{redis}' is not a redis://HOST:PORT[/DB] URL"
+        ));
+    }
+    let node_url = node_url
+        .ok_or("--cluster-redis needs --node-url (how clients and other nodes reach this node)")?
+        .trim_end_matches('/')
+        .to_owned();
+    let node_id = match node_id.filter(|i| !i.is_empty()) {
+        Some(id)
+            if id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            id
+        }
+        Some(id) => {
+            return Err(format!(
+                "--node-id '{id}' must be 1-64 letters, digits, '-', '_' or '.'"
+            ));
+        }
+        None => uuid::Uuid::new_v4().as_simple().to_string()[..12].to_owned(),
+    };
+    Ok(Some(crate::cluster::ClusterConfig {
+        redis,
+        node_url,
+        node_id,
+    }))
 }
 
 fn parse_nets(list: &[String]) -> Result<Vec<IpNet>, String> {
@@ -136,6 +182,11 @@ impl Config {
             (None, _) => None,
         };
         let auth_webhook = url(cli.auth_webhook.or(file.auth_webhook), "auth-webhook")?;
+        let cluster = cluster(
+            cli.cluster_redis.or(file.cluster_redis),
+            url(cli.node_url.or(file.node_url), "node-url")?,
+            cli.node_id.or(file.node_id),
+        )?;
         let auth_webhook_timeout = cli
             .auth_webhook_timeout
             .or(file.auth_webhook_timeout)
@@ -274,6 +325,7 @@ impl Config {
         };
         Ok(Config {
             turn,
+            cluster,
             vad,
             tls,
             dtls,

@@ -9,6 +9,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::auth::{self, Action, Grant};
+use crate::cluster::Placement;
 use crate::error::{Error, Result};
 use crate::http::App;
 use crate::http::headers::{self, Body, SDP, SDPFRAG};
@@ -305,6 +306,11 @@ async fn endpoint(
         }
         Method::POST => {
             headers::content_type_is(req.headers(), SDP)?;
+            if let Some(cluster) = &app.cluster
+                && let Placement::There { node, url } = cluster.place(&room).await?
+            {
+                return Ok(redirect(&node, &url, req.uri()));
+            }
             let resume = crate::sfu::Resume {
                 secret: req
                     .headers()
@@ -358,7 +364,7 @@ async fn endpoint(
                 }
             };
             let h = r.headers_mut();
-            let location = paths::session(&created.session);
+            let location = here(app, &paths::session(&created.session));
             h.insert(
                 header::LOCATION,
                 HeaderValue::from_str(&location).map_err(|e| Error::Internal(e.to_string()))?,
@@ -383,7 +389,7 @@ async fn endpoint(
             if !whip {
                 let link = format!(
                     "<{}>; rel=\"{}\"; events=\"{}\"",
-                    paths::session_sse(&created.session),
+                    here(app, &paths::session_sse(&created.session)),
                     paths::SSE_REL,
                     crate::http::streams::WHEP_EVENTS.join(",")
                 );
@@ -392,7 +398,7 @@ async fn endpoint(
                 }
                 let link = format!(
                     "<{}>; rel=\"{}\"",
-                    paths::session_layer(&created.session),
+                    here(app, &paths::session_layer(&created.session)),
                     paths::LAYER_REL
                 );
                 if let Ok(v) = HeaderValue::from_str(&link) {
@@ -405,6 +411,30 @@ async fn endpoint(
             allow: ENDPOINT_METHODS,
         }),
     }
+}
+
+/// A resource's URL for a response: its path, or in cluster mode this node's absolute URL, so
+/// a client that reached it through a redirect (or a balancer) comes back to this node
+/// whatever base it resolves against.
+fn here(app: &App, path: &str) -> String {
+    match &app.cluster {
+        Some(c) => format!("{}{path}", c.node_url()),
+        None => path.to_owned(),
+    }
+}
+
+/// `307 Temporary Redirect` (RFC 9725 §4.5) to the same path and query on the node at `url`.
+fn redirect(node: &str, url: &str, uri: &hyper::Uri) -> Response<Body> {
+    let target = format!("{url}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut r = headers::with_body(
+        StatusCode::TEMPORARY_REDIRECT,
+        "text/plain; charset=utf-8",
+        format!("This room is served by node {node}; send the request to {target}.\n"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// `Link: rel="ice-server"` headers with fresh TURN credentials for `room`.

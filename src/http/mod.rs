@@ -43,6 +43,8 @@ pub struct App {
     /// WHEP event streams of the sessions.
     pub streams: streams::Streams,
     pub metrics: crate::metrics::Metrics,
+    /// Cluster mode: the directory that says which node serves a room.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl App {

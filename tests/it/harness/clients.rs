@@ -247,6 +247,20 @@ impl Publisher {
         video_codec: Option<RTCRtpCodecParameters>,
         headers: &[(&str, &str)],
     ) -> Publisher {
+        let base = url(server, "");
+        Publisher::join_at(&base, room, ice, lossy, video_codec, headers).await
+    }
+
+    /// Publishes to `room` on the server at `base` (e.g. `http://127.0.0.1:8080`), which
+    /// need not be in this process.
+    pub async fn join_at(
+        base: &str,
+        room: &str,
+        ice: ClientIce,
+        lossy: Option<(usize, bool, bool)>,
+        video_codec: Option<RTCRtpCodecParameters>,
+        headers: &[(&str, &str)],
+    ) -> Publisher {
         let peer = Peer::with_ice(ice).await;
         let audio_ssrc = rand::random::<u32>();
         let video_ssrc = rand::random::<u32>();
@@ -270,7 +284,7 @@ impl Publisher {
         }
         let offer = peer.offer().await;
         let r = post_sdp_with(
-            &url(server, &wisp::http::paths::whip(room)),
+            &format!("{base}{}", wisp::http::paths::whip(room)),
             &offer,
             headers,
         )
@@ -490,6 +504,17 @@ impl Viewer {
         lossy: Option<(usize, bool, bool)>,
         bearer: Option<&str>,
     ) -> Viewer {
+        Viewer::join_url(&url(server, path), ice, lossy, bearer).await
+    }
+
+    /// Plays the WHEP endpoint at `endpoint` (a full URL; the server need not be in this
+    /// process).
+    pub async fn join_url(
+        endpoint: &str,
+        ice: ClientIce,
+        lossy: Option<(usize, bool, bool)>,
+        bearer: Option<&str>,
+    ) -> Viewer {
         let peer = Peer::with_ice(ice).await;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             peer.pc
@@ -504,7 +529,7 @@ impl Viewer {
                 .unwrap();
         }
         let offer = peer.offer().await;
-        let r = post_sdp_as(&url(server, path), &offer, bearer).await;
+        let r = post_sdp_as(endpoint, &offer, bearer).await;
         assert_eq!(r.status, 201, "{}", r.body);
         let relay = via_relay(&r.body, lossy).await;
         let answer = relay

@@ -6,6 +6,7 @@
 
 mod clients;
 mod hook;
+pub mod nodes;
 mod relay;
 mod sse;
 pub mod turn;

@@ -1,0 +1,209 @@
+//! Cluster mode on a real `redis-server`: rooms placed on one node, the others redirecting
+//! there (`307`), claims released when rooms end and taken over when their node dies, and
+//! `503` + `Retry-After` while Redis is away, with running sessions untouched.
+
+use crate::harness::nodes::*;
+use crate::harness::*;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use wisp::http::paths;
+use wisp::rtc::client::ClientIce;
+
+/// Most packets a publisher loop sends before the test gives up (bounds every loop).
+const MAX_PACKETS: u16 = 2000;
+
+/// A client that shows redirects instead of following them.
+fn no_follow() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn post(url: &str, sdp: &str) -> reqwest::Response {
+    no_follow()
+        .post(url)
+        .header("content-type", "application/sdp")
+        .body(sdp.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn base(s: &wisp::Server) -> String {
+    url(s, "")
+}
+
+/// A recvonly offer a WHEP POST can carry (never answered: only the status matters).
+async fn viewer_offer() -> String {
+    let peer = Peer::new().await;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        peer.pc
+            .add_transceiver_from_kind(
+                kind,
+                Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                    direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    peer.offer().await
+}
+
+/// Sends media until `viewer` has `n` video packets.
+async fn flows(publisher: &Publisher, viewer: &mut Viewer, n: usize) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(5));
+    let (mut got, mut i) = (0, 0u16);
+    while got < n {
+        assert!(i < MAX_PACKETS, "the viewer did not receive media");
+        ticker.tick().await;
+        publisher.send_video(i, i.is_multiple_of(10)).await;
+        i += 1;
+        while let Ok((kind, _)) = viewer.packets.try_recv() {
+            got += usize::from(kind == RtpCodecKind::Video);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lives_on_its_owner_and_the_other_nodes_redirect_there() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+
+    // Both idle: the tie goes to "a", whichever node is asked.
+    let publisher = Publisher::join(&b, "r").await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+    assert!(
+        publisher.session.starts_with(&base(&a)),
+        "the session's Location is absolute, on the owner: {}",
+        publisher.session
+    );
+    assert_eq!(a.sfu.session_counts(), (1, 0));
+    assert_eq!(b.sfu.session_counts(), (0, 0));
+
+    // WHIP and a participant's WHEP to B: 307 to the same path and query on A.
+    let offer = Peer::new().await.offer().await;
+    let r = post(&format!("{}{}?name=x", base(&b), paths::whip("r")), &offer).await;
+    assert_eq!(r.status(), 307);
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}{}?name=x", base(&a), paths::whip("r")).as_str()
+    );
+    let body = r.text().await.unwrap();
+    assert!(body.contains("node a"), "{body}");
+    let whep = format!("{}?self={}", paths::whep("r"), publisher.participant);
+    let r = post(&format!("{}{whep}", base(&b)), &viewer_offer().await).await;
+    assert_eq!(r.status(), 307);
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}{whep}", base(&a)).as_str()
+    );
+
+    // A viewer that follows the redirect (reqwest does, as RFC 9725 §4.5 asks) plays on A.
+    let mut viewer = Viewer::join(&b, &paths::whep("r")).await;
+    assert_eq!(a.sfu.session_counts(), (1, 1));
+    flows(&publisher, &mut viewer, 20).await;
+
+    // The owner renews its claim while the room lives: still A after a lease's worth of beats.
+    let beats = wisp::cluster::LEASE.as_secs() / wisp::cluster::RENEW_EVERY.as_secs() + 2;
+    beaten(&a, beats).await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rooms_go_to_the_least_loaded_node_and_are_released_when_they_end() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let on_a = Publisher::join(&a, "busy").await;
+    beaten(&a, 2).await; // A's report now counts its session
+
+    // A is asked for a new room but B has fewer sessions: 307 to B, and the claim is B's.
+    let offer = Peer::new().await.offer().await;
+    let r = post(&format!("{}{}", base(&a), paths::whip("fresh")), &offer).await;
+    assert_eq!(r.status(), 307, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}{}", base(&b), paths::whip("fresh")).as_str()
+    );
+    assert_eq!(redis.get("wisp:room:fresh").await.as_deref(), Some("b"));
+    let on_b = Publisher::join(&a, "fresh").await;
+    assert_eq!(b.sfu.session_counts(), (1, 0));
+
+    // The room ends on B (DELETE): its claim goes at once, not after the lease.
+    let mut watch = redis.watch("wisp:room:fresh").await;
+    let r = http().delete(&on_b.session).send().await.unwrap().status();
+    assert_eq!(r, 200);
+    loop {
+        let ev = next_event(&mut watch).await;
+        assert_ne!(
+            ev, "expired",
+            "the claim should be released, not left to expire"
+        );
+        if ev == "del" {
+            break;
+        }
+    }
+    assert_eq!(redis.get("wisp:room:fresh").await, None);
+    drop(on_a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_owners_room_moves_to_a_live_node_within_the_lease() {
+    let redis = Redis::start();
+    let mut a = NodeProcess::start(&redis, "a");
+    let b = node(&redis, "b").await;
+    let headers = [];
+    let first = Publisher::join_at(&a.url, "r", ClientIce::default(), None, None, &headers).await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+
+    // A dies without a word. Until its node lease runs out B still sends the room there...
+    let mut lease = redis.watch("wisp:node:a").await;
+    a.kill();
+    let offer = Peer::new().await.offer().await;
+    let r = post(&format!("{}{}", base(&b), paths::whip("r")), &offer).await;
+    assert_eq!(r.status(), 307);
+    // ...and once it has (at most the lease after A's last beat), the next POST moves it.
+    assert_eq!(next_event(&mut lease).await, "expired");
+    let again = Publisher::join(&b, "r").await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("b"));
+    assert_eq!(b.sfu.session_counts(), (1, 0));
+    drop((first, again));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_new_rooms_get_503_running_sessions_go_on_and_the_node_reconnects() {
+    let mut redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let publisher = Publisher::join(&a, "r").await;
+    let mut viewer = Viewer::join(&a, &paths::whep("r")).await;
+    flows(&publisher, &mut viewer, 10).await;
+
+    redis.kill();
+    let offer = Peer::new().await.offer().await;
+    let r = post(&format!("{}{}", base(&a), paths::whip("other")), &offer).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cluster directory"), "{body}");
+    // Media keeps flowing with the directory gone.
+    flows(&publisher, &mut viewer, 20).await;
+
+    // Redis comes back (empty): the node reconnects by itself, claims its room again, and
+    // new rooms are placed again.
+    let mut health = a.cluster.as_ref().unwrap().health();
+    within("the heartbeat to notice Redis is gone", async {
+        health.wait_for(|h| !h.reachable).await.unwrap();
+    })
+    .await;
+    redis.restart();
+    within("the heartbeat to reach Redis again", async {
+        health.wait_for(|h| h.reachable).await.unwrap();
+    })
+    .await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+    let again = Publisher::join(&a, "other").await;
+    drop(again);
+}

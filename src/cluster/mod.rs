@@ -15,6 +15,7 @@
 //! that need the directory get `503` + `Retry-After` while running sessions go on untouched
 //! and the connection manager reconnects by itself.
 
+pub mod cascade;
 pub mod load;
 
 use std::sync::Arc;
@@ -89,6 +90,14 @@ pub struct Cluster {
     health: tokio::sync::watch::Sender<Health>,
     /// The readings of the last heartbeat and the rates measured up to it.
     last: std::sync::Mutex<Rates>,
+    /// The secret nodes show each other (`Authorization: Bearer`), shared through Redis
+    /// (`wisp:secret`, made by the first node): it lets an edge follow an origin's room
+    /// events and play its publishers whatever tokens the cluster's clients need.
+    secret: std::sync::OnceLock<String>,
+    /// Node-to-node HTTP (the cascade's upstream sessions and event streams).
+    http: reqwest::Client,
+    /// The rooms this node serves as an edge, by room.
+    cascades: std::sync::Mutex<std::collections::HashMap<RoomId, Arc<cascade::CascadeHandle>>>,
 }
 
 /// How the heartbeat is going.
@@ -134,6 +143,13 @@ impl Cluster {
             sfu,
             reachable: AtomicBool::new(true),
             health: tokio::sync::watch::channel(Health::default()).0,
+            secret: Default::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))?,
+            cascades: Default::default(),
             last: std::sync::Mutex::new(Rates {
                 at: std::time::Instant::now(),
                 cpu_seconds: load::cpu_seconds().unwrap_or(0.0),
@@ -154,6 +170,69 @@ impl Cluster {
     /// `--node-url`.
     pub fn node_url(&self) -> &str {
         &self.cfg.node_url
+    }
+
+    /// Whether `bearer` is the cluster's node-to-node secret.
+    pub fn is_peer_secret(&self, bearer: &str) -> bool {
+        self.secret
+            .get()
+            .is_some_and(|s| crate::auth::constant_time_eq(s.as_bytes(), bearer.as_bytes()))
+    }
+
+    /// A node-to-node request, carrying the cluster's secret.
+    fn internal(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.secret.get() {
+            Some(s) => rb.bearer_auth(s),
+            None => rb,
+        }
+    }
+
+    /// Serves a plain WHEP viewer of `room` on this node, an edge of the origin at `origin`:
+    /// starts the room's cascade if it has none and waits (bounded) for its first roster, so
+    /// the viewer's slots and `/whep/{room}/{participant}` find the origin's publishers.
+    pub async fn edge(self: &Arc<Self>, room: &RoomId, origin: &str) -> Result<()> {
+        if self.secret.get().is_none() {
+            return Err(Error::DirectoryUnavailable);
+        }
+        let handle = {
+            let mut cascades = crate::lock::Locked::locked(&self.cascades);
+            cascades
+                .entry(room.clone())
+                .or_insert_with(|| cascade::spawn(self, room.clone(), origin.to_owned()))
+                .clone()
+        };
+        let mut synced = handle.synced.clone();
+        let _ = tokio::time::timeout(cascade::FIRST_ROSTER_WAIT, synced.wait_for(|s| *s)).await;
+        Ok(())
+    }
+
+    /// Forgets an ended cascade.
+    fn cascade_ended(&self, room: &RoomId) {
+        crate::lock::Locked::locked(&self.cascades).remove(room);
+    }
+
+    /// Whether this node serves `room` as an edge.
+    pub fn is_edge(&self, room: &RoomId) -> bool {
+        crate::lock::Locked::locked(&self.cascades).contains_key(room)
+    }
+
+    /// The room's live owner as the directory says now (`None`: unclaimed, or its owner's
+    /// node lease is gone), without claiming anything.
+    pub async fn owner(&self, room: &RoomId) -> Result<Option<Placement>> {
+        let mut con = self.con();
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(room_key(room))
+            .query_async(&mut con)
+            .await
+            .map_err(unreachable)?;
+        Ok(match owner {
+            None => None,
+            Some(id) if id == self.cfg.node_id => Some(Placement::Here),
+            Some(id) => self.report(&mut con, &id).await?.map(|n| Placement::There {
+                node: n.id,
+                url: n.url,
+            }),
+        })
     }
 
     /// The heartbeat's progress, to wait on.
@@ -341,8 +420,28 @@ impl Cluster {
             .query_async::<()>(&mut con)
             .await
             .map_err(unreachable)?;
+        if self.secret.get().is_none() {
+            let made = uuid::Uuid::new_v4().as_simple().to_string();
+            let _: Option<String> = redis::cmd("SET")
+                .arg("wisp:secret")
+                .arg(&made)
+                .arg("NX")
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable)?;
+            let shared: Option<String> = redis::cmd("GET")
+                .arg("wisp:secret")
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable)?;
+            if let Some(s) = shared {
+                let _ = self.secret.set(s);
+            }
+        }
         for room in self.sfu.rooms_now() {
-            self.hold(&mut con, &room.id).await?;
+            if !self.is_edge(&room.id) {
+                self.hold(&mut con, &room.id).await?;
+            }
         }
         Ok(())
     }

@@ -200,9 +200,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         let by_access =
             query_param(&req, "access").is_some_and(|t| app.auth.verify_events(room, &t));
         if !by_access {
-            app.auth
-                .verify(auth::bearer(req.headers()))?
-                .allows(Some(room), Action::Participate)?;
+            verify(app, req.headers())?.allows(Some(room), Action::Participate)?;
         }
         return match *req.method() {
             Method::GET => {
@@ -212,10 +210,10 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         };
     }
     if let Route::Api(api) = route {
-        let grant = app.auth.verify(auth::bearer(req.headers()));
+        let grant = verify(app, req.headers());
         return crate::http::admin::handle(app, req.method(), api, grant).await;
     }
-    let grant = app.auth.verify(auth::bearer(req.headers()))?;
+    let grant = verify(app, req.headers())?;
     match &route {
         Route::Session(id)
         | Route::SessionSse(id)
@@ -265,6 +263,18 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
     }
 }
 
+/// The request's credential: a client's token, or in cluster mode another node showing the
+/// cluster's secret (an edge following this node's rooms).
+fn verify(app: &App, h: &HeaderMap) -> Result<Grant> {
+    let bearer = auth::bearer(h);
+    if let (Some(c), Some(b)) = (&app.cluster, bearer)
+        && c.is_peer_secret(b)
+    {
+        return Ok(Grant::admin());
+    }
+    app.auth.verify(bearer)
+}
+
 /// The admission webhook's word for an action.
 fn action_word(a: Action) -> &'static str {
     match a {
@@ -309,7 +319,13 @@ async fn endpoint(
             if let Some(cluster) = &app.cluster
                 && let Placement::There { node, url } = cluster.place(&room).await?
             {
-                return Ok(redirect(&node, &url, req.uri()));
+                // A plain player is served here, from the owner through the cascade; a
+                // publisher or a conference participant lives on the owner.
+                let plain_player = !whip && query_param(&req, "self").is_none();
+                if !plain_player {
+                    return Ok(redirect(&node, &url, req.uri()));
+                }
+                cluster.edge(&room, &url).await?;
             }
             let resume = crate::sfu::Resume {
                 secret: req

@@ -152,6 +152,16 @@ impl RtcEngine {
         super::lib_leg::publisher_leg(self, room, offer, summary, observer).await
     }
 
+    /// A cascade's upstream leg: wisp's own WHEP offer to another node (cluster mode), and
+    /// the connection that applies its answer.
+    pub async fn upstream(
+        &self,
+        room: &str,
+        observer: Arc<dyn PeerObserver>,
+    ) -> Result<(RtcPeer, String)> {
+        super::lib_leg::upstream_leg(self, room, observer).await
+    }
+
     /// Answers a WHEP offer: one send-only track per offered m-line, preferring `prefs[i]`
     /// (the publisher's codec, when known) for m-line `i`.
     pub async fn play(

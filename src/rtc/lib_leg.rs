@@ -201,6 +201,45 @@ pub(crate) async fn publisher_leg(
     }
 }
 
+/// A cascade's upstream leg (cluster mode): wisp as a WHEP player of another node, one
+/// receive-only audio and one video m-line offered with every codec wisp forwards. Returns the
+/// connection and its offer (gathered: it carries every candidate); the other node's answer
+/// goes to [`RtcPeer::accept_answer`]. Its tracks reach `observer` as a publisher's do.
+pub(crate) async fn upstream_leg(
+    engine: &RtcEngine,
+    room: &str,
+    observer: Arc<dyn PeerObserver>,
+) -> Result<(RtcPeer, String)> {
+    let summary = OfferSummary {
+        media: vec![],
+        mids: vec!["0".into(), "1".into()],
+    };
+    let peer = lib_peer(engine, room, observer, &summary).await?;
+    let result = async {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            peer.lib()?
+                .add_transceiver_from_kind(
+                    kind_of(kind),
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(lib_error("transceiver"))?;
+        }
+        peer.make_offer().await
+    }
+    .await;
+    match result {
+        Ok(offer) => Ok((peer, offer)),
+        Err(e) => {
+            peer.close().await;
+            Err(e)
+        }
+    }
+}
+
 /// One send track per live m-line of the client's offer: its kind and mid.
 pub(crate) fn send_slots(summary: &OfferSummary) -> Vec<(MediaKind, String)> {
     summary

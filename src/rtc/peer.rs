@@ -147,6 +147,27 @@ impl RtcPeer {
         self.set_local_and_gather(answer).await
     }
 
+    /// Offers (wisp as the offerer: a cascade's upstream leg), gathered.
+    pub(crate) async fn make_offer(&self) -> Result<String> {
+        let pc = self.lib()?;
+        let offer = pc
+            .create_offer(None)
+            .await
+            .map_err(super::lib_leg::lib_error("offer"))?;
+        self.set_local_and_gather(offer).await
+    }
+
+    /// Applies the answer to [`RtcPeer::make_offer`]'s offer (candidates filtered as a
+    /// client's are).
+    pub async fn accept_answer(&self, answer: &str) -> Result<()> {
+        let desc = RTCSessionDescription::answer(self.filter.filter_sdp(answer))
+            .map_err(|e| Error::BadSdp(e.to_string().trim_end_matches('.').to_string()))?;
+        self.lib()?
+            .set_remote_description(desc)
+            .await
+            .map_err(super::lib_leg::lib_error("remote answer"))
+    }
+
     /// Sets our side of the exchange, waits (bounded) for gathering so the SDP carries every
     /// server candidate, and keeps those candidates for ICE restarts (the sockets outlive them).
     async fn set_local_and_gather(&self, desc: RTCSessionDescription) -> Result<String> {

@@ -22,6 +22,9 @@ pub struct Participant {
     /// The name came from the token's `name` claim: a POST with a token of the same name may
     /// take the participant over (a restarted OBS or whipsink shows nothing else).
     pub named_by_token: bool,
+    /// A mirror of another node's publisher (cluster mode's cascade): its upstream leg
+    /// ending ends it at once; the cascade decides what comes next.
+    pub mirror: bool,
 }
 
 impl Participant {
@@ -33,6 +36,26 @@ impl Participant {
             joined_at: SystemTime::now(),
             resume: uuid::Uuid::new_v4().as_simple().to_string(),
             named_by_token,
+            mirror: false,
+        })
+    }
+
+    /// Another node's publisher as this node shows it: its id, name and join time kept, so
+    /// the rosters, slots and `/whep/{room}/{participant}` URLs of both nodes agree.
+    pub fn mirror(
+        id: ParticipantId,
+        name: String,
+        joined_at: SystemTime,
+        session: SessionId,
+    ) -> Arc<Participant> {
+        Arc::new(Participant {
+            id,
+            name,
+            session,
+            joined_at,
+            resume: uuid::Uuid::new_v4().as_simple().to_string(),
+            named_by_token: false,
+            mirror: true,
         })
     }
 
@@ -45,6 +68,7 @@ impl Participant {
             joined_at: self.joined_at,
             resume: self.resume.clone(),
             named_by_token: self.named_by_token,
+            mirror: self.mirror,
         })
     }
 }

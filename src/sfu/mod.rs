@@ -8,6 +8,7 @@ pub mod layers;
 mod members;
 mod observers;
 pub mod plan;
+mod relay;
 mod resume;
 pub mod room;
 mod session;
@@ -23,8 +24,9 @@ use crate::media::SlotSink;
 use crate::rtc::RtcEngine;
 use crate::signal::{self, MediaKind, Role};
 pub use ids::{ParticipantId, RoomId, SessionId};
-use observers::{PublisherObserver, ViewerObserver};
+use observers::ViewerObserver;
 pub use plan::ViewerState;
+pub use relay::PendingMirror;
 pub use resume::{DEFAULT_GRACE, Resume};
 use room::Command;
 pub use room::{Participant, ROOM_TICK, Room, Viewer};
@@ -178,14 +180,7 @@ impl Sfu {
             Some(old) => old.resumed(id),
             None => Participant::new(name, id, resume.named_by_token),
         };
-        let observer = Arc::new(PublisherObserver {
-            sfu: self.me.clone(),
-            session: id,
-            room: Arc::downgrade(&room),
-            participant: participant.id.clone(),
-            audio_level_id: Default::default(),
-            vad: self.limits.vad,
-        });
+        let observer = self.publisher_observer(id, &room, &participant);
         let (peer, answer) = match self
             .rtc
             .publish(room_id.as_str(), offer, &summary, observer.clone())
@@ -271,6 +266,9 @@ impl Sfu {
         let SessionKind::Publisher(p) = &session.kind else {
             return self.remove(id).await;
         };
+        if p.mirror {
+            return self.remove(id).await;
+        }
         if grace.is_zero() || self.sessions().remove(&id).is_none() {
             return self.remove(id).await;
         }

@@ -9,8 +9,27 @@ use crate::media::input::{TrackInput, VoiceInput};
 use crate::media::vad::VadConfig;
 use crate::rtc::{InTrackInfo, KeyframeRequester, PeerObserver, PeerState, RtpSink};
 use crate::sfu::room::Command;
-use crate::sfu::{ParticipantId, Room, SessionId, Sfu};
+use crate::sfu::{Participant, ParticipantId, Room, SessionId, Sfu};
 use crate::signal::MediaKind;
+
+impl Sfu {
+    /// How session `id`'s publisher leg tells `room` about `participant`'s tracks.
+    pub(crate) fn publisher_observer(
+        &self,
+        id: SessionId,
+        room: &Arc<Room>,
+        participant: &Participant,
+    ) -> Arc<PublisherObserver> {
+        Arc::new(PublisherObserver {
+            sfu: self.me.clone(),
+            session: id,
+            room: Arc::downgrade(room),
+            participant: participant.id.clone(),
+            audio_level_id: Default::default(),
+            vad: self.limits.vad,
+        })
+    }
+}
 
 pub(crate) struct PublisherObserver {
     pub(crate) sfu: Weak<Sfu>,

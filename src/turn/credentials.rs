@@ -116,12 +116,11 @@ impl Minter {
         let now = unix_now();
         issued + max_age.as_secs() >= now
             && issued <= now + 1
-            && constant_time_eq(self.nonce_at(client, issued).as_bytes(), nonce.as_bytes())
+            && crate::auth::constant_time_eq(
+                self.nonce_at(client, issued).as_bytes(),
+                nonce.as_bytes(),
+            )
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -33,6 +33,21 @@ fn base(s: &wisp::Server) -> String {
     url(s, "")
 }
 
+/// The node the directory gave `room` to, and the other one. Which node a room lands on
+/// depends on the nodes' load reports (CPU included), so tests ask rather than assume.
+async fn owner_and_other<'a>(
+    redis: &Redis,
+    room: &str,
+    a: &'a wisp::Server,
+    b: &'a wisp::Server,
+) -> (&'a wisp::Server, &'a wisp::Server) {
+    match redis.get(&format!("wisp:room:{room}")).await.as_deref() {
+        Some("a") => (a, b),
+        Some("b") => (b, a),
+        other => panic!("room {room} is owned by {other:?}"),
+    }
+}
+
 /// A recvonly offer a WHEP POST can carry (never answered: only the status matters).
 async fn viewer_offer() -> String {
     let peer = Peer::new().await;
@@ -72,44 +87,51 @@ async fn a_room_lives_on_its_owner_and_the_other_nodes_redirect_there() {
     let a = node(&redis, "a").await;
     let b = node(&redis, "b").await;
 
-    // Both idle: the tie goes to "a", whichever node is asked.
     let publisher = Publisher::join(&b, "r").await;
-    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+    let (owner, other) = owner_and_other(&redis, "r", &a, &b).await;
     assert!(
-        publisher.session.starts_with(&base(&a)),
+        publisher.session.starts_with(&base(owner)),
         "the session's Location is absolute, on the owner: {}",
         publisher.session
     );
-    assert_eq!(a.sfu.session_counts(), (1, 0));
-    assert_eq!(b.sfu.session_counts(), (0, 0));
+    assert_eq!(owner.sfu.session_counts(), (1, 0));
+    assert_eq!(other.sfu.session_counts(), (0, 0));
 
-    // WHIP and a participant's WHEP to B: 307 to the same path and query on A.
+    // WHIP and a participant's WHEP to the other node: 307 to the same path and query on
+    // the owner.
     let offer = Peer::new().await.offer().await;
-    let r = post(&format!("{}{}?name=x", base(&b), paths::whip("r")), &offer).await;
+    let r = post(
+        &format!("{}{}?name=x", base(other), paths::whip("r")),
+        &offer,
+    )
+    .await;
     assert_eq!(r.status(), 307);
     assert_eq!(
         r.headers()["location"],
-        format!("{}{}?name=x", base(&a), paths::whip("r")).as_str()
+        format!("{}{}?name=x", base(owner), paths::whip("r")).as_str()
     );
     let body = r.text().await.unwrap();
-    assert!(body.contains("node a"), "{body}");
+    let id = owner.cluster.as_ref().unwrap().node_id();
+    assert!(body.contains(&format!("node {id}")), "{body}");
     let whep = format!("{}?self={}", paths::whep("r"), publisher.participant);
-    let r = post(&format!("{}{whep}", base(&b)), &viewer_offer().await).await;
+    let r = post(&format!("{}{whep}", base(other)), &viewer_offer().await).await;
     assert_eq!(r.status(), 307);
     assert_eq!(
         r.headers()["location"],
-        format!("{}{whep}", base(&a)).as_str()
+        format!("{}{whep}", base(owner)).as_str()
     );
 
-    // A viewer that follows the redirect (reqwest does, as RFC 9725 §4.5 asks) plays on A.
-    let mut viewer = Viewer::join(&b, &paths::whep("r")).await;
-    assert_eq!(a.sfu.session_counts(), (1, 1));
-    flows(&publisher, &mut viewer, 20).await;
+    // A publisher that follows the redirect (reqwest does, as RFC 9725 §4.5 asks)
+    // publishes on the owner.
+    let second = Publisher::join(other, "r").await;
+    assert_eq!(owner.sfu.session_counts(), (2, 0));
+    assert!(second.session.starts_with(&base(owner)));
 
-    // The owner renews its claim while the room lives: still A after a lease's worth of beats.
+    // The owner renews its claim while the room lives: still its after a lease's worth of
+    // beats.
     let beats = wisp::cluster::LEASE.as_secs() / wisp::cluster::RENEW_EVERY.as_secs() + 2;
-    beaten(&a, beats).await;
-    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+    beaten(owner, beats).await;
+    assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some(id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,22 +139,25 @@ async fn new_rooms_go_to_the_least_loaded_node_and_are_released_when_they_end() 
     let redis = Redis::start();
     let a = node(&redis, "a").await;
     let b = node(&redis, "b").await;
-    let on_a = Publisher::join(&a, "busy").await;
-    beaten(&a, 2).await; // A's report now counts its session
+    let busy = Publisher::join(&a, "busy").await;
+    let (loaded, idle) = owner_and_other(&redis, "busy", &a, &b).await;
+    beaten(loaded, 2).await; // its report now counts its session
 
-    // A is asked for a new room but B has fewer sessions: 307 to B, and the claim is B's.
+    // The loaded node is asked for a new room but the other has fewer sessions: 307 there,
+    // and the claim is the idle node's.
     let offer = Peer::new().await.offer().await;
-    let r = post(&format!("{}{}", base(&a), paths::whip("fresh")), &offer).await;
+    let r = post(&format!("{}{}", base(loaded), paths::whip("fresh")), &offer).await;
     assert_eq!(r.status(), 307, "{}", r.text().await.unwrap());
     assert_eq!(
         r.headers()["location"],
-        format!("{}{}", base(&b), paths::whip("fresh")).as_str()
+        format!("{}{}", base(idle), paths::whip("fresh")).as_str()
     );
-    assert_eq!(redis.get("wisp:room:fresh").await.as_deref(), Some("b"));
-    let on_b = Publisher::join(&a, "fresh").await;
-    assert_eq!(b.sfu.session_counts(), (1, 0));
+    let idle_id = idle.cluster.as_ref().unwrap().node_id();
+    assert_eq!(redis.get("wisp:room:fresh").await.as_deref(), Some(idle_id));
+    let on_b = Publisher::join(loaded, "fresh").await;
+    assert_eq!(idle.sfu.session_counts(), (1, 0));
 
-    // The room ends on B (DELETE): its claim goes at once, not after the lease.
+    // The room ends on its node (DELETE): its claim goes at once, not after the lease.
     let mut watch = redis.watch("wisp:room:fresh").await;
     let r = http().delete(&on_b.session).send().await.unwrap().status();
     assert_eq!(r, 200);
@@ -147,17 +172,17 @@ async fn new_rooms_go_to_the_least_loaded_node_and_are_released_when_they_end() 
         }
     }
     assert_eq!(redis.get("wisp:room:fresh").await, None);
-    drop(on_a);
+    drop(busy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_owners_room_moves_to_a_live_node_within_the_lease() {
     let redis = Redis::start();
     let mut a = NodeProcess::start(&redis, "a");
-    let b = node(&redis, "b").await;
     let headers = [];
     let first = Publisher::join_at(&a.url, "r", ClientIce::default(), None, None, &headers).await;
     assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
+    let b = node(&redis, "b").await;
 
     // A dies without a word. Until its node lease runs out B still sends the room there...
     let mut lease = redis.watch("wisp:node:a").await;
@@ -206,4 +231,46 @@ async fn without_redis_new_rooms_get_503_running_sessions_go_on_and_the_node_rec
     assert_eq!(redis.get("wisp:room:r").await.as_deref(), Some("a"));
     let again = Publisher::join(&a, "other").await;
     drop(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let publisher = Publisher::join(&a, "r").await;
+    let (origin, edge) = owner_and_other(&redis, "r", &a, &b).await;
+    let mut origin_events = Sse::open(&http(), &url(origin, &paths::room_events("r"))).await;
+
+    // Two plain players reach the edge: both served there, fed by one upstream session from
+    // the origin.
+    let mut v1 = Viewer::join(edge, &paths::whep("r")).await;
+    assert!(v1.session.starts_with(&base(edge)), "{}", v1.session);
+    let by_name = paths::whep_participant("r", &publisher.participant);
+    let mut v2 = Viewer::join(edge, &by_name).await;
+    flows(&publisher, &mut v1, 20).await;
+    flows(&publisher, &mut v2, 20).await;
+    assert_eq!(
+        origin.sfu.session_counts(),
+        (1, 1),
+        "one upstream on the origin"
+    );
+    assert_eq!(
+        edge.sfu.session_counts(),
+        (1, 2),
+        "a mirror and two players on the edge"
+    );
+
+    // The players leave; a grace later the edge closes its upstream on the origin.
+    for v in [&v1, &v2] {
+        let s = http().delete(&v.session).send().await.unwrap().status();
+        assert_eq!(s, 200);
+    }
+    origin_events
+        .until("viewercount", |d| d["viewercount"] == 1)
+        .await;
+    origin_events
+        .until("viewercount", |d| d["viewercount"] == 0)
+        .await;
+    drop(publisher);
 }

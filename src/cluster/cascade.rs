@@ -1,0 +1,406 @@
+//! The cascade: a plain WHEP viewer that reaches a node which does not own the room is served
+//! on that node (the edge), which pulls the room from its owner (the origin) once, however
+//! many viewers it has. The edge follows the origin's room events (`/rooms/{room}/events`,
+//! authenticated with the cluster's shared secret) and keeps one mirror per publisher: an upstream WHEP session to `/whep/{room}/{participant}` on the origin whose tracks
+//! feed the edge's room (`sfu::relay`), so the edge's viewers get slots, the keyframe cache
+//! and layer choice from the edge as they would from the origin, and one upstream per track
+//! per edge is the origin's whole cost.
+//!
+//! The cascade ends a grace after the edge's last viewer leaves. When the origin goes (its
+//! event stream ends), the mirrors go with it and the cascade asks the directory for the
+//! room's owner again — a new owner (the publisher re-POSTed elsewhere after the old owner's
+//! lease ran out) is followed; this node becoming the owner ends the cascade, the room being
+//! local now.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::cluster::{Cluster, Placement};
+use crate::sfu::{ParticipantId, RoomId, SessionId};
+
+/// How long a cascade outlives the edge's last viewer (a player reloading keeps its upstream).
+pub const IDLE_GRACE: Duration = Duration::from_secs(10);
+/// How often the cascade looks at its viewers, its mirrors and (origin lost) the directory.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long a viewer's POST waits for the cascade's first roster before it is served anyway
+/// (its slots fill when the mirrors arrive).
+pub const FIRST_ROSTER_WAIT: Duration = Duration::from_secs(3);
+
+/// A running cascade, as the cluster keeps it.
+pub struct CascadeHandle {
+    /// True once the origin's first roster has been mirrored.
+    pub synced: watch::Receiver<bool>,
+}
+
+/// One mirrored publisher: the local session and the origin's session URL (for its DELETE).
+struct Mirror {
+    session: SessionId,
+    upstream: String,
+}
+
+/// What the origin says a publisher is.
+#[derive(Debug, Clone, PartialEq)]
+struct Sender {
+    name: String,
+    joined_at: SystemTime,
+}
+
+/// Starts the cascade of `room` from the origin at `origin`.
+pub(crate) fn spawn(cluster: &Arc<Cluster>, room: RoomId, origin: String) -> Arc<CascadeHandle> {
+    let (synced_tx, synced) = watch::channel(false);
+    let handle = Arc::new(CascadeHandle { synced });
+    tokio::spawn(run(Arc::downgrade(cluster), room, origin, synced_tx));
+    handle
+}
+
+async fn run(
+    cluster: Weak<Cluster>,
+    room: RoomId,
+    mut origin: String,
+    synced: watch::Sender<bool>,
+) {
+    tracing::info!(%room, %origin, "cascade started");
+    let mut mirrors: HashMap<ParticipantId, Mirror> = HashMap::new();
+    loop {
+        let Some(c) = cluster.upgrade() else { return };
+        let why = follow(&c, &room, &origin, &mut mirrors, &synced).await;
+        for (_, m) in mirrors.drain() {
+            c.end_mirror(m.session, &m.upstream).await;
+        }
+        match why {
+            Stop::Idle => break,
+            Stop::OriginLost(e) => {
+                tracing::warn!(%room, %origin, "cascade lost its origin: {e}");
+            }
+        }
+        // Whom to follow now: wait for the room to have a live owner again.
+        match next_origin(&c, &room).await {
+            Some(o) => origin = o,
+            None => break,
+        }
+        drop(c);
+    }
+    if let Some(c) = cluster.upgrade() {
+        c.cascade_ended(&room);
+    }
+    tracing::info!(%room, "cascade ended");
+}
+
+enum Stop {
+    /// No viewer on this node for the grace.
+    Idle,
+    /// The origin's event stream ended or could not be opened.
+    OriginLost(String),
+}
+
+/// Follows the origin's room events, keeping a mirror per publisher, until the
+/// origin goes or this node's viewers have been gone for the grace.
+async fn follow(
+    c: &Arc<Cluster>,
+    room: &RoomId,
+    origin: &str,
+    mirrors: &mut HashMap<ParticipantId, Mirror>,
+    synced: &watch::Sender<bool>,
+) -> Stop {
+    let url = format!("{origin}{}", crate::http::paths::room_events(room.as_str()));
+    let resp = match c.internal(c.http.get(&url)).send().await {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => return Stop::OriginLost(format!("events: {}", r.status())),
+        Err(e) => return Stop::OriginLost(format!("events: {e}")),
+    };
+    let mut resp = resp;
+    let mut frames = Frames::default();
+    let mut senders: HashMap<ParticipantId, Sender> = HashMap::new();
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    let mut idle_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            chunk = resp.chunk() => match chunk {
+                Ok(Some(bytes)) => {
+                    let mut changed = false;
+                    for (event, data) in frames.push(&bytes) {
+                        changed |= apply(&mut senders, &event, &data);
+                        if event == "roster" {
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        reconcile(c, room, origin, &senders, mirrors).await;
+                        synced.send_replace(true);
+                    }
+                }
+                Ok(None) => return Stop::OriginLost("events ended".into()),
+                Err(e) => return Stop::OriginLost(format!("events: {e}")),
+            },
+            _ = check.tick() => {
+                // A mirror whose upstream failed is gone from the sessions: start it again.
+                let before = mirrors.len();
+                mirrors.retain(|_, m| c.sfu.session(m.session).is_some());
+                if mirrors.len() != before {
+                    reconcile(c, room, origin, &senders, mirrors).await;
+                }
+                let viewers = match c.sfu.room(room) {
+                    Some(r) => r.viewer_count().await,
+                    None => 0,
+                };
+                match (viewers, idle_since) {
+                    (0, None) => idle_since = Some(tokio::time::Instant::now()),
+                    (0, Some(t)) if t.elapsed() >= IDLE_GRACE => return Stop::Idle,
+                    (0, Some(_)) => {}
+                    _ => idle_since = None,
+                }
+            }
+        }
+    }
+}
+
+/// Starts a mirror for each publisher without one and ends those of publishers that left.
+async fn reconcile(
+    c: &Arc<Cluster>,
+    room: &RoomId,
+    origin: &str,
+    senders: &HashMap<ParticipantId, Sender>,
+    mirrors: &mut HashMap<ParticipantId, Mirror>,
+) {
+    let gone: Vec<ParticipantId> = mirrors
+        .keys()
+        .filter(|p| !senders.contains_key(*p))
+        .cloned()
+        .collect();
+    for p in gone {
+        if let Some(m) = mirrors.remove(&p) {
+            c.end_mirror(m.session, &m.upstream).await;
+        }
+    }
+    for (p, s) in senders {
+        if mirrors.contains_key(p) {
+            continue;
+        }
+        match c.start_mirror(room, origin, p, s).await {
+            Ok(m) => {
+                mirrors.insert(p.clone(), m);
+            }
+            Err(e) => tracing::warn!(%room, participant = %p, "mirror not started: {e}"),
+        }
+    }
+}
+
+/// Applies one origin event to the set of publishers; true if it may have changed. Every
+/// publisher is mirrored, sending yet or not: its upstream session gets its tracks when they
+/// arrive on the origin, and `/whep/{room}/{participant}` finds it here from its join.
+fn apply(senders: &mut HashMap<ParticipantId, Sender>, event: &str, data: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return false;
+    };
+    let sender = |p: &serde_json::Value| Sender {
+        name: p["name"].as_str().unwrap_or("guest").to_owned(),
+        joined_at: SystemTime::UNIX_EPOCH
+            + Duration::from_millis(p["joined_at"].as_u64().unwrap_or(0)),
+    };
+    let id = |p: &serde_json::Value| ParticipantId::parse(p["id"].as_str()?).ok();
+    match event {
+        "roster" => {
+            senders.clear();
+            for p in v["participants"].as_array().into_iter().flatten() {
+                if let Some(i) = id(p) {
+                    senders.insert(i, sender(p));
+                }
+            }
+            true
+        }
+        "joined" => {
+            let p = &v["participant"];
+            id(p).is_some_and(|i| senders.insert(i, sender(p)).is_none())
+        }
+        "left" => id(&v).is_some_and(|i| senders.remove(&i).is_some()),
+        _ => false,
+    }
+}
+
+/// Asks the directory (every [`CHECK_EVERY`]) until the room has a live owner that is not this
+/// node (its URL), or becomes this node's or loses its viewers here (`None`).
+async fn next_origin(c: &Arc<Cluster>, room: &RoomId) -> Option<String> {
+    let mut idle_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::time::sleep(CHECK_EVERY).await;
+        let viewers = match c.sfu.room(room) {
+            Some(r) => r.viewer_count().await,
+            None => 0,
+        };
+        if viewers == 0 {
+            let t = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+            if t.elapsed() >= IDLE_GRACE {
+                return None;
+            }
+        } else {
+            idle_since = None;
+        }
+        match c.owner(room).await {
+            Ok(Some(Placement::There { url, .. })) => return Some(url),
+            Ok(Some(Placement::Here)) => return None,
+            // No live owner yet (its node died and no publisher has come back), or Redis
+            // is away: ask again.
+            Ok(None) | Err(_) => {}
+        }
+    }
+}
+
+/// Server-sent events split into (event, data) as bytes arrive.
+#[derive(Default)]
+struct Frames {
+    buf: String,
+}
+
+impl Frames {
+    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.buf.push_str(&String::from_utf8_lossy(bytes));
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.find("\n\n") {
+            let frame: String = self.buf.drain(..end + 2).collect();
+            let (mut event, mut data) = (String::new(), String::new());
+            for line in frame.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if !event.is_empty() {
+                out.push((event, data));
+            }
+        }
+        out
+    }
+}
+
+impl Cluster {
+    /// Mirrors publisher `p` of `room` from the origin: the upstream leg's offer to the
+    /// origin's `/whep/{room}/{p}`, its answer applied.
+    async fn start_mirror(
+        &self,
+        room: &RoomId,
+        origin: &str,
+        p: &ParticipantId,
+        s: &Sender,
+    ) -> Result<Mirror, String> {
+        let (pending, offer) = self
+            .sfu
+            .mirror_offer(room, p.clone(), s.name.clone(), s.joined_at)
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "{origin}{}",
+            crate::http::paths::whep_participant(room.as_str(), p.as_str())
+        );
+        let posted = self
+            .internal(self.http.post(&url))
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await;
+        let resp = match posted {
+            Ok(r) if r.status() == reqwest::StatusCode::CREATED => r,
+            Ok(r) => {
+                self.sfu.mirror_abandon(pending).await;
+                return Err(format!("the origin answered {}", r.status()));
+            }
+            Err(e) => {
+                self.sfu.mirror_abandon(pending).await;
+                return Err(e.to_string());
+            }
+        };
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(|l| absolute(origin, l));
+        let answer = match resp.text().await {
+            Ok(a) => a,
+            Err(e) => {
+                self.sfu.mirror_abandon(pending).await;
+                return Err(e.to_string());
+            }
+        };
+        let Some(upstream) = location else {
+            self.sfu.mirror_abandon(pending).await;
+            return Err("the origin's 201 had no Location".into());
+        };
+        match self.sfu.mirror_start(pending, &answer).await {
+            Ok(session) => Ok(Mirror { session, upstream }),
+            Err(e) => {
+                let _ = self.internal(self.http.delete(&upstream)).send().await;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Ends a mirror here and its session on the origin.
+    async fn end_mirror(&self, session: SessionId, upstream: &str) {
+        let _ = self.sfu.remove(session).await;
+        let _ = self.internal(self.http.delete(upstream)).send().await;
+    }
+}
+
+/// `location` resolved against `origin` (a node's URL).
+fn absolute(origin: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else {
+        format!("{origin}{location}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_across_chunks() {
+        let mut f = Frames::default();
+        assert!(f.push(b"event: roster\ndata: {\"a\":").is_empty());
+        let got = f.push(b"1}\n\n: keep-alive\n\nevent: left\ndata: {}\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ("roster".into(), "{\"a\":1}".into()),
+                ("left".into(), "{}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_publishers_follow_the_origins_events() {
+        let mut s = HashMap::new();
+        let p1 = "aaaaaaaa";
+        let roster = format!(
+            r#"{{"type":"roster","participants":[{{"id":"{p1}","name":"Ann","joined_at":5,"audio":true,"video":false,"speaking":false}}],"activeSpeaker":null}}"#
+        );
+        assert!(apply(&mut s, "roster", &roster));
+        let ann = &s[&ParticipantId::parse(p1).unwrap()];
+        assert_eq!(ann.name, "Ann");
+        assert_eq!(
+            ann.joined_at,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(5)
+        );
+        let joined = r#"{"type":"joined","participant":{"id":"bbbbbbbb","name":"Bo","joined_at":6,"audio":false,"video":false,"speaking":false}}"#;
+        assert!(apply(&mut s, "joined", joined), "mirrored before it sends");
+        assert!(!apply(&mut s, "joined", joined), "once");
+        assert_eq!(s.len(), 2);
+        assert!(apply(&mut s, "left", r#"{"type":"left","id":"bbbbbbbb"}"#));
+        assert_eq!(s.len(), 1);
+        assert!(!apply(&mut s, "speaking", r#"{"id":"x"}"#));
+        assert!(!apply(&mut s, "roster", "not json"));
+    }
+
+    #[test]
+    fn locations_resolve_against_the_origin() {
+        assert_eq!(
+            absolute("http://a:1", "/whep/session/x"),
+            "http://a:1/whep/session/x"
+        );
+        assert_eq!(absolute("http://a:1", "http://b:2/s"), "http://b:2/s");
+    }
+}

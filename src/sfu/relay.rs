@@ -1,0 +1,111 @@
+//! Mirrors (cluster mode's cascade): another node's publisher shown in this node's room, fed
+//! by one upstream WHEP leg that wisp itself offers. The cascade (`cluster::cascade`) carries
+//! the offer and answer over HTTP; here the leg is built and, once answered, becomes a
+//! publisher session of the room like any other, so this node's viewers get slots, the
+//! keyframe cache and layer choice exactly as on the origin.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::error::Result;
+use crate::rtc::RtcPeer;
+use crate::sfu::observers::PublisherObserver;
+use crate::sfu::room::Command;
+use crate::sfu::session::{Reservation, new_version};
+use crate::sfu::{Participant, ParticipantId, Room, RoomId, Session, SessionId, SessionKind, Sfu};
+use crate::signal::{self, MediaKind};
+
+/// An upstream leg whose offer is on its way to the origin.
+pub struct PendingMirror {
+    id: SessionId,
+    room: Arc<Room>,
+    participant: Arc<Participant>,
+    peer: RtcPeer,
+    observer: Arc<PublisherObserver>,
+}
+
+impl PendingMirror {
+    /// The session the mirror will be.
+    pub fn session(&self) -> SessionId {
+        self.id
+    }
+}
+
+impl Sfu {
+    /// Builds the upstream leg that mirrors `participant` (as the origin names it) into
+    /// `room_id`: returns it with the offer to POST to the origin's
+    /// `/whep/{room}/{participant}`.
+    pub async fn mirror_offer(
+        &self,
+        room_id: &RoomId,
+        participant: ParticipantId,
+        name: String,
+        joined_at: SystemTime,
+    ) -> Result<(PendingMirror, String)> {
+        let id = SessionId::new();
+        let room = self.room_or_create(room_id);
+        let participant = Participant::mirror(participant, name, joined_at, id);
+        let observer = self.publisher_observer(id, &room, &participant);
+        let (peer, offer) = match self.rtc.upstream(room_id.as_str(), observer.clone()).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_room_if_empty(&room);
+                return Err(e);
+            }
+        };
+        Ok((
+            PendingMirror {
+                id,
+                room,
+                participant,
+                peer,
+                observer,
+            },
+            offer,
+        ))
+    }
+
+    /// Applies the origin's answer and joins the mirror to its room as a publisher.
+    pub async fn mirror_start(&self, m: PendingMirror, answer: &str) -> Result<SessionId> {
+        let started = async {
+            let _slot = Reservation::take(self, &m.room.id)?;
+            m.peer.accept_answer(answer).await?;
+            Ok(_slot)
+        }
+        .await;
+        if let Err(e) = started {
+            m.peer.close().await;
+            self.drop_room_if_empty(&m.room);
+            return Err(e);
+        }
+        if let Some(ext) =
+            signal::offer::extmap_id(answer, MediaKind::Audio, crate::rtc::AUDIO_LEVEL_URI)
+        {
+            let _ = m.observer.audio_level_id.set(ext);
+        }
+        let session = Arc::new(Session {
+            id: m.id,
+            room: m.room.clone(),
+            kind: SessionKind::Publisher(m.participant.clone()),
+            peer: m.peer,
+            started: std::time::Instant::now(),
+            version: Mutex::new(new_version()),
+            awaiting_answer: false.into(),
+        });
+        self.sessions().insert(m.id, session);
+        m.room
+            .send(Command::PublisherJoined {
+                participant: m.participant.clone(),
+                expected: signal::offer::first_codecs(answer),
+            })
+            .await;
+        tracing::info!(room = %m.room.id, session = %m.id, participant = %m.participant.id, "mirror joined");
+        Ok(m.id)
+    }
+
+    /// Drops a pending mirror whose offer the origin refused.
+    pub async fn mirror_abandon(&self, m: PendingMirror) {
+        m.peer.close().await;
+        self.drop_room_if_empty(&m.room);
+    }
+}

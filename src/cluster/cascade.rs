@@ -6,7 +6,7 @@
 //! and layer choice from the edge as they would from the origin, and one upstream per track
 //! per edge is the origin's whole cost.
 //!
-//! The cascade ends a grace after the edge's last viewer leaves. When the origin goes (its
+//! The cascade ends a grace after the edge's last viewer (player or event stream) leaves. When the origin goes (its
 //! event stream ends), the mirrors go with it and the cascade asks the directory for the
 //! room's owner again — a new owner (the publisher re-POSTed elsewhere after the old owner's
 //! lease ran out) is followed; this node becoming the owner ends the cascade, the room being
@@ -114,6 +114,10 @@ async fn follow(
     let mut resp = resp;
     let mut frames = Frames::default();
     let mut senders: HashMap<ParticipantId, Sender> = HashMap::new();
+    // Who speaks on the origin, and how loud: the origin's voice detector decides for the
+    // edge too (the edge's upstream carries no audio levels), told again each check so the
+    // edge's plan does not time the speaker out.
+    let mut voices: HashMap<ParticipantId, (bool, u8)> = HashMap::new();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
@@ -123,10 +127,12 @@ async fn follow(
                     let mut changed = false;
                     for (event, data) in frames.push(&bytes) {
                         changed |= apply(&mut senders, &event, &data);
-                        if event == "roster" {
-                            changed = true;
+                        if event == "speaking" {
+                            voice(&mut voices, &data);
+                            c.speak(room, &voices);
                         }
                     }
+                    voices.retain(|p, _| senders.contains_key(p));
                     if changed {
                         reconcile(c, room, origin, &senders, mirrors).await;
                         synced.send_replace(true);
@@ -136,16 +142,14 @@ async fn follow(
                 Err(e) => return Stop::OriginLost(format!("events: {e}")),
             },
             _ = check.tick() => {
+                c.speak(room, &voices);
                 // A mirror whose upstream failed is gone from the sessions: start it again.
                 let before = mirrors.len();
                 mirrors.retain(|_, m| c.sfu.session(m.session).is_some());
                 if mirrors.len() != before {
                     reconcile(c, room, origin, &senders, mirrors).await;
                 }
-                let viewers = match c.sfu.room(room) {
-                    Some(r) => r.viewer_count().await,
-                    None => 0,
-                };
+                let viewers = watchers(c, room).await;
                 match (viewers, idle_since) {
                     (0, None) => idle_since = Some(tokio::time::Instant::now()),
                     (0, Some(t)) if t.elapsed() >= IDLE_GRACE => return Stop::Idle,
@@ -220,17 +224,33 @@ fn apply(senders: &mut HashMap<ParticipantId, Sender>, event: &str, data: &str) 
     }
 }
 
+/// Who watches the room on this node: its players and its event streams' subscribers.
+async fn watchers(c: &Cluster, room: &RoomId) -> usize {
+    match c.sfu.room(room) {
+        Some(r) => r.local_viewers().await + r.subscriber_count(),
+        None => 0,
+    }
+}
+
+/// Applies an origin `speaking` event to who speaks.
+fn voice(voices: &mut HashMap<ParticipantId, (bool, u8)>, data: &str) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return;
+    };
+    let Some(id) = v["id"].as_str().and_then(|i| ParticipantId::parse(i).ok()) else {
+        return;
+    };
+    let level = v["level"].as_u64().unwrap_or(0).min(127) as u8;
+    voices.insert(id, (v["speaking"].as_bool().unwrap_or(false), level));
+}
+
 /// Asks the directory (every [`CHECK_EVERY`]) until the room has a live owner that is not this
 /// node (its URL), or becomes this node's or loses its viewers here (`None`).
 async fn next_origin(c: &Arc<Cluster>, room: &RoomId) -> Option<String> {
     let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
-        let viewers = match c.sfu.room(room) {
-            Some(r) => r.viewer_count().await,
-            None => 0,
-        };
-        if viewers == 0 {
+        if watchers(c, room).await == 0 {
             let t = *idle_since.get_or_insert_with(tokio::time::Instant::now);
             if t.elapsed() >= IDLE_GRACE {
                 return None;
@@ -337,10 +357,27 @@ impl Cluster {
         }
     }
 
-    /// Ends a mirror here and its session on the origin.
+    /// Tells the edge's room who speaks on the origin, as its voice detector would.
+    fn speak(&self, room: &RoomId, voices: &HashMap<ParticipantId, (bool, u8)>) {
+        let Some(r) = self.sfu.room(room) else { return };
+        for (p, &(speaking, loudness)) in voices {
+            r.offer(crate::sfu::room::Command::Voice {
+                publisher: p.clone(),
+                speaking,
+                loudness,
+            });
+        }
+    }
+
+    /// Ends a mirror's session on the origin, then here (so by the time the edge's room
+    /// ends, the origin has let the upstream go).
     async fn end_mirror(&self, session: SessionId, upstream: &str) {
+        let _ = self
+            .internal(self.http.delete(upstream))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
         let _ = self.sfu.remove(session).await;
-        let _ = self.internal(self.http.delete(upstream)).send().await;
     }
 }
 

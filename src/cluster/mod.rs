@@ -15,6 +15,7 @@
 //! that need the directory get `503` + `Retry-After` while running sessions go on untouched
 //! and the connection manager reconnects by itself.
 
+mod audience;
 pub mod cascade;
 pub mod load;
 
@@ -120,7 +121,7 @@ struct Rates {
 }
 
 /// A Redis failure, as the client sees it.
-fn unreachable(e: redis::RedisError) -> Error {
+pub(crate) fn unreachable(e: redis::RedisError) -> Error {
     tracing::debug!("cluster directory: {e}");
     Error::DirectoryUnavailable
 }
@@ -159,6 +160,7 @@ impl Cluster {
             }),
         });
         tokio::spawn(heartbeat(Arc::downgrade(&cluster)));
+        tokio::spawn(audience::run(Arc::downgrade(&cluster)));
         tokio::spawn(releases(Arc::downgrade(&cluster), cluster.sfu.notices()));
         Ok(cluster)
     }

@@ -204,6 +204,13 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         }
         return match *req.method() {
             Method::GET => {
+                // In cluster mode a room owned elsewhere is followed through the cascade, so
+                // its events here are the owner's.
+                if let Some(c) = &app.cluster
+                    && let Placement::There { url, .. } = c.place(room).await?
+                {
+                    c.edge(room, &url).await?;
+                }
                 crate::http::events::stream(&app.sfu, room, app.limiter.limits.keepalive()).await
             }
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
@@ -266,13 +273,15 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
 /// The request's credential: a client's token, or in cluster mode another node showing the
 /// cluster's secret (an edge following this node's rooms).
 fn verify(app: &App, h: &HeaderMap) -> Result<Grant> {
-    let bearer = auth::bearer(h);
-    if let (Some(c), Some(b)) = (&app.cluster, bearer)
-        && c.is_peer_secret(b)
-    {
+    if from_peer_node(app, h) {
         return Ok(Grant::admin());
     }
-    app.auth.verify(bearer)
+    app.auth.verify(auth::bearer(h))
+}
+
+/// Whether the request comes from another node of the cluster (an edge's upstream).
+fn from_peer_node(app: &App, h: &HeaderMap) -> bool {
+    matches!((&app.cluster, auth::bearer(h)), (Some(c), Some(b)) if c.is_peer_secret(b))
 }
 
 /// The admission webhook's word for an action.
@@ -351,6 +360,7 @@ async fn endpoint(
                 )
                 .await?;
             }
+            let relay = from_peer_node(app, req.headers());
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;
@@ -358,7 +368,9 @@ async fn endpoint(
             let created = if whip {
                 app.sfu.publish(&room, name, &resume, &offer).await?
             } else {
-                app.sfu.play(&room, whep.flatten(), exclude, &offer).await?
+                app.sfu
+                    .play(&room, whep.flatten(), exclude, &offer, relay)
+                    .await?
             };
             let mut r = match created.counter_offer {
                 None => headers::with_body(StatusCode::CREATED, SDP, created.answer),

@@ -84,6 +84,8 @@ pub struct Viewer {
     /// The viewer's own participant id, never shown to itself.
     pub exclude: Option<ParticipantId>,
     pub slots: Vec<Arc<SlotSink>>,
+    /// Another node's upstream session (cluster mode's cascade), not one of the audience.
+    pub relay: bool,
     pub state: watch::Sender<ViewerState>,
     /// The WHEP `layers` data; `None` until the first.
     pub layers: watch::Sender<Option<Layers>>,
@@ -98,9 +100,11 @@ impl Viewer {
         target: Option<ParticipantId>,
         exclude: Option<ParticipantId>,
         slots: Vec<Arc<SlotSink>>,
+        relay: bool,
     ) -> Arc<Viewer> {
         Arc::new(Viewer {
             session,
+            relay,
             target,
             exclude,
             slots,

@@ -289,13 +289,15 @@ impl Sfu {
         Ok(())
     }
 
-    /// WHEP: a new viewer of `room_id`, following the room or one participant.
+    /// WHEP: a new viewer of `room_id`, following the room or one participant; `relay` when
+    /// it is another node's upstream session (cluster mode), not one of the audience.
     pub async fn play(
         &self,
         room_id: &RoomId,
         target: Option<ParticipantId>,
         exclude: Option<ParticipantId>,
         offer: &str,
+        relay: bool,
     ) -> Result<Created> {
         let summary = signal::offer::parse_offer(offer, Role::Play)?;
         let room = match &target {
@@ -364,7 +366,7 @@ impl Sfu {
             }
         };
         let slots: Vec<Arc<SlotSink>> = tracks.into_iter().map(SlotSink::spawn).collect();
-        let viewer = Viewer::new(id, target, exclude, slots);
+        let viewer = Viewer::new(id, target, exclude, slots, relay);
         let version = new_version();
         let session = Arc::new(Session {
             id,

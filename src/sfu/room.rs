@@ -64,6 +64,8 @@ pub(crate) enum Command {
     ViewerJoined(Arc<Viewer>),
     ViewerConnected(SessionId),
     ViewerLeft(SessionId),
+    /// Cluster mode: the room's players on the other nodes.
+    Elsewhere(usize),
     /// The server is draining (`reconnect`: tell every viewer to POST again) or an operator
     /// closed the room: tell every subscriber, in words.
     Closing {
@@ -148,6 +150,14 @@ impl Room {
 
     pub async fn viewer_count(&self) -> usize {
         self.call(|core, _| core.plan.viewer_count())
+            .await
+            .unwrap_or(0)
+    }
+
+    /// The room's players on this node (cluster mode: not other nodes' upstream sessions,
+    /// nor the players other nodes count).
+    pub async fn local_viewers(&self) -> usize {
+        self.call(|core, _| core.plan.local_viewers())
             .await
             .unwrap_or(0)
     }
@@ -319,6 +329,7 @@ impl Core {
                     })
                     .collect();
                 let (viewer, target, exclude) = (v.session, v.target.clone(), v.exclude.clone());
+                let relay = v.relay;
                 self.viewers.insert(viewer, v);
                 self.input(
                     now,
@@ -327,6 +338,7 @@ impl Core {
                         target,
                         exclude,
                         slots,
+                        relay,
                     },
                 );
             }
@@ -336,6 +348,9 @@ impl Core {
                 };
                 let negotiated = v.slots.iter().map(|s| s.codecs()).collect();
                 self.input(now, Input::ViewerConnected { viewer, negotiated });
+            }
+            Command::Elsewhere(viewers) => {
+                self.input(now, Input::Elsewhere { viewers });
             }
             Command::ViewerLeft(viewer) => {
                 self.input(now, Input::ViewerLeft { viewer });

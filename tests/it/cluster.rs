@@ -241,6 +241,13 @@ async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
     let publisher = Publisher::join(&a, "r").await;
     let (origin, edge) = owner_and_other(&redis, "r", &a, &b).await;
     let mut origin_events = Sse::open(&http(), &url(origin, &paths::room_events("r"))).await;
+    // Events on the edge are the origin's, through the cascade (started by this stream).
+    let mut edge_events = Sse::open(&http(), &url(edge, &paths::room_events("r"))).await;
+    let (_, roster) = within("the edge's roster", edge_events.next()).await;
+    assert_eq!(
+        roster["participants"][0]["id"],
+        publisher.participant.as_str()
+    );
 
     // Two plain players reach the edge: both served there, fed by one upstream session from
     // the origin.
@@ -261,16 +268,51 @@ async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
         "a mirror and two players on the edge"
     );
 
+    // The audience is cluster-wide: both nodes say 2 (the edge's players; the upstream is
+    // not one of them), and the edge's room speaks as the origin's voice detector decides.
+    within(
+        "the origin to count the edge's players",
+        origin_events.until("viewercount", |d| d["viewercount"] == 2),
+    )
+    .await;
+    within(
+        "the edge to count its players",
+        edge_events.until("viewercount", |d| d["viewercount"] == 2),
+    )
+    .await;
+    let publisher = std::sync::Arc::new(publisher);
+    let speaker = publisher.clone();
+    let speak = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+        for n in 0..1500u16 {
+            ticker.tick().await;
+            speaker.send_audio_level(n, 15).await;
+        }
+    });
+    let id = publisher.participant.clone();
+    edge_events
+        .until("speaking", |v| {
+            v["id"] == id.as_str() && v["speaking"] == true
+        })
+        .await;
+    speak.abort();
+    drop(edge_events);
+
     // The players leave; a grace later the edge closes its upstream on the origin.
     for v in [&v1, &v2] {
         let s = http().delete(&v.session).send().await.unwrap().status();
         assert_eq!(s, 200);
     }
-    origin_events
-        .until("viewercount", |d| d["viewercount"] == 1)
-        .await;
-    origin_events
-        .until("viewercount", |d| d["viewercount"] == 0)
-        .await;
-    drop(publisher);
+    within(
+        "the origin to count no players",
+        origin_events.until("viewercount", |d| d["viewercount"] == 0),
+    )
+    .await;
+    // The edge's room ends with its cascade, which DELETEs its upstream on the origin first.
+    let mut notices = edge.sfu.notices();
+    within("the edge's room to end", async {
+        while !matches!(notices.recv().await, Ok(wisp::sfu::events::Notice::Ended(r)) if r.as_str() == "r") {}
+    })
+    .await;
+    assert_eq!(origin.sfu.session_counts(), (1, 0), "the upstream is gone");
 }

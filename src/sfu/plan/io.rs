@@ -110,6 +110,13 @@ pub enum Input {
         target: Option<ParticipantId>,
         exclude: Option<ParticipantId>,
         slots: Vec<SlotSpec>,
+        /// Another node's upstream session (cluster mode): served like any player, but not
+        /// part of the audience (that node counts its own players).
+        relay: bool,
+    },
+    /// Cluster mode: how many players the room has on the other nodes.
+    Elsewhere {
+        viewers: usize,
     },
     /// The viewer's transport is up; `negotiated` is each slot's codecs.
     ViewerConnected {

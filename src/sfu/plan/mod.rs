@@ -54,6 +54,10 @@ pub struct RoomPlan {
     /// In join order.
     viewers: Vec<Viewer>,
     dominant: Dominant<ParticipantId>,
+    /// Cluster mode: the room's viewers on other nodes (their edges' counts).
+    elsewhere: usize,
+    /// The audience last announced (`viewercount`), so it is said once per change.
+    announced_audience: Option<usize>,
 }
 
 impl RoomPlan {
@@ -64,6 +68,8 @@ impl RoomPlan {
             tracks: Vec::new(),
             viewers: Vec::new(),
             dominant: Dominant::new(cfg.dominant_dwell),
+            elsewhere: 0,
+            announced_audience: None,
         }
     }
 
@@ -165,12 +171,14 @@ impl RoomPlan {
                 target,
                 exclude,
                 slots,
+                relay,
             } => {
                 if self.viewers.iter().any(|v| v.id == viewer) {
                     return out;
                 }
                 self.viewers.push(Viewer {
                     id: viewer,
+                    relay,
                     target,
                     exclude,
                     slots: slots
@@ -191,9 +199,7 @@ impl RoomPlan {
                     unplayable_sent: false,
                     layers_sent: None,
                 });
-                out.push(Output::Event(RoomEvent::Viewercount {
-                    viewercount: self.viewers.len(),
-                }));
+                self.announce_audience(&mut out);
                 self.replan(now, &mut out);
             }
             Input::ViewerConnected { viewer, negotiated } => {
@@ -211,9 +217,7 @@ impl RoomPlan {
                     return out;
                 };
                 let v = self.viewers.remove(i);
-                out.push(Output::Event(RoomEvent::Viewercount {
-                    viewercount: self.viewers.len(),
-                }));
+                self.announce_audience(&mut out);
                 for (slot, s) in v.slots.iter().enumerate() {
                     if s.shows.is_some() {
                         out.push(Output::Switch {
@@ -224,6 +228,10 @@ impl RoomPlan {
                         });
                     }
                 }
+            }
+            Input::Elsewhere { viewers } => {
+                self.elsewhere = viewers;
+                self.announce_audience(&mut out);
             }
             Input::SetLayer { viewer, slot, pref } => {
                 if let Err(reason) = self.set_layer(viewer, slot, pref) {
@@ -357,8 +365,24 @@ impl RoomPlan {
         inspect::view(&self.publishers, &self.tracks, &self.viewers)
     }
 
+    /// The room's audience: its players here (not other nodes' upstream sessions) and, in
+    /// cluster mode, on the other nodes.
     pub fn viewer_count(&self) -> usize {
-        self.viewers.len()
+        self.local_viewers() + self.elsewhere
+    }
+
+    /// The room's players on this node, other nodes' upstream sessions not counted.
+    pub fn local_viewers(&self) -> usize {
+        self.viewers.iter().filter(|v| !v.relay).count()
+    }
+
+    /// Says `viewercount` when the audience changed since it was last said.
+    fn announce_audience(&mut self, out: &mut Vec<Output>) {
+        let n = self.viewer_count();
+        if self.announced_audience != Some(n) {
+            self.announced_audience = Some(n);
+            out.push(Output::Event(RoomEvent::Viewercount { viewercount: n }));
+        }
     }
 
     pub fn is_empty(&self) -> bool {

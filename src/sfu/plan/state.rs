@@ -41,6 +41,8 @@ pub(super) struct Slot {
 
 pub(super) struct Viewer {
     pub(super) id: SessionId,
+    /// Another node's upstream session: not counted in the audience.
+    pub(super) relay: bool,
     pub(super) target: Option<ParticipantId>,
     pub(super) exclude: Option<ParticipantId>,
     pub(super) slots: Vec<Slot>,

@@ -101,6 +101,7 @@ impl Room {
                     kind,
                 })
                 .collect(),
+            relay: false,
         });
         id
     }

@@ -44,6 +44,9 @@ bash tests/interop/auth_lab.sh target/release/wisp target/gst-webrtchttp/target/
 step "TURN abuse with coturn's own client: allocation floods, unpermitted data, negative tests, DOS mode"
 bash tests/interop/turn_abuse.sh target/release/wisp
 
+step "cluster on a real Redis in the lab: three nodes, whipsink and whepsrc, a 307, the cascade, kill -9 of the owner"
+bash tests/interop/cluster_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+
 step "the admin API against its OpenAPI document (schemathesis), with real media in the lab"
 bash tests/interop/api_contract.sh target/release/wisp target/gst-webrtchttp/target/release \
   target/schemathesis-venv/bin/schemathesis

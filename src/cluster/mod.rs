@@ -29,10 +29,11 @@ use crate::error::{Error, Result};
 use crate::sfu::{RoomId, Sfu};
 pub use load::NodeReport;
 
-/// How long a node's entry and a room's claim live without renewal.
-pub const LEASE: Duration = Duration::from_secs(10);
+/// How long a node's entry and a room's claim live without renewal: a dead node's rooms can
+/// move this long after its last heartbeat (the bound is 10 s).
+pub const LEASE: Duration = Duration::from_secs(6);
 /// How often a node renews its entry and its rooms' claims (three chances per lease).
-pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How long one Redis request may take before the POST waiting on it gets `503`.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 

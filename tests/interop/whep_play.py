@@ -12,6 +12,7 @@ decode (whepsrc's own default also offers AV1 and H.265, which 1.22 may not be a
 depayload or decode: a player must not offer what it cannot play).
 """
 import argparse
+import os
 import re
 import sys
 
@@ -26,6 +27,9 @@ ap.add_argument("--frames", type=int, default=30)
 ap.add_argument("--timeout", type=int, default=60)
 ap.add_argument("--video-caps", default=None)
 ap.add_argument("--token", default=None, help="sent as Authorization: Bearer (auth-token)")
+ap.add_argument("--progress", default=None,
+                help="keep playing until --timeout or SIGINT, writing the count of decoded "
+                     "video frames to this file four times a second")
 args = ap.parse_args()
 
 Gst.init(None)
@@ -81,7 +85,8 @@ def on_decoded_pad(_dbin, pad):
         counts[kind] += 1
         if counts["video"] >= args.frames and counts["audio"] > 0 and not result["ok"]:
             result["ok"] = True
-            GLib.idle_add(loop.quit)
+            if not args.progress:
+                GLib.idle_add(loop.quit)
 
     sink.connect("handoff", handoff)
     pipe.add(sink)
@@ -117,6 +122,14 @@ bus = pipe.get_bus()
 bus.add_signal_watch()
 bus.connect("message", on_message)
 GLib.timeout_add_seconds(args.timeout, loop.quit)
+if args.progress:
+    def write_progress():
+        with open(args.progress + ".tmp", "w") as f:
+            f.write(f"{counts['video']}\n")
+        os.replace(args.progress + ".tmp", args.progress)
+        return True
+    GLib.timeout_add(250, write_progress)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, 2, lambda: loop.quit() or False)
 pipe.set_state(Gst.State.PLAYING)
 loop.run()
 # Going to NULL makes whepsrc DELETE its session.

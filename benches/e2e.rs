@@ -10,6 +10,11 @@
 //! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"] [--obs]
 //! [--paced]`
 //! Writes target/e2e-bench.{md,json,svg}. Every loop is bounded.
+//!
+//! `--cluster`: a real `redis-server` and two nodes, an origin and an edge; for each N, N
+//! viewers on the origin itself (one node), then N viewers on the edge fed by the cascade,
+//! alternated. Writes target/cluster-bench.md: the edge's CPU per viewer against one node's,
+//! and the origin's CPU with an edge against one node's with one viewer.
 
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
@@ -69,7 +74,11 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 struct Point {
     viewers: usize,
     forwarded_pps: f64,
+    /// CPU of the node the viewers play from, in cores.
     server_cpu: f64,
+    /// `--cluster`: CPU of the node the publisher publishes to (the origin), in cores; the
+    /// same as `server_cpu` on one node.
+    origin_cpu: f64,
     packets_per_cpu_second: f64,
     floor_ratio: f64,
     rss_per_viewer_kib: f64,
@@ -103,7 +112,10 @@ impl Drop for Server {
 /// `extra`: more wisp flags, e.g. `--ice-udp-port 46000` to measure single-port mode.
 /// `WISP_BIN=/path/to/wisp` runs another build (A/B comparisons of two commits).
 fn start_server(extra: &[String]) -> Server {
-    let port = 18380;
+    start_server_at(extra, 18380, "46000-47999")
+}
+
+fn start_server_at(extra: &[String], port: u16, ice_ports: &str) -> Server {
     let bin = std::env::var("WISP_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wisp").into());
     let mut child = Command::new(bin)
         .args(extra)
@@ -111,7 +123,7 @@ fn start_server(extra: &[String]) -> Server {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--ice-ports",
-            "46000-47999",
+            ice_ports,
             "--max-sessions",
             "4000",
             "--allow-remote",
@@ -169,10 +181,20 @@ struct Rx {
     recording: AtomicBool,
 }
 
-async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> Point {
+/// `server` takes the publisher and `play` the viewers (the same server on one node; an edge
+/// of it with `--cluster`), both in room `name`.
+async fn run_point(
+    server: &Server,
+    play: &Server,
+    name: &str,
+    n: usize,
+    seconds: f64,
+    floor_pps: f64,
+) -> Point {
     let http = reqwest::Client::new();
-    let room = format!("{}/whip/bench{n}", server.base);
-    let pid = server.child.id();
+    let room = format!("{}/whip/{name}", server.base);
+    let origin_pid = server.child.id();
+    let pid = play.child.id();
 
     // Publisher
     let publisher = ClientPeer::new().await.unwrap();
@@ -296,7 +318,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     let rx = Arc::new(Rx::default());
     let mut viewers = Vec::new();
     let joins = Arc::new(Mutex::new(Vec::new()));
-    let whep = format!("{}/whep/bench{n}", server.base);
+    let whep = format!("{}/whep/{name}", play.base);
     for batch in (0..n).collect::<Vec<_>>().chunks(10) {
         let mut handles = Vec::new();
         for _ in batch {
@@ -372,6 +394,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     // Warm up (joins' keyframe-cache bursts drain), then measure a window. Latency and loss
     // count only video sent inside the window.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let o0 = cpu_seconds(&format!("/proc/{origin_pid}/stat"));
     let (c0, r0, s0, t0) = (
         cpu_seconds(&format!("/proc/{pid}/stat")),
         rx.packets.load(Ordering::Relaxed),
@@ -387,6 +410,7 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
         sent_video.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
+    let o1 = cpu_seconds(&format!("/proc/{origin_pid}/stat"));
     // Let the window's last packets arrive before closing the books on loss.
     tokio::time::sleep(Duration::from_millis(500)).await;
     rx.recording.store(false, Ordering::Relaxed);
@@ -406,20 +430,26 @@ async fn run_point(server: &Server, n: usize, seconds: f64, floor_pps: f64) -> P
     let ppcs = if cpu > 0.0 { received / cpu } else { f64::NAN };
 
     // Tear down through the API, as clients would.
+    // In cluster mode Locations are absolute.
+    let at = |base: &str, loc: &str| {
+        if loc.starts_with("http") {
+            loc.to_owned()
+        } else {
+            format!("{base}{loc}")
+        }
+    };
     for (peer, loc) in &viewers {
-        let _ = http.delete(format!("{}{loc}", server.base)).send().await;
+        let _ = http.delete(at(&play.base, loc)).send().await;
         let _ = peer.pc.close().await;
     }
-    let _ = http
-        .delete(format!("{}{pub_loc}", server.base))
-        .send()
-        .await;
+    let _ = http.delete(at(&server.base, &pub_loc)).send().await;
     let _ = publisher.pc.close().await;
 
     Point {
         viewers: n,
         forwarded_pps: received / el,
         server_cpu: cpu / el,
+        origin_cpu: (o1 - o0) / el,
         packets_per_cpu_second: ppcs,
         floor_ratio: ppcs / floor_pps,
         rss_per_viewer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
@@ -633,15 +663,26 @@ fn main() {
     let extra: Vec<String> = arg("--wisp-args")
         .map(|a| a.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    let mut server = start_server(&extra);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    if args.iter().any(|a| a == "--cluster") {
+        rt.block_on(cluster_sweep(&viewers, seconds, floor_pps));
+        return;
+    }
+    let mut server = start_server(&extra);
     let mut points = Vec::new();
     for &n in &viewers {
         eprintln!("running N = {n}");
-        let p = rt.block_on(run_point(&server, n, seconds, floor_pps));
+        let p = rt.block_on(run_point(
+            &server,
+            &server,
+            &format!("bench{n}"),
+            n,
+            seconds,
+            floor_pps,
+        ));
         points.push(p);
     }
     let _ = Command::new("kill")
@@ -693,4 +734,107 @@ fn main() {
             .unwrap_or("e2e-bench.svg"),
     );
     eprintln!("wrote target/e2e-bench.md, .json, .svg");
+}
+
+/// Kills the bench's `redis-server` when the sweep ends or panics.
+struct RedisChild(Child);
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--cluster`: one node against the cascade, alternated per N (see the header).
+async fn cluster_sweep(viewers: &[usize], seconds: f64, floor_pps: f64) {
+    let redis_port = 16479;
+    let mut redis = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian package redis-server)");
+    {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(redis.stdout.take().unwrap());
+        let mut lines = out.lines();
+        let up = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Ready to accept connections"));
+        assert!(up, "redis-server did not start on port {redis_port}");
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    let _redis = RedisChild(redis);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let node = |id: &str, port: u16| {
+        vec![
+            "--cluster-redis".to_owned(),
+            url.clone(),
+            "--node-url".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+            "--node-id".to_owned(),
+            id.to_owned(),
+        ]
+    };
+    let origin = start_server_at(&node("origin", 18380), 18380, "46000-46999");
+    let edge = start_server_at(&node("edge", 18381), 18381, "47000-47999");
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut md = String::from(
+        "| viewers | one node: CPU (cores) | per viewer | cascade: edge CPU | edge per viewer | origin CPU | forwarded pkt/s (one node / edge) | loss (one node / edge) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for &n in viewers {
+        // Both rooms are pinned to the origin (a new room would go to the least-loaded node).
+        for room in [format!("one{n}"), format!("cascade{n}")] {
+            let _: () = redis::cmd("SET")
+                .arg(format!("wisp:room:{room}"))
+                .arg("origin")
+                .arg("PX")
+                .arg(60_000)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
+        eprintln!("running N = {n} on one node");
+        let single = run_point(&origin, &origin, &format!("one{n}"), n, seconds, floor_pps).await;
+        eprintln!("running N = {n} on the edge");
+        let cascade = run_point(
+            &origin,
+            &edge,
+            &format!("cascade{n}"),
+            n,
+            seconds,
+            floor_pps,
+        )
+        .await;
+        md.push_str(&format!(
+            "| {n} | {:.3} | {:.4} | {:.3} | {:.4} | {:.3} | {:.0} / {:.0} | {:.2}% / {:.2}% |\n",
+            single.server_cpu,
+            single.server_cpu / n as f64,
+            cascade.server_cpu,
+            cascade.server_cpu / n as f64,
+            cascade.origin_cpu,
+            single.forwarded_pps,
+            cascade.forwarded_pps,
+            single.loss * 100.0,
+            cascade.loss * 100.0,
+        ));
+    }
+    md.push_str("\nOne node: the publisher and the viewers on the origin. Cascade: the publisher on the origin, the viewers on the edge, which pulls the room over one upstream session. Origin CPU in the cascade rows is what the origin spends on its publisher and that one upstream.\n");
+    println!("{md}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("cluster-bench.md"), &md);
+    for s in [&origin, &edge] {
+        let _ = Command::new("kill")
+            .args(["-INT", &s.child.id().to_string()])
+            .status();
+    }
+    eprintln!("wrote target/cluster-bench.md");
 }

@@ -86,6 +86,19 @@ impl AsyncUdpSocket for GatedSocket {
         self.0.poll_send(cx, t)
     }
 
+    // Both must be the wrapped socket's: the driver sizes its receive buffers by
+    // `max_gro_segments`, and the socket underneath coalesces what a GSO sender sends in one
+    // run. With the trait's default (1) here, a coalesced read landed in a one-datagram
+    // buffer and the kernel dropped the rest of the run: a publisher sending frames as GSO
+    // runs (another wisp's cascade upstream) lost ~70 % of its video.
+    fn max_gso_segments(&self) -> usize {
+        self.0.max_gso_segments()
+    }
+
+    fn max_gro_segments(&self) -> usize {
+        self.0.max_gro_segments()
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -168,6 +181,18 @@ mod tests {
         let mut d = vec![first, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
         d.extend_from_slice(extra);
         d
+    }
+
+    #[tokio::test]
+    async fn the_gate_keeps_the_sockets_gso_and_gro_sizes() {
+        let bind = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let plain = TokioRuntime.wrap_udp_socket(bind()).unwrap();
+        let gated = GateRuntime::new().wrap_udp_socket(bind()).unwrap();
+        assert_eq!(gated.max_gro_segments(), plain.max_gro_segments());
+        assert_eq!(gated.max_gso_segments(), plain.max_gso_segments());
+        // Linux coalesces on receive: the case the driver must size its buffers for.
+        #[cfg(target_os = "linux")]
+        assert!(gated.max_gro_segments() > 1);
     }
 
     #[test]

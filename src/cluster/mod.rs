@@ -238,6 +238,11 @@ impl Cluster {
         })
     }
 
+    /// Every room in the directory: its owner, and its publishers and players over the cluster.
+    pub async fn rooms(&self) -> Result<Vec<crate::sfu::admin::RoomSummary>> {
+        audience::directory(self).await
+    }
+
     /// The heartbeat's progress, to wait on.
     pub fn health(&self) -> tokio::sync::watch::Receiver<Health> {
         self.health.subscribe()

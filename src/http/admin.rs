@@ -56,11 +56,12 @@ pub async fn handle(
                     grant.role
                 )));
             }
-            let rooms: Vec<_> = admin::rooms(&app.sfu)
-                .await
-                .into_iter()
-                .filter(|r| grant.covers(&r.id))
-                .collect();
+            // In cluster mode, every node's rooms, from the directory.
+            let all = match &app.cluster {
+                Some(c) => c.rooms().await?,
+                None => admin::rooms(&app.sfu).await,
+            };
+            let rooms: Vec<_> = all.into_iter().filter(|r| grant.covers(&r.id)).collect();
             json(&serde_json::json!({ "rooms": rooms }))
         }
         ApiRoute::Room(room) => {

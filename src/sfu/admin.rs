@@ -24,6 +24,9 @@ pub struct RoomSummary {
     pub participants: usize,
     /// WHEP sessions (conference participants' and players').
     pub viewers: usize,
+    /// Cluster mode: the id of the node that owns the room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +129,7 @@ pub async fn rooms(sfu: &Sfu) -> Vec<RoomSummary> {
             id: room.id.to_string(),
             participants: view.publishers.len(),
             viewers: view.viewers.len(),
+            node: None,
         });
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));

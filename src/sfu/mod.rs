@@ -119,6 +119,15 @@ impl Sfu {
         self.rooms().values().cloned().collect()
     }
 
+    /// Publishers of `room` on this node (a cascade's mirrors not counted).
+    pub fn publishers_in(&self, room: &RoomId) -> usize {
+        self.sessions()
+            .values()
+            .filter(|s| s.room.id == *room)
+            .filter(|s| matches!(&s.kind, SessionKind::Publisher(p) if !p.mirror))
+            .count()
+    }
+
     pub fn session_count(&self) -> usize {
         self.sessions().len()
     }

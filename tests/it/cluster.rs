@@ -280,6 +280,21 @@ async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
         edge_events.until("viewercount", |d| d["viewercount"] == 2),
     )
     .await;
+    // /api/rooms on any node lists the cluster's rooms, counted over all nodes.
+    let listed = http()
+        .get(url(edge, "/api/rooms"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let origin_id = origin.cluster.as_ref().unwrap().node_id();
+    assert_eq!(
+        listed["rooms"],
+        serde_json::json!([{"id": "r", "participants": 1, "viewers": 2, "node": origin_id}])
+    );
     let publisher = std::sync::Arc::new(publisher);
     let speaker = publisher.clone();
     let speak = tokio::spawn(async move {

@@ -91,6 +91,27 @@ loc=$(echo "$obs" | grep -i '^location:' | tail -1 | tr -d '\r' | cut -d' ' -f2)
 [ -n "$loc" ] && curl -s -o /dev/null -X DELETE "$loc"
 check "the publisher lives on the owner" "$([ "$(logged "$O" "publisher joined room=show")" -ge 1 ] && echo 1)"
 
+echo "== 1b: Chromium: the conference page on node $E1 joins a room owned by $O (its fetch follows the 307s)"
+# The room is given to the owner first, so the page's WHIP and ?self= WHEP POSTs are redirected
+# across origins (another port); the watch page on node $E2 plays it through the cascade.
+redis-cli -p 16379 set wisp:room:page "$O" px 60000 >/dev/null
+node "$HERE/../browser/cell.mjs" publish "${URL[$E1]}" page >"$LOG/page-pub.log" 2>&1 &
+PAGE=$!
+PIDS+=("$PAGE")
+for _ in $(seq 1 300); do
+  grep -q "chromium publishes" "$LOG/page-pub.log" && break
+  kill -0 "$PAGE" 2>/dev/null || break
+  sleep 0.1
+done
+check "the page on node $E1 publishes through the 307 ($(head -1 "$LOG/page-pub.log"))" \
+  "$(grep -q "chromium publishes" "$LOG/page-pub.log" && [ "$(logged "$O" "publisher joined room=page")" -ge 1 ] && echo 1)"
+rc=0
+node "$HERE/../browser/cell.mjs" play "${URL[$E2]}" page 30 >"$LOG/page-play.log" 2>&1 || rc=$?
+check "/watch on node $E2 plays it through the cascade ($(tail -1 "$LOG/page-play.log"))" \
+  "$([ "$rc" = 0 ] && [ "$(logged "$E2" "mirror joined room=page")" -ge 1 ] && echo 1)"
+kill -INT "$PAGE" 2>/dev/null || true
+wait "$PAGE" 2>/dev/null || true
+
 echo "== 2: whepsrc on nodes $E1 and $E2 decode through the cascade"
 for n in "$E1" "$E2"; do
   /usr/bin/python3 "$HERE/whep_play.py" "${URL[$n]}/whep/show" --frames 30 --timeout 120 \

@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::cluster::mirror::Mirror;
 use crate::cluster::{Cluster, Placement};
-use crate::sfu::{ParticipantId, RoomId, SessionId};
+use crate::sfu::{ParticipantId, RoomId};
 
 /// How long a cascade outlives the edge's last viewer (a player reloading keeps its upstream).
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
@@ -35,17 +36,11 @@ pub struct CascadeHandle {
     pub synced: watch::Receiver<bool>,
 }
 
-/// One mirrored publisher: the local session and the origin's session URL (for its DELETE).
-struct Mirror {
-    session: SessionId,
-    upstream: String,
-}
-
 /// What the origin says a publisher is.
 #[derive(Debug, Clone, PartialEq)]
-struct Sender {
-    name: String,
-    joined_at: SystemTime,
+pub(crate) struct Sender {
+    pub(crate) name: String,
+    pub(crate) joined_at: SystemTime,
 }
 
 /// Starts the cascade of `room` from the origin at `origin`.
@@ -68,7 +63,7 @@ async fn run(
         let Some(c) = cluster.upgrade() else { return };
         let why = follow(&c, &room, &origin, &mut mirrors, &synced).await;
         for (_, m) in mirrors.drain() {
-            c.end_mirror(m.session, &m.upstream).await;
+            c.end_mirror(&m).await;
         }
         match why {
             Stop::Idle => break,
@@ -114,6 +109,9 @@ async fn follow(
     let mut resp = resp;
     let mut frames = Frames::default();
     let mut senders: HashMap<ParticipantId, Sender> = HashMap::new();
+    // Each publisher's simulcast layers on the origin (none: one stream), from its admin API:
+    // a layered publisher is pulled as one upstream leg per layer.
+    let mut layers: HashMap<ParticipantId, Vec<String>> = HashMap::new();
     // Who speaks on the origin, and how loud: the origin's voice detector decides for the
     // edge too (the edge's upstream carries no audio levels), told again each check so the
     // edge's plan does not time the speaker out.
@@ -129,12 +127,13 @@ async fn follow(
                         changed |= apply(&mut senders, &event, &data);
                         if event == "speaking" {
                             voice(&mut voices, &data);
-                            c.speak(room, &voices);
+                            speak(c, room, &voices);
                         }
                     }
                     voices.retain(|p, _| senders.contains_key(p));
                     if changed {
-                        reconcile(c, room, origin, &senders, mirrors).await;
+                        layers = c.layers(origin, room).await.unwrap_or(layers);
+                        reconcile(c, room, origin, &senders, &layers, mirrors).await;
                         synced.send_replace(true);
                     }
                 }
@@ -142,12 +141,18 @@ async fn follow(
                 Err(e) => return Stop::OriginLost(format!("events: {e}")),
             },
             _ = check.tick() => {
-                c.speak(room, &voices);
-                // A mirror whose upstream failed is gone from the sessions: start it again.
-                let before = mirrors.len();
-                mirrors.retain(|_, m| c.sfu.session(m.session).is_some());
-                if mirrors.len() != before {
-                    reconcile(c, room, origin, &senders, mirrors).await;
+                speak(c, room, &voices);
+                // A mirror whose upstream failed is gone from the sessions, and a publisher's
+                // layers arrive one by one: start again what changed.
+                let now = if senders.is_empty() {
+                    HashMap::new()
+                } else {
+                    c.layers(origin, room).await.unwrap_or_else(|| layers.clone())
+                };
+                let broken = mirrors.values().any(|m| !m.alive(&c.sfu));
+                if broken || now != layers {
+                    layers = now;
+                    reconcile(c, room, origin, &senders, &layers, mirrors).await;
                 }
                 let viewers = watchers(c, room).await;
                 match (viewers, idle_since) {
@@ -161,29 +166,36 @@ async fn follow(
     }
 }
 
-/// Starts a mirror for each publisher without one and ends those of publishers that left.
+/// Starts a mirror for each publisher without one (or whose layers changed, or whose
+/// upstream failed) and ends those of publishers that left.
 async fn reconcile(
     c: &Arc<Cluster>,
     room: &RoomId,
     origin: &str,
     senders: &HashMap<ParticipantId, Sender>,
+    layers: &HashMap<ParticipantId, Vec<String>>,
     mirrors: &mut HashMap<ParticipantId, Mirror>,
 ) {
-    let gone: Vec<ParticipantId> = mirrors
-        .keys()
-        .filter(|p| !senders.contains_key(*p))
-        .cloned()
+    let stale: Vec<ParticipantId> = mirrors
+        .iter()
+        .filter(|(p, m)| {
+            !senders.contains_key(*p)
+                || !m.alive(&c.sfu)
+                || m.layers != layers.get(*p).cloned().unwrap_or_default()
+        })
+        .map(|(p, _)| p.clone())
         .collect();
-    for p in gone {
+    for p in stale {
         if let Some(m) = mirrors.remove(&p) {
-            c.end_mirror(m.session, &m.upstream).await;
+            c.end_mirror(&m).await;
         }
     }
     for (p, s) in senders {
         if mirrors.contains_key(p) {
             continue;
         }
-        match c.start_mirror(room, origin, p, s).await {
+        let want = layers.get(p).cloned().unwrap_or_default();
+        match c.start_mirror(room, origin, p, s, want).await {
             Ok(m) => {
                 mirrors.insert(p.clone(), m);
             }
@@ -229,6 +241,18 @@ async fn watchers(c: &Cluster, room: &RoomId) -> usize {
     match c.sfu.room(room) {
         Some(r) => r.local_viewers().await + r.subscriber_count(),
         None => 0,
+    }
+}
+
+/// Tells the edge's room who speaks on the origin, as its voice detector would.
+fn speak(c: &Cluster, room: &RoomId, voices: &HashMap<ParticipantId, (bool, u8)>) {
+    let Some(r) = c.sfu.room(room) else { return };
+    for (p, &(speaking, loudness)) in voices {
+        r.offer(crate::sfu::room::Command::Voice {
+            publisher: p.clone(),
+            speaking,
+            loudness,
+        });
     }
 }
 
@@ -296,100 +320,6 @@ impl Frames {
     }
 }
 
-impl Cluster {
-    /// Mirrors publisher `p` of `room` from the origin: the upstream leg's offer to the
-    /// origin's `/whep/{room}/{p}`, its answer applied.
-    async fn start_mirror(
-        &self,
-        room: &RoomId,
-        origin: &str,
-        p: &ParticipantId,
-        s: &Sender,
-    ) -> Result<Mirror, String> {
-        let (pending, offer) = self
-            .sfu
-            .mirror_offer(room, p.clone(), s.name.clone(), s.joined_at)
-            .await
-            .map_err(|e| e.to_string())?;
-        let url = format!(
-            "{origin}{}",
-            crate::http::paths::whep_participant(room.as_str(), p.as_str())
-        );
-        let posted = self
-            .internal(self.http.post(&url))
-            .header("content-type", "application/sdp")
-            .body(offer)
-            .send()
-            .await;
-        let resp = match posted {
-            Ok(r) if r.status() == reqwest::StatusCode::CREATED => r,
-            Ok(r) => {
-                self.sfu.mirror_abandon(pending).await;
-                return Err(format!("the origin answered {}", r.status()));
-            }
-            Err(e) => {
-                self.sfu.mirror_abandon(pending).await;
-                return Err(e.to_string());
-            }
-        };
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(|l| absolute(origin, l));
-        let answer = match resp.text().await {
-            Ok(a) => a,
-            Err(e) => {
-                self.sfu.mirror_abandon(pending).await;
-                return Err(e.to_string());
-            }
-        };
-        let Some(upstream) = location else {
-            self.sfu.mirror_abandon(pending).await;
-            return Err("the origin's 201 had no Location".into());
-        };
-        match self.sfu.mirror_start(pending, &answer).await {
-            Ok(session) => Ok(Mirror { session, upstream }),
-            Err(e) => {
-                let _ = self.internal(self.http.delete(&upstream)).send().await;
-                Err(e.to_string())
-            }
-        }
-    }
-
-    /// Tells the edge's room who speaks on the origin, as its voice detector would.
-    fn speak(&self, room: &RoomId, voices: &HashMap<ParticipantId, (bool, u8)>) {
-        let Some(r) = self.sfu.room(room) else { return };
-        for (p, &(speaking, loudness)) in voices {
-            r.offer(crate::sfu::room::Command::Voice {
-                publisher: p.clone(),
-                speaking,
-                loudness,
-            });
-        }
-    }
-
-    /// Ends a mirror's session on the origin, then here (so by the time the edge's room
-    /// ends, the origin has let the upstream go).
-    async fn end_mirror(&self, session: SessionId, upstream: &str) {
-        let _ = self
-            .internal(self.http.delete(upstream))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        let _ = self.sfu.remove(session).await;
-    }
-}
-
-/// `location` resolved against `origin` (a node's URL).
-fn absolute(origin: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_owned()
-    } else {
-        format!("{origin}{location}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,14 +360,5 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert!(!apply(&mut s, "speaking", r#"{"id":"x"}"#));
         assert!(!apply(&mut s, "roster", "not json"));
-    }
-
-    #[test]
-    fn locations_resolve_against_the_origin() {
-        assert_eq!(
-            absolute("http://a:1", "/whep/session/x"),
-            "http://a:1/whep/session/x"
-        );
-        assert_eq!(absolute("http://a:1", "http://b:2/s"), "http://b:2/s");
     }
 }

@@ -16,11 +16,13 @@
 //! and the connection manager reconnects by itself.
 
 mod audience;
+mod beat;
 pub mod cascade;
 pub mod load;
+mod mirror;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -57,7 +59,7 @@ pub enum Placement {
 }
 
 /// Renews a claim only while it is still the caller's.
-const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+pub(crate) const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 /// Deletes a claim only while it is still the caller's.
 const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -66,17 +68,17 @@ const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
 const TAKEOVER: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
-const NODES: &str = "wisp:nodes";
+pub(crate) const NODES: &str = "wisp:nodes";
 
-fn node_key(id: &str) -> String {
+pub(crate) fn node_key(id: &str) -> String {
     format!("wisp:node:{id}")
 }
 
-fn room_key(room: &RoomId) -> String {
+pub(crate) fn room_key(room: &RoomId) -> String {
     format!("wisp:room:{room}")
 }
 
-fn lease_ms() -> u64 {
+pub(crate) fn lease_ms() -> u64 {
     LEASE.as_millis() as u64
 }
 
@@ -160,9 +162,12 @@ impl Cluster {
                 packets_per_s: 0.0,
             }),
         });
-        tokio::spawn(heartbeat(Arc::downgrade(&cluster)));
+        tokio::spawn(beat::heartbeat(Arc::downgrade(&cluster)));
         tokio::spawn(audience::run(Arc::downgrade(&cluster)));
-        tokio::spawn(releases(Arc::downgrade(&cluster), cluster.sfu.notices()));
+        tokio::spawn(beat::releases(
+            Arc::downgrade(&cluster),
+            cluster.sfu.notices(),
+        ));
         Ok(cluster)
     }
 
@@ -405,89 +410,6 @@ impl Cluster {
         }
     }
 
-    /// One heartbeat: this node's entry, then the claims of the rooms it holds.
-    async fn beat(&self) -> Result<()> {
-        let mut con = self.con();
-        let mut sent = 0u64;
-        for room in self.sfu.rooms_now() {
-            sent = sent.saturating_add(room.totals().await.packets_out.iter().sum::<u64>());
-        }
-        let report = self.sample(Some(sent));
-        let json = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        redis::pipe()
-            .cmd("SET")
-            .arg(node_key(&self.cfg.node_id))
-            .arg(json)
-            .arg("PX")
-            .arg(lease_ms())
-            .ignore()
-            .cmd("SADD")
-            .arg(NODES)
-            .arg(&self.cfg.node_id)
-            .ignore()
-            .query_async::<()>(&mut con)
-            .await
-            .map_err(unreachable)?;
-        if self.secret.get().is_none() {
-            let made = uuid::Uuid::new_v4().as_simple().to_string();
-            let _: Option<String> = redis::cmd("SET")
-                .arg("wisp:secret")
-                .arg(&made)
-                .arg("NX")
-                .query_async(&mut con)
-                .await
-                .map_err(unreachable)?;
-            let shared: Option<String> = redis::cmd("GET")
-                .arg("wisp:secret")
-                .query_async(&mut con)
-                .await
-                .map_err(unreachable)?;
-            if let Some(s) = shared {
-                let _ = self.secret.set(s);
-            }
-        }
-        for room in self.sfu.rooms_now() {
-            if !self.is_edge(&room.id) {
-                self.hold(&mut con, &room.id).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Renews this node's claim on `room`, or claims it again if the claim lapsed (Redis was
-    /// away longer than the lease, or restarted empty).
-    async fn hold(&self, con: &mut ConnectionManager, room: &RoomId) -> Result<()> {
-        let key = room_key(room);
-        let renewed: i64 = redis::Script::new(RENEW)
-            .key(&key)
-            .arg(&self.cfg.node_id)
-            .arg(lease_ms())
-            .invoke_async(con)
-            .await
-            .map_err(unreachable)?;
-        if renewed == 1 {
-            return Ok(());
-        }
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&self.cfg.node_id)
-            .arg("NX")
-            .arg("PX")
-            .arg(lease_ms())
-            .query_async(con)
-            .await
-            .map_err(unreachable)?;
-        if set.is_none() {
-            let other: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(con)
-                .await
-                .map_err(unreachable)?;
-            tracing::warn!(%room, owner = ?other, "this node serves a room another node now owns");
-        }
-        Ok(())
-    }
-
     /// Gives up `room` (it ended here), if it is still ours.
     async fn release(&self, room: &RoomId) -> Result<()> {
         let mut con = self.con();
@@ -517,49 +439,5 @@ impl Cluster {
             .ignore()
             .query_async(&mut con)
             .await;
-    }
-}
-
-/// Beats every [`RENEW_EVERY`] until the cluster is dropped, logging when Redis goes away and
-/// comes back.
-async fn heartbeat(cluster: std::sync::Weak<Cluster>) {
-    let mut tick = tokio::time::interval(RENEW_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(c) = cluster.upgrade() else { return };
-        let ok = c.beat().await.is_ok();
-        c.health.send_modify(|h| {
-            h.beats += 1;
-            h.reachable = ok;
-        });
-        if c.reachable.swap(ok, Ordering::Relaxed) != ok {
-            if ok {
-                tracing::info!(node = %c.cfg.node_id, "cluster directory reachable again");
-            } else {
-                tracing::warn!(node = %c.cfg.node_id, redis = %c.cfg.redis, "cluster directory unreachable: running sessions go on, new POSTs get 503");
-            }
-        }
-    }
-}
-
-/// Releases each room's claim as the room ends here.
-async fn releases(
-    cluster: std::sync::Weak<Cluster>,
-    mut notices: tokio::sync::broadcast::Receiver<crate::sfu::events::Notice>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match notices.recv().await {
-            Ok(crate::sfu::events::Notice::Ended(room)) => {
-                let Some(c) = cluster.upgrade() else { return };
-                if let Err(e) = c.release(&room).await {
-                    // The lease frees it anyway.
-                    tracing::debug!(%room, "room claim not released: {e}");
-                }
-            }
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return,
-        }
     }
 }

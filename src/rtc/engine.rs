@@ -157,9 +157,10 @@ impl RtcEngine {
     pub async fn upstream(
         &self,
         room: &str,
+        kinds: &[crate::signal::MediaKind],
         observer: Arc<dyn PeerObserver>,
     ) -> Result<(RtcPeer, String)> {
-        super::lib_leg::upstream_leg(self, room, observer).await
+        super::lib_leg::upstream_leg(self, room, kinds, observer).await
     }
 
     /// Answers a WHEP offer: one send-only track per offered m-line, preferring `prefs[i]`

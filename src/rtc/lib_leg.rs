@@ -202,21 +202,23 @@ pub(crate) async fn publisher_leg(
 }
 
 /// A cascade's upstream leg (cluster mode): wisp as a WHEP player of another node, one
-/// receive-only audio and one video m-line offered with every codec wisp forwards. Returns the
+/// receive-only m-line per kind of `kinds` (mids 0, 1, … in that order), offered with every
+/// codec wisp forwards. Returns the
 /// connection and its offer (gathered: it carries every candidate); the other node's answer
 /// goes to [`RtcPeer::accept_answer`]. Its tracks reach `observer` as a publisher's do.
 pub(crate) async fn upstream_leg(
     engine: &RtcEngine,
     room: &str,
+    kinds: &[MediaKind],
     observer: Arc<dyn PeerObserver>,
 ) -> Result<(RtcPeer, String)> {
     let summary = OfferSummary {
         media: vec![],
-        mids: vec!["0".into(), "1".into()],
+        mids: (0..kinds.len()).map(|i| i.to_string()).collect(),
     };
     let peer = lib_peer(engine, room, observer, &summary).await?;
     let result = async {
-        for kind in [MediaKind::Audio, MediaKind::Video] {
+        for &kind in kinds {
             peer.lib()?
                 .add_transceiver_from_kind(
                     kind_of(kind),

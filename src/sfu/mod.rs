@@ -119,15 +119,6 @@ impl Sfu {
         self.rooms().values().cloned().collect()
     }
 
-    /// Publishers of `room` on this node (a cascade's mirrors not counted).
-    pub fn publishers_in(&self, room: &RoomId) -> usize {
-        self.sessions()
-            .values()
-            .filter(|s| s.room.id == *room)
-            .filter(|s| matches!(&s.kind, SessionKind::Publisher(p) if !p.mirror))
-            .count()
-    }
-
     pub fn session_count(&self) -> usize {
         self.sessions().len()
     }
@@ -425,11 +416,20 @@ impl Sfu {
         let session = self.sessions().remove(&id).ok_or(Error::NotFound)?;
         match &session.kind {
             SessionKind::Publisher(p) => {
-                session
-                    .room
-                    .send(Command::PublisherLeft(p.id.clone()))
-                    .await;
-                tracing::info!(room = %session.room.id, session = %id, participant = %p.id, "publisher left");
+                // A mirror pulled as several layers leaves with its last leg (the others'
+                // tracks end with their legs).
+                let legs_left = p.mirror
+                    && self
+                        .sessions()
+                        .values()
+                        .any(|s| matches!(&s.kind, SessionKind::Publisher(o) if o.id == p.id));
+                if !legs_left {
+                    session
+                        .room
+                        .send(Command::PublisherLeft(p.id.clone()))
+                        .await;
+                    tracing::info!(room = %session.room.id, session = %id, participant = %p.id, "publisher left");
+                }
             }
             SessionKind::Viewer(_) => {
                 session.room.send(Command::ViewerLeft(id)).await;

@@ -27,6 +27,7 @@ impl Sfu {
             participant: participant.id.clone(),
             audio_level_id: Default::default(),
             vad: self.limits.vad,
+            layer: None,
         })
     }
 }
@@ -39,6 +40,9 @@ pub(crate) struct PublisherObserver {
     /// The negotiated RFC 6464 audio-level extension id, known once the answer is made.
     pub(crate) audio_level_id: OnceLock<u8>,
     pub(crate) vad: VadConfig,
+    /// A cascade's upstream leg pinned to one simulcast layer of the origin's publisher: its
+    /// video arrives as a plain stream and is this layer here.
+    pub(crate) layer: Option<String>,
 }
 
 impl PeerObserver for PublisherObserver {
@@ -56,10 +60,14 @@ impl PeerObserver for PublisherObserver {
         let room = self.room.upgrade()?;
         tracing::info!(room = %room.id, participant = %self.participant, codec = %info.codec.mime_type, ssrc = info.ssrc, rid = ?info.rid, "track arrived");
         let kind = info.kind;
+        let rid = match (kind, &self.layer) {
+            (MediaKind::Video, Some(layer)) => Some(layer.clone()),
+            _ => info.rid,
+        };
         let fanout = TrackFanout::new(
             info.kind,
             info.codec,
-            info.rid,
+            rid,
             Box::new(move || keyframes.request()),
         );
         room.send_now(Command::TrackAdded {

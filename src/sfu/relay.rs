@@ -5,14 +5,13 @@
 //! keyframe cache and layer choice exactly as on the origin.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use crate::error::Result;
 use crate::rtc::RtcPeer;
 use crate::sfu::observers::PublisherObserver;
 use crate::sfu::room::Command;
 use crate::sfu::session::{Reservation, new_version};
-use crate::sfu::{Participant, ParticipantId, Room, RoomId, Session, SessionId, SessionKind, Sfu};
+use crate::sfu::{Participant, Room, RoomId, Session, SessionId, SessionKind, Sfu};
 use crate::signal::{self, MediaKind};
 
 /// An upstream leg whose offer is on its way to the origin.
@@ -32,21 +31,39 @@ impl PendingMirror {
 }
 
 impl Sfu {
-    /// Builds the upstream leg that mirrors `participant` (as the origin names it) into
-    /// `room_id`: returns it with the offer to POST to the origin's
-    /// `/whep/{room}/{participant}`.
+    /// Publishers of `room` on this node (a cascade's mirrors not counted).
+    pub fn publishers_in(&self, room: &RoomId) -> usize {
+        self.sessions()
+            .values()
+            .filter(|s| s.room.id == *room)
+            .filter(|s| matches!(&s.kind, SessionKind::Publisher(p) if !p.mirror))
+            .count()
+    }
+
+    /// Builds one upstream leg of the mirror of `participant` (another node's publisher, as
+    /// that node names it; see [`Participant::mirror`]) in `room_id`, receiving `kinds`, its
+    /// video as simulcast `layer` when the leg is pinned to one: returns it with the offer to
+    /// POST to the origin's `/whep/{room}/{participant}`. `session` is the leg's id (the
+    /// participant's own for its first leg).
     pub async fn mirror_offer(
         &self,
         room_id: &RoomId,
-        participant: ParticipantId,
-        name: String,
-        joined_at: SystemTime,
+        participant: &Arc<Participant>,
+        session: SessionId,
+        kinds: &[MediaKind],
+        layer: Option<String>,
     ) -> Result<(PendingMirror, String)> {
-        let id = SessionId::new();
+        let id = session;
         let room = self.room_or_create(room_id);
-        let participant = Participant::mirror(participant, name, joined_at, id);
-        let observer = self.publisher_observer(id, &room, &participant);
-        let (peer, offer) = match self.rtc.upstream(room_id.as_str(), observer.clone()).await {
+        let mut observer = self.publisher_observer(id, &room, participant);
+        if let Some(o) = Arc::get_mut(&mut observer) {
+            o.layer = layer;
+        }
+        let (peer, offer) = match self
+            .rtc
+            .upstream(room_id.as_str(), kinds, observer.clone())
+            .await
+        {
             Ok(x) => x,
             Err(e) => {
                 self.drop_room_if_empty(&room);
@@ -57,7 +74,7 @@ impl Sfu {
             PendingMirror {
                 id,
                 room,
-                participant,
+                participant: participant.clone(),
                 peer,
                 observer,
             },
@@ -83,6 +100,11 @@ impl Sfu {
         {
             let _ = m.observer.audio_level_id.set(ext);
         }
+        // A mirror pulled as several layers joins once, with its first leg.
+        let first = !self
+            .sessions()
+            .values()
+            .any(|s| matches!(&s.kind, SessionKind::Publisher(p) if p.id == m.participant.id));
         let session = Arc::new(Session {
             id: m.id,
             room: m.room.clone(),
@@ -93,12 +115,14 @@ impl Sfu {
             awaiting_answer: false.into(),
         });
         self.sessions().insert(m.id, session);
-        m.room
-            .send(Command::PublisherJoined {
-                participant: m.participant.clone(),
-                expected: signal::offer::first_codecs(answer),
-            })
-            .await;
+        if first {
+            m.room
+                .send(Command::PublisherJoined {
+                    participant: m.participant.clone(),
+                    expected: signal::offer::first_codecs(answer),
+                })
+                .await;
+        }
         tracing::info!(room = %m.room.id, session = %m.id, participant = %m.participant.id, "mirror joined");
         Ok(m.id)
     }

@@ -48,6 +48,11 @@ async fn owner_and_other<'a>(
     }
 }
 
+async fn get_json(u: &str) -> serde_json::Value {
+    let text = http().get(u).send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{u}: {e}: {text}"))
+}
+
 /// A recvonly offer a WHEP POST can carry (never answered: only the status matters).
 async fn viewer_offer() -> String {
     let peer = Peer::new().await;
@@ -281,15 +286,7 @@ async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
     )
     .await;
     // /api/rooms on any node lists the cluster's rooms, counted over all nodes.
-    let listed = http()
-        .get(url(edge, "/api/rooms"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let listed = get_json(&url(edge, "/api/rooms")).await;
     let origin_id = origin.cluster.as_ref().unwrap().node_id();
     assert_eq!(
         listed["rooms"],
@@ -330,4 +327,42 @@ async fn a_plain_player_on_another_node_is_served_there_through_one_upstream() {
     })
     .await;
     assert_eq!(origin.sfu.session_counts(), (1, 0), "the upstream is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_pulls_a_simulcast_publisher_layer_by_layer_and_its_players_choose() {
+    use crate::simulcast::{SimulcastPublisher, pump};
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let publisher = SimulcastPublisher::join(&a, "sim").await;
+    let (origin, edge) = owner_and_other(&redis, "sim", &a, &b).await;
+    let mut viewer = Viewer::join(edge, &paths::whep("sim")).await;
+    let mut n = 0u16;
+
+    // Once the publisher's layers flow, the edge pulls one upstream per layer (three WHEP
+    // sessions on the origin), and its player gets the best layer, as on the origin: 30
+    // packets in a row of "f".
+    pump(&publisher, &mut viewer, &mut n, |g| {
+        origin.sfu.session_counts() == (1, 3)
+            && g.len() >= 30
+            && g[g.len() - 30..].iter().all(|g| g.layer == 2)
+    })
+    .await;
+    let detail = get_json(&url(edge, "/api/rooms/sim")).await;
+    let mut rids: Vec<&str> = detail["participants"][0]["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["rid"].as_str())
+        .collect();
+    rids.sort_unstable();
+    assert_eq!(rids, vec!["f", "h", "q"], "{detail}");
+
+    // The player chooses the low layer on the edge (its m-line 1 is video).
+    crate::simulcast::ask_low_layer(&format!("{}/layer", viewer.session)).await;
+    pump(&publisher, &mut viewer, &mut n, |g| {
+        g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 0)
+    })
+    .await;
 }

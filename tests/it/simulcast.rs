@@ -20,7 +20,7 @@ const RIDS: [&str; 3] = ["q", "h", "f"];
 /// Payload sizes per layer, so the server can rank them by bitrate.
 const SIZES: [usize; 3] = [60, 300, 900];
 
-struct SimulcastPublisher {
+pub(crate) struct SimulcastPublisher {
     _peer: Peer,
     track: Arc<TrackLocalStaticRTP>,
     ssrcs: [u32; 3],
@@ -43,7 +43,7 @@ fn extmap(sdp: &str, uri: &str) -> u8 {
 }
 
 impl SimulcastPublisher {
-    async fn join(server: &wisp::Server, room: &str) -> SimulcastPublisher {
+    pub(crate) async fn join(server: &wisp::Server, room: &str) -> SimulcastPublisher {
         let peer = Peer::new().await;
         let ssrcs = [rand::random(), rand::random(), rand::random()];
         let encodings = RIDS
@@ -95,7 +95,7 @@ impl SimulcastPublisher {
     /// Frame `n` on every layer: payload = VP8 descriptor (each layer numbers its pictures
     /// on its own, as Chromium's do: a 15-bit PictureID and a TL0PICIDX far apart), the
     /// frame tag, then the layer index.
-    async fn send(&self, n: u16, key: bool) {
+    pub(crate) async fn send(&self, n: u16, key: bool) {
         for (layer, ssrc) in self.ssrcs.iter().enumerate() {
             let picture = (n + 10_000 * layer as u16) & 0x7fff;
             let tl0 = (n / 4) as u8 + 60 * layer as u8;
@@ -126,17 +126,30 @@ impl SimulcastPublisher {
     }
 }
 
+/// POSTs the WHEP layer request for rid "q" on m-line 1 (the harness viewer's video) to the
+/// session's layer URL, and expects `200`.
+pub(crate) async fn ask_low_layer(layer_url: &str) {
+    let r = http()
+        .post(layer_url)
+        .header("content-type", "application/json")
+        .body(r#"{"mediaId":"1","rid":"q"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
 /// One video packet as the viewer got it.
 #[derive(Debug, Clone, Copy)]
-struct Got {
-    layer: u8,
+pub(crate) struct Got {
+    pub(crate) layer: u8,
     seq: u16,
     picture: u16,
     tl0: u8,
 }
 
 /// Sends frames (keyframe every 10) until `done` says enough about the viewer's packets.
-async fn pump(
+pub(crate) async fn pump(
     publisher: &SimulcastPublisher,
     viewer: &mut Viewer,
     n: &mut u16,
@@ -191,14 +204,7 @@ async fn viewer_gets_one_layer_and_switches_on_request() {
     );
 
     // The viewer asks for the low layer (m-line 1 is its video).
-    let r = http()
-        .post(url(&server, &format!("{}/layer", viewer.session)))
-        .header("content-type", "application/json")
-        .body(r#"{"mediaId":"1","rid":"q"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    ask_low_layer(&url(&server, &format!("{}/layer", viewer.session))).await;
     let before = *got.last().unwrap();
     let got = pump(&publisher, &mut viewer, &mut n, |g| {
         g.len() >= 30 && g[g.len() - 30..].iter().all(|g| g.layer == 0)

@@ -26,6 +26,10 @@ use crate::sfu::{ParticipantId, RoomId};
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
 /// How often the cascade looks at its viewers, its mirrors and (origin lost) the directory.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long after a publisher joins or its tracks change the edge keeps asking the origin for
+/// its simulcast layers, once per check (they arrive one by one); never otherwise, so an edge
+/// does not read a large room's whole admin view every second.
+const LAYER_WATCH: Duration = Duration::from_secs(5);
 /// How long a viewer's POST waits for the cascade's first roster before it is served anyway
 /// (its slots fill when the mirrors arrive).
 pub const FIRST_ROSTER_WAIT: Duration = Duration::from_secs(3);
@@ -118,6 +122,7 @@ async fn follow(
     let mut voices: HashMap<ParticipantId, (bool, u8)> = HashMap::new();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let mut idle_since: Option<tokio::time::Instant> = None;
+    let mut watch_layers_until = tokio::time::Instant::now() + LAYER_WATCH;
     loop {
         tokio::select! {
             chunk = resp.chunk() => match chunk {
@@ -125,6 +130,9 @@ async fn follow(
                     let mut changed = false;
                     for (event, data) in frames.push(&bytes) {
                         changed |= apply(&mut senders, &event, &data);
+                        if matches!(event.as_str(), "roster" | "joined" | "tracks") {
+                            watch_layers_until = tokio::time::Instant::now() + LAYER_WATCH;
+                        }
                         if event == "speaking" {
                             voice(&mut voices, &data);
                             speak(c, room, &voices);
@@ -144,12 +152,17 @@ async fn follow(
                 speak(c, room, &voices);
                 // A mirror whose upstream failed is gone from the sessions, and a publisher's
                 // layers arrive one by one: start again what changed.
+                let broken = mirrors.values().any(|m| !m.alive(&c.sfu));
+                if broken {
+                    watch_layers_until = tokio::time::Instant::now() + LAYER_WATCH;
+                }
                 let now = if senders.is_empty() {
                     HashMap::new()
-                } else {
+                } else if tokio::time::Instant::now() < watch_layers_until {
                     c.layers(origin, room).await.unwrap_or_else(|| layers.clone())
+                } else {
+                    layers.clone()
                 };
-                let broken = mirrors.values().any(|m| !m.alive(&c.sfu));
                 if broken || now != layers {
                     layers = now;
                     reconcile(c, room, origin, &senders, &layers, mirrors).await;

@@ -17,11 +17,9 @@ impl Cluster {
     /// One heartbeat: this node's entry, then the claims of the rooms it holds.
     async fn beat(&self) -> Result<()> {
         let mut con = self.con();
-        let mut sent = 0u64;
-        for room in self.sfu.rooms_now() {
-            sent = sent.saturating_add(room.totals().await.packets_out.iter().sum::<u64>());
-        }
-        let report = self.sample(Some(sent));
+        // The lease first, with the rates measured up to the last beat (busy rooms answering
+        // for their counts must not delay it), then this interval's rates for the next.
+        let report = self.sample(None);
         let json = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
         redis::pipe()
             .cmd("SET")
@@ -37,6 +35,11 @@ impl Cluster {
             .query_async::<()>(&mut con)
             .await
             .map_err(unreachable)?;
+        let mut sent = 0u64;
+        for room in self.sfu.rooms_now() {
+            sent = sent.saturating_add(room.totals().await.packets_out.iter().sum::<u64>());
+        }
+        self.sample(Some(sent));
         if self.secret.get().is_none() {
             let made = uuid::Uuid::new_v4().as_simple().to_string();
             let _: Option<String> = redis::cmd("SET")
@@ -131,6 +134,9 @@ pub(crate) async fn releases(
         match notices.recv().await {
             Ok(crate::sfu::events::Notice::Ended(room)) => {
                 let Some(c) = cluster.upgrade() else { return };
+                if c.sfu.room(&room).is_some() {
+                    continue; // made again here since: still ours
+                }
                 if let Err(e) = c.release(&room).await {
                     // The lease frees it anyway.
                     tracing::debug!(%room, "room claim not released: {e}");

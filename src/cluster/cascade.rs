@@ -26,6 +26,9 @@ use crate::sfu::{ParticipantId, RoomId};
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
 /// How often the cascade looks at its viewers, its mirrors and (origin lost) the directory.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// An origin's event stream silent this long (its keep-alives come at most every 15 s) is
+/// taken for a dead origin.
+const STREAM_SILENCE: Duration = Duration::from_secs(45);
 /// How long after a publisher joins or its tracks change the edge keeps asking the origin for
 /// its simulcast layers, once per check (they arrive one by one); never otherwise, so an edge
 /// does not read a large room's whole admin view every second.
@@ -66,6 +69,11 @@ async fn run(
     loop {
         let Some(c) = cluster.upgrade() else { return };
         let why = follow(&c, &room, &origin, &mut mirrors, &synced).await;
+        if matches!(why, Stop::Idle) {
+            // Gone from the map first: a player arriving now starts a new cascade instead
+            // of joining this ending one.
+            c.cascade_ended(&room);
+        }
         for (_, m) in mirrors.drain() {
             c.end_mirror(&m).await;
         }
@@ -125,7 +133,9 @@ async fn follow(
     let mut watch_layers_until = tokio::time::Instant::now() + LAYER_WATCH;
     loop {
         tokio::select! {
-            chunk = resp.chunk() => match chunk {
+            chunk = tokio::time::timeout(STREAM_SILENCE, resp.chunk()) => match chunk {
+                Err(_) => return Stop::OriginLost("its event stream went silent".into()),
+                Ok(chunk) => match chunk {
                 Ok(Some(bytes)) => {
                     let mut changed = false;
                     for (event, data) in frames.push(&bytes) {
@@ -147,12 +157,21 @@ async fn follow(
                 }
                 Ok(None) => return Stop::OriginLost("events ended".into()),
                 Err(e) => return Stop::OriginLost(format!("events: {e}")),
+                },
             },
             _ = check.tick() => {
                 speak(c, room, &voices);
                 // A mirror whose upstream failed is gone from the sessions, and a publisher's
                 // layers arrive one by one: start again what changed.
-                let broken = mirrors.values().any(|m| !m.alive(&c.sfu));
+                // The directory may know first that the origin is gone (a host that died
+                // without closing its connections) or that the room moved.
+                match c.owner(room).await {
+                    Ok(Some(Placement::There { url, .. })) if url == origin => {}
+                    Ok(_) => return Stop::OriginLost("the directory names another owner".into()),
+                    Err(_) => {} // Redis away: keep following what still flows
+                }
+                let broken = mirrors.values().any(|m| !m.alive(&c.sfu))
+                    || senders.keys().any(|p| !mirrors.contains_key(p));
                 if broken {
                     watch_layers_until = tokio::time::Instant::now() + LAYER_WATCH;
                 }
@@ -305,18 +324,20 @@ async fn next_origin(c: &Arc<Cluster>, room: &RoomId) -> Option<String> {
     }
 }
 
-/// Server-sent events split into (event, data) as bytes arrive.
+/// Server-sent events split into (event, data) as bytes arrive; a frame is decoded whole, so
+/// a character split across chunks stays whole.
 #[derive(Default)]
 struct Frames {
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Frames {
     fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
-        self.buf.push_str(&String::from_utf8_lossy(bytes));
+        self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(end) = self.buf.find("\n\n") {
-            let frame: String = self.buf.drain(..end + 2).collect();
+        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let frame = String::from_utf8_lossy(&frame);
             let (mut event, mut data) = (String::new(), String::new());
             for line in frame.lines() {
                 if let Some(e) = line.strip_prefix("event:") {
@@ -336,6 +357,15 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_split_across_chunks_stays_whole() {
+        let mut f = Frames::default();
+        let frame = "event: joined\ndata: {\"name\":\"Zoë\"}\n\n".as_bytes();
+        let cut = frame.iter().position(|&b| b == 0xc3).unwrap() + 1;
+        assert!(f.push(&frame[..cut]).is_empty());
+        assert_eq!(f.push(&frame[cut..])[0].1, "{\"name\":\"Zoë\"}");
+    }
 
     #[test]
     fn frames_split_across_chunks() {

@@ -170,7 +170,11 @@ impl Cluster {
         let leg = match self.sfu.mirror_start(pending, &answer).await {
             Ok(session) => Leg { session, upstream },
             Err(e) => {
-                let _ = self.internal(self.http.delete(&upstream)).send().await;
+                let _ = self
+                    .internal(self.http.delete(&upstream))
+                    .timeout(REQUEST_TIMEOUT)
+                    .send()
+                    .await;
                 return Err(e.to_string());
             }
         };

@@ -38,6 +38,8 @@ pub const LEASE: Duration = Duration::from_secs(6);
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How long one Redis request may take before the POST waiting on it gets `503`.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a POST waits for its placement, all its Redis requests together.
+const PLACE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `--cluster-redis`, `--node-url`, `--node-id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +229,12 @@ impl Cluster {
     /// The room's live owner as the directory says now (`None`: unclaimed, or its owner's
     /// node lease is gone), without claiming anything.
     pub async fn owner(&self, room: &RoomId) -> Result<Option<Placement>> {
+        tokio::time::timeout(PLACE_TIMEOUT, self.owner_now(room))
+            .await
+            .unwrap_or(Err(Error::DirectoryUnavailable))
+    }
+
+    async fn owner_now(&self, room: &RoomId) -> Result<Option<Placement>> {
         let mut con = self.con();
         let owner: Option<String> = redis::cmd("GET")
             .arg(room_key(room))
@@ -261,6 +269,14 @@ impl Cluster {
     /// for us) or on its owner. An unowned room (new, or its owner's lease gone) is claimed
     /// for the least-loaded live node first.
     pub async fn place(&self, room: &RoomId) -> Result<Placement> {
+        // However many commands it takes (and the connection manager's reconnect attempts),
+        // a POST waits for the directory at most this long.
+        tokio::time::timeout(PLACE_TIMEOUT, self.place_now(room))
+            .await
+            .unwrap_or(Err(Error::DirectoryUnavailable))
+    }
+
+    async fn place_now(&self, room: &RoomId) -> Result<Placement> {
         let mut con = self.con();
         let key = room_key(room);
         // Each round either decides or lost a race to another node's claim: a few suffice.
@@ -322,9 +338,8 @@ impl Cluster {
                 });
             }
         }
-        Err(Error::Internal(format!(
-            "the owner of room {room} kept changing"
-        )))
+        tracing::warn!(%room, "the room's owner kept changing while it was placed");
+        Err(Error::DirectoryUnavailable)
     }
 
     /// A live node's report, `None` when its lease has run out.

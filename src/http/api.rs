@@ -206,7 +206,9 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             Method::GET => {
                 // In cluster mode a room owned elsewhere is followed through the cascade, so
                 // its events here are the owner's.
+                // (Another node's request — an edge following this owner — is served here.)
                 if let Some(c) = &app.cluster
+                    && !from_peer_node(app, req.headers())
                     && let Placement::There { url, .. } = c.place(room).await?
                 {
                     c.edge(room, &url).await?;
@@ -325,7 +327,9 @@ async fn endpoint(
         }
         Method::POST => {
             headers::content_type_is(req.headers(), SDP)?;
+            // Another node's upstream leg is served here: it asked the directory already.
             if let Some(cluster) = &app.cluster
+                && !from_peer_node(app, req.headers())
                 && let Placement::There { node, url } = cluster.place(&room).await?
             {
                 // A plain player is served here, from the owner through the cascade; a

@@ -8,10 +8,11 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::auth::{self, Action, Grant};
+use crate::auth::{Action, Grant};
 use crate::cluster::Placement;
 use crate::error::{Error, Result};
 use crate::http::App;
+use crate::http::cluster::{from_peer_node, here, redirect, verify};
 use crate::http::headers::{self, Body, SDP, SDPFRAG};
 use crate::http::paths::{self, Route};
 use crate::sfu::{Patched, RoomId, SessionId, SessionKind};
@@ -114,32 +115,8 @@ fn query_param(req: &Req, key: &str) -> Option<String> {
     let q = req.uri().query()?;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| percent_decode(v))
+        (k == key).then(|| paths::percent_decode(v))
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn preflight(methods: &'static str) -> Response<Body> {
@@ -270,20 +247,6 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         }
         _ => Err(Error::NotFound),
     }
-}
-
-/// The request's credential: a client's token, or in cluster mode another node showing the
-/// cluster's secret (an edge following this node's rooms).
-fn verify(app: &App, h: &HeaderMap) -> Result<Grant> {
-    if from_peer_node(app, h) {
-        return Ok(Grant::admin());
-    }
-    app.auth.verify(auth::bearer(h))
-}
-
-/// Whether the request comes from another node of the cluster (an edge's upstream).
-fn from_peer_node(app: &App, h: &HeaderMap) -> bool {
-    matches!((&app.cluster, auth::bearer(h)), (Some(c), Some(b)) if c.is_peer_secret(b))
 }
 
 /// The admission webhook's word for an action.
@@ -445,30 +408,6 @@ async fn endpoint(
     }
 }
 
-/// A resource's URL for a response: its path, or in cluster mode this node's absolute URL, so
-/// a client that reached it through a redirect (or a balancer) comes back to this node
-/// whatever base it resolves against.
-fn here(app: &App, path: &str) -> String {
-    match &app.cluster {
-        Some(c) => format!("{}{path}", c.node_url()),
-        None => path.to_owned(),
-    }
-}
-
-/// `307 Temporary Redirect` (RFC 9725 §4.5) to the same path and query on the node at `url`.
-fn redirect(node: &str, url: &str, uri: &hyper::Uri) -> Response<Body> {
-    let target = format!("{url}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut r = headers::with_body(
-        StatusCode::TEMPORARY_REDIRECT,
-        "text/plain; charset=utf-8",
-        format!("This room is served by node {node}; send the request to {target}.\n"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&target) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
 /// `Link: rel="ice-server"` headers with fresh TURN credentials for `room`.
 fn ice_server_links(app: &App, room: &RoomId, h: &mut hyper::HeaderMap) {
     if let Some(turn) = &app.turn {
@@ -526,19 +465,5 @@ async fn session(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
         _ => Err(Error::MethodNotAllowed {
             allow: SESSION_METHODS,
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn decodes_names() {
-        assert_eq!(percent_decode("Ada%20L"), "Ada L");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-        assert_eq!(percent_decode("end%2"), "end%2");
-        assert_eq!(percent_decode("%"), "%");
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 mod assets;
+mod cluster;
 pub use assets::asset;
 pub mod events;
 pub mod headers;

@@ -173,18 +173,7 @@ pub(crate) async fn publisher_leg(
 ) -> Result<(RtcPeer, String)> {
     let peer = lib_peer(engine, room, observer, summary).await?;
     let result = async {
-        for m in &summary.media {
-            peer.lib()?
-                .add_transceiver_from_kind(
-                    kind_of(m.kind),
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(lib_error("transceiver"))?;
-        }
+        receive_only(&peer, summary.media.iter().map(|m| m.kind)).await?;
         // Of several H.264 variants, take the one most players decode.
         let offer = crate::signal::codec::prefer_decodable_h264(offer);
         // RED over Opus first, so the publisher sends redundant audio (signal::red).
@@ -192,20 +181,13 @@ pub(crate) async fn publisher_leg(
         peer.negotiate(&offer).await
     }
     .await;
-    match result {
-        Ok(answer) => Ok((peer, answer)),
-        Err(e) => {
-            peer.close().await;
-            Err(e)
-        }
-    }
+    closed_on_error(peer, result).await
 }
 
 /// A cascade's upstream leg (cluster mode): wisp as a WHEP player of another node, one
 /// receive-only m-line per kind of `kinds` (mids 0, 1, … in that order), offered with every
-/// codec wisp forwards. Returns the
-/// connection and its offer (gathered: it carries every candidate); the other node's answer
-/// goes to [`RtcPeer::accept_answer`]. Its tracks reach `observer` as a publisher's do.
+/// codec wisp forwards. Returns the connection and its offer (gathered: it carries every
+/// candidate); the other node's answer goes to [`RtcPeer::accept_answer`]. Its tracks reach `observer` as a publisher's do.
 pub(crate) async fn upstream_leg(
     engine: &RtcEngine,
     room: &str,
@@ -218,23 +200,34 @@ pub(crate) async fn upstream_leg(
     };
     let peer = lib_peer(engine, room, observer, &summary).await?;
     let result = async {
-        for &kind in kinds {
-            peer.lib()?
-                .add_transceiver_from_kind(
-                    kind_of(kind),
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(lib_error("transceiver"))?;
-        }
+        receive_only(&peer, kinds.iter().copied()).await?;
         peer.make_offer().await
     }
     .await;
-    match result {
-        Ok(offer) => Ok((peer, offer)),
+    closed_on_error(peer, result).await
+}
+
+/// One receive-only transceiver per kind, in order.
+async fn receive_only(peer: &RtcPeer, kinds: impl Iterator<Item = MediaKind>) -> Result<()> {
+    for kind in kinds {
+        peer.lib()?
+            .add_transceiver_from_kind(
+                kind_of(kind),
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(lib_error("transceiver"))?;
+    }
+    Ok(())
+}
+
+/// The leg with its SDP, or the leg closed and the error.
+async fn closed_on_error(peer: RtcPeer, sdp: Result<String>) -> Result<(RtcPeer, String)> {
+    match sdp {
+        Ok(sdp) => Ok((peer, sdp)),
         Err(e) => {
             peer.close().await;
             Err(e)

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod container;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

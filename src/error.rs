@@ -68,6 +68,9 @@ pub enum Error {
     /// reached; sessions already running are not affected.
     #[error("The cluster directory cannot be reached; retry shortly.")]
     DirectoryUnavailable,
+    /// A `Range` header outside the file (RFC 9110 §15.5.17).
+    #[error("The requested byte range is not within the file's {size} bytes.")]
+    RangeNotSatisfiable { size: u64 },
     /// A bug or an unexpected library failure; details go to the log, not the client.
     #[error("Internal error.")]
     Internal(String),
@@ -92,6 +95,7 @@ impl Error {
             | Error::Draining
             | Error::AdmissionUnavailable
             | Error::DirectoryUnavailable => 503,
+            Error::RangeNotSatisfiable { .. } => 416,
             Error::Internal(_) => 500,
         }
     }

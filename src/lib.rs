@@ -25,11 +25,13 @@ pub mod container;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hls;
 pub mod hooks;
 pub mod http;
 pub mod lock;
 pub mod media;
 pub mod metrics;
+pub mod record;
 pub mod rtc;
 pub mod sfu;
 pub mod signal;
@@ -141,7 +143,15 @@ impl Server {
             ),
             None => None,
         };
+        let recorder = match &config.record {
+            Some(r) => Some(
+                record::Recorder::start(r.clone(), sfu.clone()).map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
         let app = Arc::new(http::App {
+            recorder: recorder.clone(),
+            hls: Default::default(),
             cluster: cluster.clone(),
             limiter: Arc::new(http::limits::Limiter::new(config.http_limits)),
             auth,
@@ -172,6 +182,9 @@ impl Server {
             })
             .await;
             shutdown_sfu.shutdown().await;
+            if let Some(r) = recorder {
+                r.finish().await;
+            }
             if let Some(c) = leaving {
                 c.leave().await;
             }

@@ -47,6 +47,9 @@ bash tests/interop/turn_abuse.sh target/release/wisp
 step "cluster on a real Redis in the lab: three nodes, whipsink and whepsrc, a 307, the cascade, kill -9 of the owner"
 bash tests/interop/cluster_lab.sh target/release/wisp target/gst-webrtchttp/target/release
 
+step "recording and LL-HLS in the lab: whipsink to MP4/WebM, A/V sync, kill -9, ranges, ffmpeg and hls.js on HLS"
+bash tests/interop/record_lab.sh target/release/wisp target/gst-webrtchttp/target/release
+
 step "the admin API against its OpenAPI document (schemathesis), with real media in the lab"
 bash tests/interop/api_contract.sh target/release/wisp target/gst-webrtchttp/target/release \
   target/schemathesis-venv/bin/schemathesis

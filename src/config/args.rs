@@ -181,6 +181,13 @@ pub struct Args {
     /// Cluster mode: this node's id in the directory [default: random at each start].
     #[arg(long, env = "WISP_NODE_ID")]
     pub node_id: Option<String>,
+    /// Record every publisher to a file under this directory (`<room>/<name>-<UTC start>.mp4`,
+    /// or `.webm` for VP8), listed at `/api/rooms/{room}/recordings`, served at `/recordings/`.
+    #[arg(long, env = "WISP_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+    /// Record only these rooms (comma-separated names) [default: every room].
+    #[arg(long, env = "WISP_RECORD_ROOMS", value_delimiter = ',')]
+    pub record_rooms: Option<Vec<String>>,
     /// VAD: a packet is active at or above this loudness, in -dBov (0 loudest) [default: 30].
     #[arg(long, env = "WISP_VAD_ACTIVE_LEVEL")]
     pub vad_active_level: Option<u8>,

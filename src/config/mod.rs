@@ -65,6 +65,8 @@ pub struct Config {
     pub turn: Option<crate::turn::TurnConfig>,
     /// Cluster mode (`--cluster-redis`, `--node-url`, `--node-id`).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Recording (`--record-dir`, `--record-rooms`).
+    pub record: Option<crate::record::RecordConfig>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -323,7 +325,12 @@ impl Config {
                 })
             }
         };
+        let record = crate::record::RecordConfig::new(
+            cli.record_dir.or(file.record_dir),
+            cli.record_rooms.or(file.record_rooms),
+        )?;
         Ok(Config {
+            record,
             turn,
             cluster,
             vad,

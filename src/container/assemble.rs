@@ -45,6 +45,7 @@ struct Held {
 }
 
 /// Reassembly state of one track.
+#[derive(Debug)]
 pub struct Assembler {
     video: bool,
     /// Whether a payload starts a keyframe (video only).

@@ -8,3 +8,76 @@ pub mod depack;
 pub mod fmp4;
 pub mod timeline;
 pub mod webm;
+
+use std::time::{Duration, Instant};
+
+use assemble::Assembler;
+use depack::{Codec, Depack};
+use timeline::Lane;
+
+/// One track on its way into a container: packets → frames → samples on its lane.
+#[derive(Debug)]
+pub struct Ingest {
+    pub codec: Codec,
+    pub channels: u16,
+    asm: Assembler,
+    pub depack: Depack,
+    pub lane: Lane,
+}
+
+impl Ingest {
+    /// Track `id` (1-based) of `codec`; holes wait `repair` for a retransmission.
+    pub fn new(codec: Codec, channels: u16, id: u32, repair: Duration) -> Ingest {
+        Ingest {
+            codec,
+            channels: channels.max(1),
+            asm: Assembler::new(codec.is_video(), codec.is_key(), repair),
+            depack: Depack::new(codec),
+            lane: Lane::new(id, codec.clock_rate()),
+        }
+    }
+
+    /// One packet, arrived `arrival` seconds into the file's clock. True when video was
+    /// lost past repair and a keyframe should be asked for.
+    pub fn packet(&mut self, now: Instant, arrival: f64, pkt: crate::rtc::RtpPacket) -> bool {
+        let h = &pkt.header;
+        self.lane.observe(arrival, h.timestamp);
+        let out = self
+            .asm
+            .push(now, h.sequence_number, h.timestamp, h.marker, pkt.payload);
+        self.samples(&out.frames);
+        out.want_keyframe
+    }
+
+    /// Gives up holes that waited too long; true as for [`Ingest::packet`].
+    pub fn poll(&mut self, now: Instant) -> bool {
+        let out = self.asm.poll(now);
+        self.samples(&out.frames);
+        out.want_keyframe
+    }
+
+    fn samples(&mut self, frames: &[assemble::RawFrame]) {
+        for f in frames {
+            if let Some(s) = self.depack.sample(f) {
+                self.lane.push(s);
+            }
+        }
+    }
+
+    /// Whether the container can describe this track yet (H.264 needs its parameter sets).
+    pub fn describable(&self) -> bool {
+        self.codec != Codec::H264 || (self.depack.sps.is_some() && self.depack.pps.is_some())
+    }
+
+    pub fn fmp4_info(&self) -> fmp4::TrackInfo {
+        fmp4::TrackInfo {
+            id: self.lane.id,
+            codec: self.codec,
+            timescale: self.lane.rate,
+            dims: self.depack.dims,
+            sps: self.depack.sps.clone(),
+            pps: self.depack.pps.clone(),
+            channels: self.channels,
+        }
+    }
+}

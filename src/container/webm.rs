@@ -22,6 +22,8 @@ mod id {
     pub const INFO: u32 = 0x1549_A966;
     pub const TIMESTAMP_SCALE: u32 = 0x2A_D7B1;
     pub const MUXING_APP: u32 = 0x4D80;
+    pub const DURATION: u32 = 0x4489;
+    pub const VOID: u32 = 0xEC;
     pub const WRITING_APP: u32 = 0x5741;
     pub const TRACKS: u32 = 0x1654_AE6B;
     pub const TRACK_ENTRY: u32 = 0xAE;
@@ -82,8 +84,24 @@ pub struct WebmTrack {
     pub channels: u16,
 }
 
-/// The EBML header, the start of an unknown-size segment, its info and its tracks.
-pub fn header(tracks: &[WebmTrack]) -> Vec<u8> {
+/// Bytes a `Duration` element takes (id, 1-byte size, 8-byte float): reserved in the header
+/// as a `Void` element of the same size and written over when the file ends.
+pub const DURATION_LEN: usize = 11;
+
+/// The `Duration` element (milliseconds, as the header's timestamp scale) that replaces the
+/// header's placeholder at [`header`]'s returned offset.
+pub fn duration(ms: f64) -> [u8; DURATION_LEN] {
+    let mut out = [0u8; DURATION_LEN];
+    out[..2].copy_from_slice(&(id::DURATION as u16).to_be_bytes());
+    out[2] = 0x88; // size 8
+
+    out[3..].copy_from_slice(&ms.to_be_bytes());
+    out
+}
+
+/// The EBML header, the start of an unknown-size segment, its info and its tracks; and the
+/// offset of the duration's placeholder.
+pub fn header(tracks: &[WebmTrack]) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     nested(&mut out, id::EBML, |b| {
         uint(b, id::EBML_VERSION, 1);
@@ -96,11 +114,20 @@ pub fn header(tracks: &[WebmTrack]) -> Vec<u8> {
     });
     put_id(&mut out, id::SEGMENT);
     out.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]); // unknown size
+    let mut placeholder = 0;
+    let info_at = out.len();
     nested(&mut out, id::INFO, |b| {
         uint(b, id::TIMESTAMP_SCALE, 1_000_000); // milliseconds
         element(b, id::MUXING_APP, b"wisp");
         element(b, id::WRITING_APP, b"wisp");
+        placeholder = b.len();
+        // A Void of DURATION_LEN bytes: id, size 9 as a 1-byte vint, 9 bytes.
+        b.push(id::VOID as u8);
+        b.push(0x80 | 9);
+        b.extend_from_slice(&[0; 9]);
     });
+    // The Info's own id (4 bytes) and size (8 bytes) come before its body.
+    let placeholder = info_at + 4 + 8 + placeholder;
     nested(&mut out, id::TRACKS, |b| {
         for t in tracks {
             nested(b, id::TRACK_ENTRY, |e| {
@@ -135,7 +162,7 @@ pub fn header(tracks: &[WebmTrack]) -> Vec<u8> {
             });
         }
     });
-    out
+    (out, placeholder)
 }
 
 /// RFC 7845 §5.1 identification header (no pre-skip: WebRTC Opus carries none).
@@ -186,6 +213,13 @@ mod tests {
     use crate::container::fmp4::FragSample;
 
     #[test]
+    fn the_duration_fits_its_placeholder() {
+        let (h, at) = header(&[]);
+        assert_eq!(&h[at..at + 2], &[0xEC, 0x89]);
+        assert_eq!(duration(1500.0)[..3], [0x44, 0x89, 0x88]);
+    }
+
+    #[test]
     fn ids_and_sizes_are_ebml() {
         let mut v = Vec::new();
         uint(&mut v, id::TIMESTAMP_SCALE, 1_000_000);
@@ -214,6 +248,6 @@ mod tests {
         // Cluster timestamp is 1000 ms; first block (either track at 0 ms relative).
         let ts_at = c.windows(2).position(|w| w == [0xE7, 0x01]).unwrap();
         assert_eq!(&c[ts_at + 9..ts_at + 11], &[0x03, 0xE8]);
-        assert_eq!(c.iter().filter(|b| **b == 0xA3).count() >= 5, true);
+        assert!(c.iter().filter(|b| **b == 0xA3).count() >= 5);
     }
 }

@@ -111,7 +111,7 @@ pub(super) fn body_text(req: Req) -> Result<String> {
         .map_err(|_| Error::BadRequest("The request body is not UTF-8 text.".into()))
 }
 
-fn query_param(req: &Req, key: &str) -> Option<String> {
+pub(super) fn query_param(req: &Req, key: &str) -> Option<String> {
     let q = req.uri().query()?;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -194,6 +194,16 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
             }
             _ => Err(Error::MethodNotAllowed { allow: "GET" }),
         };
+    }
+    match route {
+        Route::Recordings(room) => return crate::http::files::list(app, req, room).await,
+        Route::Recording(room, file) => {
+            return crate::http::files::file(app, req, room, &file).await;
+        }
+        Route::Hls(room, participant, file) => {
+            return crate::http::hls::serve(app, req, room, participant, &file).await;
+        }
+        _ => {}
     }
     if let Route::Api(api) = route {
         let grant = verify(app, req.headers());

@@ -28,6 +28,8 @@ const ASSETS: &[(&str, &str, &str)] = embedded![
     "test.html" => HTML,
     "test.js" => JS,
     "echo.js" => JS,
+    // hls.js (npm, Apache-2.0), the player /watch falls back to for LL-HLS.
+    "vendor/hls.light.min.mjs" => JS,
 ];
 
 /// The content type and body of the page file `name`, if it is one.

@@ -120,6 +120,11 @@ pub fn error(e: &Error) -> Response<Body> {
         Error::MethodNotAllowed { allow } => {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        Error::RangeNotSatisfiable { size } => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
         _ => {}
     }
     if let Some(secs) = e.retry_after()

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod api;
 mod assets;
 mod cluster;
+mod files;
+mod hls;
 pub use assets::asset;
 pub mod events;
 pub mod headers;
@@ -46,6 +48,10 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Cluster mode: the directory that says which node serves a room.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `--record-dir`: the recordings.
+    pub recorder: Option<Arc<crate::record::Recorder>>,
+    /// LL-HLS packagers, one per room being watched over HLS.
+    pub hls: Arc<crate::hls::Packagers>,
 }
 
 impl App {

@@ -71,6 +71,26 @@ pub const HEALTH: &str = "/healthz";
 pub const READY: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 
+/// Recorded files, by room.
+pub const RECORDINGS: &str = "/recordings/";
+
+pub fn recording(room: &str, file: &str) -> String {
+    format!("{RECORDINGS}{room}/{file}")
+}
+
+/// A room's recordings (JSON).
+pub fn api_recordings(room: &str) -> String {
+    format!("{API}rooms/{room}/recordings")
+}
+
+/// HLS, by room (and participant).
+pub const HLS: &str = "/hls/";
+
+/// A room's LL-HLS playlist.
+pub fn hls_playlist(room: &str) -> String {
+    format!("{HLS}{room}/index.m3u8")
+}
+
 /// What an admin API path names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ApiRoute {
@@ -109,6 +129,12 @@ pub enum Route {
     SessionSseStream(SessionId, String),
     /// `/api/…`: the admin API.
     Api(ApiRoute),
+    /// `GET /recordings/{room}/{file}`.
+    Recording(RoomId, String),
+    /// `GET /api/rooms/{room}/recordings`: served to the room's viewers too.
+    Recordings(RoomId),
+    /// `GET /hls/{room}[/{participant}]/{file}`.
+    Hls(RoomId, Option<ParticipantId>, String),
     /// A well-formed prefix with a bad room/participant name: 400 rather than 404.
     BadName(String),
     NotFound,
@@ -130,6 +156,8 @@ impl Route {
             Route::SessionSse(_) | Route::SessionSseStream(..) => "session_sse",
             Route::SessionLayer(_) => "session_layer",
             Route::Api(_) => "api",
+            Route::Recording(..) | Route::Recordings(_) => "recordings",
+            Route::Hls(..) => "hls",
             Route::BadName(_) | Route::NotFound => "other",
         }
     }
@@ -159,6 +187,30 @@ pub fn route(path: &str) -> Route {
     }
     if let Some(rest) = path.strip_prefix(API) {
         return api_route(rest);
+    }
+    if let Some(rest) = path.strip_prefix(RECORDINGS) {
+        return match rest.split_once('/') {
+            Some((room, file)) if !file.contains('/') => match RoomId::parse(room) {
+                Ok(r) => Route::Recording(r, file.to_string()),
+                Err(e) => Route::BadName(e.to_string()),
+            },
+            _ => Route::NotFound,
+        };
+    }
+    if let Some(rest) = path.strip_prefix(HLS) {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (room, participant, file) = match parts.as_slice() {
+            [r, f] => (*r, None, *f),
+            [r, p, f] => (*r, Some(*p), *f),
+            _ => return Route::NotFound,
+        };
+        return match (
+            RoomId::parse(room),
+            participant.map(ParticipantId::parse).transpose(),
+        ) {
+            (Ok(r), Ok(p)) => Route::Hls(r, p, file.to_string()),
+            (Err(e), _) | (_, Err(e)) => Route::BadName(e.to_string()),
+        };
     }
     if path == "/publish" {
         return Route::Asset("publish.html".into());
@@ -231,6 +283,10 @@ fn api_route(rest: &str) -> Route {
         ["rooms"] => Route::Api(ApiRoute::Rooms),
         ["rooms", r] => match room(r) {
             Ok(r) => Route::Api(ApiRoute::Room(r)),
+            Err(e) => Route::BadName(e.to_string()),
+        },
+        ["rooms", r, "recordings"] => match room(r) {
+            Ok(r) => Route::Recordings(r),
             Err(e) => Route::BadName(e.to_string()),
         },
         ["rooms", r, "participants", p] => match (room(r), ParticipantId::parse(p)) {
@@ -312,5 +368,15 @@ mod tests {
         ));
         assert_eq!(route("/api/rooms/r1/other"), Route::NotFound);
         assert_eq!(route("/admin"), Route::Asset("admin.html".into()));
+        assert!(
+            matches!(route(&recording("r1", "a-1.mp4")), Route::Recording(_, f) if f == "a-1.mp4")
+        );
+        assert_eq!(route("/recordings/r1/a/b"), Route::NotFound);
+        assert!(matches!(route(&api_recordings("r1")), Route::Recordings(_)));
+        assert!(matches!(route(&hls_playlist("r1")), Route::Hls(_, None, f) if f == "index.m3u8"));
+        assert!(matches!(
+            route("/hls/r1/abc123/index.m3u8"),
+            Route::Hls(_, Some(_), _)
+        ));
     }
 }

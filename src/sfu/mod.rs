@@ -13,6 +13,7 @@ mod resume;
 pub mod room;
 mod session;
 pub mod slots;
+mod tap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -35,6 +36,7 @@ pub use session::{
     SessionKind,
 };
 use session::{Reservation, new_version};
+pub use tap::{Tap, Tapped};
 
 /// Notices a slow server-wide listener may fall behind by.
 pub const NOTICE_BACKLOG: usize = 1024;

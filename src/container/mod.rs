@@ -69,6 +69,13 @@ impl Ingest {
         self.codec != Codec::H264 || (self.depack.sps.is_some() && self.depack.pps.is_some())
     }
 
+    /// Notes the publisher's sender report for this track.
+    pub fn note_sender_report(&mut self, report: Option<(u64, u32)>) {
+        if let Some((ntp, rtp)) = report {
+            self.lane.note_sender_report(ntp, rtp);
+        }
+    }
+
     pub fn fmp4_info(&self) -> fmp4::TrackInfo {
         fmp4::TrackInfo {
             id: self.lane.id,
@@ -80,4 +87,22 @@ impl Ingest {
             channels: self.channels,
         }
     }
+}
+
+/// Puts the tracks on the publisher's clock when every one has a sender report (and packets
+/// after it); true if so. One track alone needs no sync.
+pub fn sync_to_sender(tracks: &mut [&mut Ingest]) -> bool {
+    if tracks.len() < 2 {
+        return false;
+    }
+    let skews: Option<Vec<f64>> = tracks.iter().map(|t| t.lane.sender_skew()).collect();
+    let Some(skew) = skews.map(|s| s.into_iter().fold(f64::INFINITY, f64::min)) else {
+        return false;
+    };
+    tracks.iter_mut().all(|t| t.lane.sync_to_sender(skew))
+}
+
+/// Whether every track has what [`sync_to_sender`] needs.
+pub fn can_sync(tracks: &[&Ingest]) -> bool {
+    tracks.len() >= 2 && tracks.iter().all(|t| t.lane.sender_skew().is_some())
 }

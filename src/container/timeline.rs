@@ -1,11 +1,15 @@
 //! Samples onto one clock per file: each track's RTP timestamps become decode times in its
 //! own timescale, and the tracks start where they started in real time relative to each other.
 //!
-//! A track's RTP clock is tied to arrival time by the fastest packet seen (the least of
-//! `arrival − ts/rate`): jitter and queueing only ever delay a packet, so the minimum is the
-//! path's fixed delay, and packets replayed from the keyframe cache (old timestamps, sent
-//! late) never move it. Within a track, durations come from RTP timestamps alone, so a file's
-//! timing is the publisher's, not the network's. Pure: arrival times are given.
+//! With the publisher's RTCP sender reports for every track, the tracks are put on the
+//! sender's wall clock (RFC 3550 §6.4.1: each report ties a stream's RTP clock to it), which
+//! carries the capture-time alignment the sender knows (a camera's latency against a
+//! microphone's); one offset then ties that clock to arrival time. Without them, each track's
+//! RTP clock is tied to arrival time on its own. Either way the tie is the fastest packet seen
+//! (the least of `arrival − sender time`): jitter and queueing only ever delay a packet, so the
+//! minimum is the path's fixed delay, and packets replayed from the keyframe cache (old
+//! timestamps, sent late) never move it. Within a track, durations come from RTP timestamps
+//! alone, so a file's timing is the publisher's, not the network's. Pure: times are given.
 
 use super::depack::Sample;
 use super::fmp4::{FragSample, FragTrack};
@@ -36,8 +40,14 @@ pub struct Lane {
     pub id: u32,
     pub rate: u32,
     unwrap: Unwrap,
-    /// Seconds: the least `arrival − ts/rate` seen.
+    /// Seconds: the least `arrival − ts/rate` seen (or, once synced, the sender clock's).
     offset: Option<f64>,
+    /// The first sender report: (sender seconds, extended RTP timestamp).
+    report: Option<(f64, i64)>,
+    /// The least `arrival − sender time` of the packets since that report.
+    sender_skew: Option<f64>,
+    /// On the sender's clock: `offset` no longer moves.
+    synced: bool,
     pending: Vec<(i64, Sample)>,
     /// The first written sample's extended timestamp and decode time.
     base: Option<(i64, u64)>,
@@ -52,6 +62,9 @@ impl Lane {
             rate: rate.max(1),
             unwrap: Unwrap::default(),
             offset: None,
+            report: None,
+            sender_skew: None,
+            synced: false,
             pending: Vec::new(),
             base: None,
             last_duration: 0,
@@ -61,10 +74,41 @@ impl Lane {
     /// One packet's arrival (seconds on the file's clock) and RTP timestamp.
     pub fn observe(&mut self, arrival: f64, ts: u32) {
         let e = self.unwrap.ext(ts);
+        if let Some((secs, e0)) = self.report {
+            let skew = arrival - (secs + (e - e0) as f64 / self.rate as f64);
+            if self.sender_skew.is_none_or(|m| skew < m) {
+                self.sender_skew = Some(skew);
+            }
+        }
         let o = arrival - e as f64 / self.rate as f64;
-        if self.offset.is_none_or(|m| o < m) {
+        if !self.synced && self.offset.is_none_or(|m| o < m) {
             self.offset = Some(o);
         }
+    }
+
+    /// The publisher's sender report for this track (NTP and RTP timestamps); the first one
+    /// is kept (one sender clock: later reports say the same, but for drift).
+    pub fn note_sender_report(&mut self, ntp: u64, rtp: u32) {
+        if self.report.is_none() {
+            let secs = (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0;
+            self.report = Some((secs, self.unwrap.ext(rtp)));
+        }
+    }
+
+    /// The least `arrival − sender time` seen, once a report and a packet after it came.
+    pub fn sender_skew(&self) -> Option<f64> {
+        self.sender_skew
+    }
+
+    /// Puts the track on the sender's clock, tied to arrival by `skew` (the least of every
+    /// synced track's [`Lane::sender_skew`]). False without a sender report.
+    pub fn sync_to_sender(&mut self, skew: f64) -> bool {
+        let Some((secs, e0)) = self.report else {
+            return false;
+        };
+        self.offset = Some(secs - e0 as f64 / self.rate as f64 + skew);
+        self.synced = true;
+        true
     }
 
     pub fn push(&mut self, s: Sample) {
@@ -165,6 +209,31 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(b"x"),
         }
+    }
+
+    #[test]
+    fn sender_reports_carry_the_senders_alignment_across_tracks() {
+        // The sender says video's frame at RTP 9_000_000 was captured 80 ms after audio's
+        // sample at RTP 480_000 (a camera slower than the microphone); both arrive at once.
+        let ntp = |s: f64| ((s * 4_294_967_296.0) as u64);
+        let mut a = Lane::new(2, 48_000);
+        let mut v = Lane::new(1, 90_000);
+        a.note_sender_report(ntp(100.0), 480_000);
+        v.note_sender_report(ntp(100.08), 9_000_000);
+        a.observe(1.0, 480_000);
+        v.observe(1.0, 9_000_000);
+        a.push(s(480_000));
+        v.push(s(9_000_000));
+        let skew = a.sender_skew().unwrap().min(v.sender_skew().unwrap());
+        assert!(a.sync_to_sender(skew) && v.sync_to_sender(skew));
+        let d = v.first_time().unwrap() - a.first_time().unwrap();
+        assert!(
+            (d - 0.08).abs() < 1e-6,
+            "video is 80 ms after audio, not {d}"
+        );
+        // Arrival no longer moves a synced track.
+        v.observe(0.5, 9_000_000);
+        assert!((v.first_time().unwrap() - a.first_time().unwrap() - 0.08).abs() < 1e-6);
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::playlist::{KEEP, PART, Part, SEGMENT, Segment, TARGET_DURATION};
 use super::{IDLE, Packager, Packagers};
-use crate::container::Ingest;
 use crate::container::depack::Codec;
 use crate::container::fmp4::{self, FragTrack};
+use crate::container::{self, Ingest};
 use crate::lock::Locked;
 use crate::sfu::{Tap, Tapped};
 use crate::signal::MediaKind;
@@ -22,6 +22,8 @@ use crate::signal::MediaKind;
 const REPAIR_WAIT: Duration = Duration::from_millis(150);
 /// Media held before the init segment is written (path delays settle, parameter sets come).
 const WARM_UP: Duration = Duration::from_millis(600);
+/// How long the init waits for the publisher's sender reports (see `record`'s).
+const SENDER_REPORT_WAIT: Duration = Duration::from_secs(3);
 /// The newest sample of the slower track may arrive this long after the faster's.
 const SKEW: f64 = 0.1;
 
@@ -72,8 +74,11 @@ pub(super) async fn run(p: std::sync::Arc<Packager>, mut tap: Tap, all: Weak<Pac
                 }
                 let now = Instant::now();
                 let mut want = false;
-                for t in st.tracks.iter_mut().flatten() {
+                for (k, t) in st.tracks.iter_mut().enumerate() {
+                    let Some(t) = t else { continue };
                     want |= t.poll(now);
+                    let kind = if k == 1 { MediaKind::Video } else { MediaKind::Audio };
+                    t.note_sender_report(tap.sender_report(kind));
                 }
                 if want {
                     tap.request_keyframe();
@@ -262,6 +267,22 @@ impl State {
         if kinds == [false, false] {
             return Ok(false);
         }
+        let mut included: Vec<&mut Ingest> = self
+            .tracks
+            .iter_mut()
+            .enumerate()
+            .filter(|(k, _)| kinds[*k])
+            .filter_map(|(_, t)| t.as_mut())
+            .collect();
+        let ready = {
+            let view: Vec<&Ingest> = included.iter().map(|t| &**t).collect();
+            container::can_sync(&view)
+        };
+        if kinds == [true, true] && !ready && first.elapsed() < SENDER_REPORT_WAIT {
+            return Ok(false);
+        }
+        let synced = container::sync_to_sender(&mut included);
+        tracing::info!(room = %p.key.0, synced_by_sender_reports = synced, "HLS stream starts");
         let infos: Vec<_> = self
             .tracks
             .iter()

@@ -76,6 +76,10 @@ impl RtpSink for TrackInput {
         self.fanout.forward(pkt);
     }
 
+    fn on_sender_report(&self, ntp: u64, rtp: u32) {
+        self.fanout.upstream.note_sender_report(ntp, rtp);
+    }
+
     fn on_end(&self) {
         (self.ended)();
     }

@@ -23,6 +23,8 @@ pub struct Upstream {
     last_request_ms: AtomicU64,
     /// Keyframe requests actually sent upstream.
     pub keyframe_requests_sent: AtomicU64,
+    /// The publisher's last RTCP sender report for this stream: (NTP, RTP) timestamps.
+    sender_report: std::sync::Mutex<Option<(u64, u32)>>,
 }
 
 impl Upstream {
@@ -40,7 +42,20 @@ impl Upstream {
             epoch: Instant::now(),
             last_request_ms: AtomicU64::new(0),
             keyframe_requests_sent: AtomicU64::new(0),
+            sender_report: Default::default(),
         }
+    }
+
+    /// Notes the publisher's sender report for this stream.
+    pub fn note_sender_report(&self, ntp: u64, rtp: u32) {
+        use crate::lock::Locked;
+        *self.sender_report.locked() = Some((ntp, rtp));
+    }
+
+    /// The publisher's last sender report for this stream: (NTP, RTP) timestamps.
+    pub fn sender_report(&self) -> Option<(u64, u32)> {
+        use crate::lock::Locked;
+        *self.sender_report.locked()
     }
 
     /// Asks the publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::container::Ingest;
 use crate::container::depack::Codec;
 use crate::container::fmp4::{self, FragTrack, TrackInfo};
 use crate::container::webm::{self, WebmTrack};
+use crate::container::{self, Ingest};
 use crate::lock::Locked;
 use crate::sfu::{Tap, Tapped};
 use crate::signal::MediaKind;
@@ -28,6 +28,10 @@ pub const REPAIR_WAIT: Duration = Duration::from_millis(300);
 pub const WARM_UP: Duration = Duration::from_millis(1500);
 /// How much media each fragment holds.
 pub const FRAGMENT: Duration = Duration::from_secs(1);
+/// How long the header waits for the publisher's sender reports (browsers send one a second;
+/// GStreamer its first after about 2.5 s), to put audio and video on the publisher's clock;
+/// without them the tracks are aligned by arrival.
+const SENDER_REPORT_WAIT: Duration = Duration::from_secs(6);
 /// A video track still without its H.264 parameter sets this long after the first packet is
 /// left out of the file (and a keyframe asked for meanwhile).
 const PARAMETER_SETS_WAIT: Duration = Duration::from_secs(5);
@@ -137,8 +141,15 @@ impl Recording {
 
     fn poll(&mut self, now: Instant) {
         let mut want = false;
-        for track in self.tracks.iter_mut().flatten() {
+        for (k, track) in self.tracks.iter_mut().enumerate() {
+            let Some(track) = track else { continue };
             want |= track.poll(now);
+            let kind = if k == 1 {
+                MediaKind::Video
+            } else {
+                MediaKind::Audio
+            };
+            track.note_sender_report(self.tap.sender_report(kind));
         }
         if want {
             self.tap.request_keyframe();
@@ -228,6 +239,22 @@ impl Recording {
         if kinds == [false, false] {
             return false;
         }
+        let mut included: Vec<&mut Ingest> = self
+            .tracks
+            .iter_mut()
+            .enumerate()
+            .filter(|(k, _)| kinds[*k])
+            .filter_map(|(_, t)| t.as_mut())
+            .collect();
+        let all_in = kinds == [true, true];
+        let ready = {
+            let view: Vec<&Ingest> = included.iter().map(|t| &**t).collect();
+            container::can_sync(&view)
+        };
+        if all_in && !ready && !last && waited < SENDER_REPORT_WAIT {
+            return false;
+        }
+        let synced = container::sync_to_sender(&mut included);
         let origin = self
             .tracks
             .iter()
@@ -284,7 +311,12 @@ impl Recording {
         match opened {
             Ok(f) => {
                 active.locked().insert(path.clone());
-                tracing::info!(file = %path.display(), "recording to");
+                let sync = if synced {
+                    "the publisher's sender reports"
+                } else {
+                    "arrival"
+                };
+                tracing::info!(file = %path.display(), "recording to (audio/video aligned by {sync})");
                 self.path = Some(path);
                 self.out = Some((f, writer, kinds));
                 true

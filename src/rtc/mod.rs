@@ -61,6 +61,7 @@ mod peer;
 pub mod ports;
 pub mod prober;
 pub mod scatter;
+pub mod sender_reports;
 mod setup;
 pub mod stats;
 pub mod strangers;

@@ -188,6 +188,11 @@ pub(crate) fn interceptors(
             .with(
                 Slot::from(500),
                 crate::rtc::strangers::StrangerCount::default(),
+            )
+            // Sender reports up to the application (recording and HLS sync audio to video).
+            .with(
+                Slot::from(14_000),
+                crate::rtc::sender_reports::SenderReportTap::default(),
             );
         configure_twcc_receiver_only(registry, media)
     }

@@ -24,6 +24,8 @@ pub struct InTrackInfo {
 /// Receives a publisher track's packets, on its reader task.
 pub trait RtpSink: Send + Sync {
     fn on_rtp(&self, pkt: RtpPacket);
+    /// A sender report for this stream: its NTP and RTP timestamps (RFC 3550 §6.4.1).
+    fn on_sender_report(&self, _ntp: u64, _rtp: u32) {}
     /// The track ended (publisher gone or track removed).
     fn on_end(&self) {}
 }
@@ -124,6 +126,13 @@ pub(crate) async fn demux(remote: Arc<dyn TrackRemote>, observer: Arc<dyn super:
                 };
                 if let Some(sink) = sink {
                     sink.on_rtp(pkt);
+                }
+            }
+            TrackRemoteEvent::OnRtcpPacket(packets) => {
+                for (ssrc, ntp, rtp) in super::sender_reports::sender_reports(&packets) {
+                    if let Some((_, Some(sink))) = sinks.iter().find(|(s, _)| *s == ssrc) {
+                        sink.on_sender_report(ntp, rtp);
+                    }
                 }
             }
             TrackRemoteEvent::OnEnded => break,

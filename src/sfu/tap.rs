@@ -43,12 +43,20 @@ pub struct Tap {
     pub room: Arc<Room>,
     pub rx: mpsc::Receiver<Tapped>,
     keyframe: Arc<Notify>,
+    /// Audio, video.
+    slots: Vec<Arc<SlotSink>>,
 }
 
 impl Tap {
     /// Asks the video's publisher for a keyframe (throttled at its fan-out).
     pub fn request_keyframe(&self) {
         self.keyframe.notify_waiters();
+    }
+
+    /// The last RTCP sender report of the `kind` stream the tap shows now: (NTP, RTP).
+    pub fn sender_report(&self, kind: MediaKind) -> Option<(u64, u32)> {
+        let slot = self.slots.get((kind == MediaKind::Video) as usize)?;
+        slot.source()?.sender_report()
     }
 }
 
@@ -155,7 +163,7 @@ impl Sfu {
             })
             .collect();
         drop(tx);
-        let viewer = Viewer::new(session, target, None, slots, true);
+        let viewer = Viewer::new(session, target, None, slots.clone(), true);
         room.send(Command::ViewerJoined(viewer)).await;
         room.send(Command::ViewerConnected(session)).await;
         Ok(Tap {
@@ -163,6 +171,7 @@ impl Sfu {
             room,
             rx,
             keyframe,
+            slots,
         })
     }
 }

@@ -2,7 +2,8 @@
 # Recording and LL-HLS with real tools in the lab (shared/DESIGN.md):
 #  1. whipsink publishes H.264 + Opus made by ffmpeg (a white flash and a beep together every
 #     second) for ~10 s into a recorded room, then stops: ffprobe finds both streams, ffmpeg
-#     decodes it with no error, and the flashes and beeps agree within 100 ms; a live source
+#     decodes it with no error, the tracks were aligned by the publisher's RTCP sender reports
+#     and the flashes and beeps agree within 100 ms; a live source
 #     published ~10 s gives a file whose duration is within 0.5 s of the publish time;
 #  2. kill -9 of wisp mid-recording: the file decodes with no error up to its last fragment;
 #  3. a VP8 publisher gives a WebM that decodes, with its duration;
@@ -70,6 +71,8 @@ check "ffprobe finds H.264 and Opus ($streams)" "$([ "$streams" = "h264 opus " ]
 dur=$(probe "$F" format=duration)
 errs=$(ffmpeg -v error -i "$F" -f null - 2>&1 | head -5)
 check "ffmpeg decodes it with no error${errs:+: $errs}" "$([ -z "$errs" ] && echo 1)"
+check "audio and video were put on the publisher's clock by its RTCP sender reports" \
+  "$(grep -q "aligned by the publisher's sender reports.*/rec/rec/" "$LOG/wisp1.log" && echo 1)"
 out=$(python3 "$HERE/avsync.py" "$F" --max-ms 100 --min-pairs 5 2>&1) && ok=1 || ok=0
 echo "$out" | sed 's/^/     /'
 check "audio and video agree within 100 ms" "$ok"

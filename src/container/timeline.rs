@@ -215,7 +215,7 @@ mod tests {
     fn sender_reports_carry_the_senders_alignment_across_tracks() {
         // The sender says video's frame at RTP 9_000_000 was captured 80 ms after audio's
         // sample at RTP 480_000 (a camera slower than the microphone); both arrive at once.
-        let ntp = |s: f64| ((s * 4_294_967_296.0) as u64);
+        let ntp = |s: f64| (s * 4_294_967_296.0) as u64;
         let mut a = Lane::new(2, 48_000);
         let mut v = Lane::new(1, 90_000);
         a.note_sender_report(ntp(100.0), 480_000);

@@ -18,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 LOG=$(mktemp -d)
 W=http://127.0.0.1:18086
-lab_wisp "$LOG/wisp.log" 18086 43200-43300 --token contract-secret
+lab_wisp "$LOG/wisp.log" 18086 43200-43300 --token contract-secret --record-dir "$LOG/rec"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done

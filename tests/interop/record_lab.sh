@@ -35,7 +35,7 @@ fi
 . "$HERE/../lab.sh" "$0" "$@"
 
 W=http://127.0.0.1:18085
-start_wisp() { lab_wisp "$LOG/wisp$1.log" 18085 43200-43300 --record-dir "$REC"; }
+start_wisp() { lab_wisp "$LOG/wisp$1.log" 18085 43400-43500 --record-dir "$REC"; }
 start_wisp 1
 pids=()
 cleanup() {

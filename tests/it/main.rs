@@ -20,6 +20,7 @@ mod malformed;
 mod network;
 mod operate;
 mod reconnect;
+mod record;
 mod simulcast;
 mod soak;
 mod tls;

@@ -29,3 +29,33 @@ lab_wisp() {
   cat "$log"
   return 1
 }
+
+# lab_default_route: opt-in, for Firefox. Firefox's ICE gathers host candidates only from the
+# interface of its default route while a page holds no real camera/microphone grant (every WHEP
+# player; with fake devices and the prompt disabled, its publishers too). A fresh namespace
+# has no default route, so Firefox offers no candidate at all and its ICE fails.
+# This adds a default route over the lab's veth, `default via 198.18.0.1 dev lab1`, whose
+# source address is lab1's 198.18.0.2 (so Firefox offers 198.18.0.2, which wisp's
+# --allow-remote 198.18.0.0/24 accepts, distinct from wisp's own 198.18.0.1). A route out
+# must not become a way out: an nftables table drops every packet this namespace would send
+# to anything but the lab (198.18.0.0/24) and loopback, counting them. The namespace has no
+# link to the outside anyway; the drop makes that explicit whatever a client tries (DNS,
+# telemetry, a STUN server). Labs that do not call this are unchanged.
+lab_default_route() {
+  ip route add default via 198.18.0.1 dev lab1
+  nft -f - <<'NFT'
+table inet lab_egress {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip daddr { 198.18.0.0/24, 127.0.0.0/8 } accept
+    ip6 daddr ::1 accept
+    counter drop
+  }
+}
+NFT
+}
+
+# lab_egress_dropped: how many packets lab_default_route's table dropped (0 when it was not set).
+lab_egress_dropped() {
+  nft list chain inet lab_egress output 2>/dev/null | grep -o 'packets [0-9]*' | awk '{s+=$2} END {print s+0}'
+}

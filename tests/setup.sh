@@ -2,7 +2,8 @@
 # Installs what the test suite needs on Debian 12: GStreamer (with libnice and x264), promtool
 # (package prometheus; its service is not needed and is stopped), redis-server (the cluster
 # tests start their own), ffmpeg (ffprobe and ffmpeg check recordings and HLS), the
-# Python GObject bindings, iproute2 and nftables for the lab namespaces (NAT test), curl for the conformance suite; then
+# Python GObject bindings, iproute2 and nftables for the lab namespaces (NAT test), curl for the conformance suite,
+# Chromium and Firefox ESR for the browser tests; then
 # builds the GStreamer WHIP/WHEP elements (crate gst-plugin-webrtchttp, from crates.io) into
 # target/gst-webrtchttp. Idempotent: a second run only checks.
 set -euo pipefail
@@ -14,7 +15,7 @@ PKGS="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gst
 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice libgstreamer1.0-dev
 libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev python3-gi gir1.2-gstreamer-1.0
 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 iproute2 curl pkg-config libssl-dev util-linux
-chromium openssl nftables python3-venv prometheus coturn redis-server ffmpeg bc"
+chromium firefox-esr openssl nftables python3-venv prometheus coturn redis-server ffmpeg bc"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
@@ -73,8 +74,9 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --version 0.13.2 --locked -q
 fi
-# playwright-core drives Debian's chromium; it never downloads a browser.
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# playwright-core drives Debian's chromium, puppeteer-core Debian's firefox-esr (WebDriver
+# BiDi); neither downloads a browser.
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/puppeteer-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 echo "setup ok: GStreamer $(gst-launch-1.0 --version | head -1 | awk '{print $NF}'), whipsink/whepsrc in $OUT/target/release"

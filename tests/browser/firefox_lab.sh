@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Firefox ESR and Chromium together on wisp, inside the lab namespace (shared/DESIGN.md):
+# Firefox publishes and Chromium plays, Chromium publishes and Firefox plays, and both join one
+# conference room (tests/browser/firefox.mjs). The namespace gets a default route over the
+# lab's veth, which Firefox's ICE needs, and an nftables table that drops anything not addressed
+# to the lab or loopback (tests/lab.sh lab_default_route).
+# usage: tests/browser/firefox_lab.sh <path to wisp binary>
+set -euo pipefail
+WISP=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lab.sh
+. "$HERE/../lab.sh" "$0" "$@"
+command -v firefox-esr >/dev/null || { echo "firefox_lab: firefox-esr is not installed (tests/setup.sh)" >&2; exit 1; }
+lab_default_route
+
+TMP=$(mktemp -d)
+lab_wisp "$TMP/wisp.log" 18610 44700-44800
+PID=$WISP_PID
+trap 'kill -INT $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
+if ! timeout 180 node "$HERE/firefox.mjs" http://127.0.0.1:18610 "$TMP"; then
+  echo "--- wisp log (wisp's own lines, warnings, errors)"
+  grep -a 'wisp::\|WARN\|ERROR' "$TMP/wisp.log" | grep -v pingAllCandidates | tail -40
+  echo "--- packets dropped on their way out of the lab: $(lab_egress_dropped)"
+  exit 1
+fi
+echo "ok   packets dropped on their way out of the lab (Firefox's DNS, IPv6 neighbour discovery): $(lab_egress_dropped)"

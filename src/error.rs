@@ -58,6 +58,13 @@ pub enum Error {
     /// This client address sent POSTs or PATCHes faster than `--request-rate`.
     #[error("Too many requests from this address; retry in {retry_after} s.")]
     RateLimited { retry_after: u64 },
+    /// One sender's messages (a participant's chat) came faster than their limit.
+    #[error("{what}; retry in {retry_after} s.")]
+    SlowDown { what: String, retry_after: u64 },
+    /// The request does not fit the resource's kind (e.g. a player's session told a
+    /// publisher's state).
+    #[error("{0}")]
+    Conflict(String),
     /// The admission webhook did not answer in time or could not be reached.
     #[error("The admission service did not answer in time; retry shortly.")]
     AdmissionUnavailable,
@@ -90,7 +97,8 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::PayloadTooLarge { .. } => 413,
-            Error::RateLimited { .. } => 429,
+            Error::RateLimited { .. } | Error::SlowDown { .. } => 429,
+            Error::Conflict(_) => 409,
             Error::Unavailable { .. }
             | Error::Draining
             | Error::AdmissionUnavailable
@@ -105,7 +113,9 @@ impl Error {
         match self {
             Error::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             Error::Draining | Error::AdmissionUnavailable => Some(DRAIN_RETRY_AFTER.as_secs()),
-            Error::RateLimited { retry_after } => Some(*retry_after),
+            Error::RateLimited { retry_after } | Error::SlowDown { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Error::DirectoryUnavailable => Some(DIRECTORY_RETRY_AFTER.as_secs()),
             _ => None,
         }

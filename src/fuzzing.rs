@@ -91,6 +91,7 @@ pub fn bodies(data: &[u8]) {
         return;
     };
     let _ = crate::http::whep_ext::layer_request(text);
+    let _ = crate::http::whep_ext::pin_request(text);
     let _ = crate::http::whep_ext::event_list(text);
     let _ = auth.verify(Some(text));
     if let Ok(room) = crate::sfu::RoomId::parse("fuzz") {

@@ -211,6 +211,8 @@ mod tests {
                 audio: false,
                 video,
                 speaking: false,
+                state: Default::default(),
+                screen_of: None,
             },
         }
     }

@@ -57,7 +57,7 @@ fn is_preflight(req: &Req) -> bool {
 
 /// 404 for an unknown session, else whether `grant` covers it: its own room, and the action
 /// that made it (publishing for a WHIP session, taking part for a WHEP one).
-fn session_allowed(app: &App, grant: &Grant, id: SessionId) -> Result<()> {
+pub(super) fn session_allowed(app: &App, grant: &Grant, id: SessionId) -> Result<()> {
     let s = app.sfu.session(id).ok_or(Error::NotFound)?;
     let action = match s.kind {
         SessionKind::Publisher(_) => Action::Publish,
@@ -214,6 +214,7 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         Route::Session(id)
         | Route::SessionSse(id)
         | Route::SessionLayer(id)
+        | Route::SessionState(id)
         | Route::SessionSseStream(id, _) => session_allowed(app, &grant, *id)?,
         _ => {}
     }
@@ -252,6 +253,13 @@ async fn dispatch(app: &App, req: Req) -> Result<Response<Body>> {
         Route::Session(id) => session(app, req, id).await,
         Route::SessionSse(id) => crate::http::whep_ext::sse(app, req, id).await,
         Route::SessionLayer(id) => crate::http::whep_ext::layer(app, req, id).await,
+        Route::SessionState(id) => crate::http::social::state(app, req, id).await,
+        Route::RoomChat(room) => {
+            grant.allows(Some(&room), Action::Participate)?;
+            let sender = crate::http::social::sender(req.headers())?;
+            session_allowed(app, &grant, sender)?;
+            crate::http::social::chat(app, req, &room, sender).await
+        }
         Route::SessionSseStream(id, sid) => {
             crate::http::whep_ext::sse_stream(app, req, id, &sid).await
         }
@@ -341,9 +349,13 @@ async fn endpoint(
             let exclude = query_param(&req, "self")
                 .map(|s| crate::sfu::ParticipantId::parse(&s))
                 .transpose()?;
+            let parts_headers = req.headers().clone();
             let offer = body_text(req)?;
             let created = if whip {
-                app.sfu.publish(&room, name, &resume, &offer).await?
+                let screen_of = crate::http::social::screen_of(&parts_headers)?;
+                app.sfu
+                    .publish(&room, name, &resume, &offer, screen_of)
+                    .await?
             } else {
                 app.sfu
                     .play(&room, whep.flatten(), exclude, &offer, relay)

@@ -46,16 +46,21 @@ pub async fn stream(
         sfu.drop_room_if_empty(&room);
         return Err(e);
     }
-    let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
+    let s = room.subscribe().await.ok_or(Error::NotFound)?;
     let sub = Subscription {
-        rx: Some(rx),
+        rx: Some(s.rx),
         sfu: sfu.clone(),
         room,
     };
-    let frames = stream::unfold((Some(roster), sub), move |(first, mut sub)| async move {
-        if let Some(e) = first {
+    // The roster, then the recent chat, in one frame.
+    let first: String = std::iter::once(&s.roster)
+        .chain(&s.chat)
+        .map(sse_frame)
+        .collect();
+    let frames = stream::unfold((Some(first), sub), move |(first, mut sub)| async move {
+        if let Some(f) = first {
             return Some((
-                Ok::<_, Infallible>(Frame::data(Bytes::from(sse_frame(&e)))),
+                Ok::<_, Infallible>(Frame::data(Bytes::from(f))),
                 (None, sub),
             ));
         }
@@ -83,7 +88,8 @@ pub async fn whep_stream(
     keepalive: Duration,
 ) -> Result<Response<Body>, Error> {
     use crate::sfu::ViewerState;
-    let (roster, rx) = room.subscribe().await.ok_or(Error::NotFound)?;
+    let crate::sfu::room::Subscribed { roster, rx, .. } =
+        room.subscribe().await.ok_or(Error::NotFound)?;
     let viewercount = room.viewer_count().await;
     let mut state = viewer.state.subscribe();
     let mut layers = viewer.layers.subscribe();
@@ -197,6 +203,8 @@ pub fn event_name(e: &RoomEvent) -> &'static str {
         RoomEvent::Slots { .. } => "slots",
         RoomEvent::Viewercount { .. } => "viewercount",
         RoomEvent::Closing { .. } => "closing",
+        RoomEvent::State { .. } => "state",
+        RoomEvent::Chat { .. } => "chat",
     }
 }
 

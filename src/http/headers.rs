@@ -19,7 +19,8 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 pub const ALLOW_METHODS: &str = "POST, PATCH, DELETE, OPTIONS, GET, HEAD";
-pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match, X-Wisp-Resume";
+pub const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, If-Match, X-Wisp-Resume, X-Wisp-Screen-Of, X-Wisp-Session";
 pub const EXPOSE_HEADERS: &str = "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, X-Wisp-Participant, X-Wisp-Reason, X-Wisp-Resume";
 /// A publisher's resume secret: in a WHIP 201, and sent back on a later POST (`sfu::resume`).
 pub const RESUME: &str = "x-wisp-resume";

@@ -14,6 +14,7 @@ mod idle;
 pub mod limits;
 pub mod ops;
 pub mod paths;
+mod social;
 pub mod streams;
 pub mod tls;
 pub mod whep_ext;

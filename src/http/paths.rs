@@ -49,6 +49,16 @@ pub fn session_layer(id: &SessionId) -> String {
     format!("{SESSION}{id}/layer")
 }
 
+/// A publisher's own state (mute, camera, connection), for display.
+pub fn session_state(id: &SessionId) -> String {
+    format!("{SESSION}{id}/state")
+}
+
+/// A room's chat.
+pub fn room_chat(room: &str) -> String {
+    format!("{ROOMS}{room}/chat")
+}
+
 /// The admin API (JSON, the admin role).
 pub const API: &str = "/api/";
 /// Its OpenAPI document.
@@ -125,6 +135,11 @@ pub enum Route {
     SessionSse(SessionId),
     /// `POST /session/{id}/layer`: WHEP video layer selection.
     SessionLayer(SessionId),
+    /// `POST /session/{id}/state`: a publisher's own word on its microphone, camera and
+    /// connection (display only).
+    SessionState(SessionId),
+    /// `POST /rooms/{room}/chat`: a participant's chat message.
+    RoomChat(RoomId),
     /// One event stream created there.
     SessionSseStream(SessionId, String),
     /// `/api/…`: the admin API.
@@ -155,6 +170,8 @@ impl Route {
             Route::RoomAccess(_) => "room_access",
             Route::SessionSse(_) | Route::SessionSseStream(..) => "session_sse",
             Route::SessionLayer(_) => "session_layer",
+            Route::SessionState(_) => "session_state",
+            Route::RoomChat(_) => "room_chat",
             Route::Api(_) => "api",
             Route::Recording(..) | Route::Recordings(_) => "recordings",
             Route::Hls(..) => "hls",
@@ -252,6 +269,7 @@ pub fn route(path: &str) -> Route {
         return match what {
             "events" => Route::RoomEvents(room),
             "access" => Route::RoomAccess(room),
+            "chat" => Route::RoomChat(room),
             _ => Route::NotFound,
         };
     }
@@ -264,6 +282,7 @@ pub fn route(path: &str) -> Route {
             (None, _) => Route::Session(id),
             (Some("sse"), None) => Route::SessionSse(id),
             (Some("layer"), None) => Route::SessionLayer(id),
+            (Some("state"), None) => Route::SessionState(id),
             (Some("sse"), Some(stream)) if !stream.is_empty() && stream.len() <= 64 => {
                 Route::SessionSseStream(id, stream.to_string())
             }

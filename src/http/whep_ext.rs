@@ -43,12 +43,17 @@ pub(super) async fn sse(app: &App, req: Req, id: SessionId) -> Result<Response<B
 pub(super) async fn layer(app: &App, req: Req, id: SessionId) -> Result<Response<Body>> {
     match *req.method() {
         Method::POST => {
-            let (media, pref) = layer_request(&body_text(req)?)?;
-            app.sfu
-                .session(id)
-                .ok_or(Error::NotFound)?
-                .select_layer(media.as_deref(), pref)
-                .await?;
+            let body = body_text(req)?;
+            let (media, pref) = layer_request(&body)?;
+            let session = app.sfu.session(id).ok_or(Error::NotFound)?;
+            // A pin (`"participant"`): that participant first among this viewer's candidates.
+            if let Some(pin) = pin_request(&body)? {
+                if !matches!(session.kind, SessionKind::Viewer(_)) {
+                    return Err(Error::NotFound);
+                }
+                session.room.pin(id, pin).await;
+            }
+            session.select_layer(media.as_deref(), pref).await?;
             Ok(headers::empty(StatusCode::OK))
         }
         _ => Err(Error::MethodNotAllowed { allow: "POST" }),
@@ -113,6 +118,29 @@ pub fn layer_request(body: &str) -> Result<(Option<String>, crate::sfu::layers::
         other => other.to_string(),
     });
     Ok((media, pref))
+}
+
+/// A layer request's pin: `"participant": "<id>"` pins that participant, `""` (or `null`)
+/// unpins; `None` when the field is absent.
+pub fn pin_request(body: &str) -> Result<Option<Option<crate::sfu::ParticipantId>>> {
+    if body.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| Error::BadRequest("The body must be a JSON object.".into()))?;
+    match v.get("participant") {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
+        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(Some(None)),
+        Some(serde_json::Value::String(s)) => crate::sfu::ParticipantId::parse(s)
+            .map(|p| Some(Some(p)))
+            .map_err(|_| {
+                Error::BadRequest("\"participant\" must be a participant id or \"\".".into())
+            }),
+        Some(_) => Err(Error::BadRequest(
+            "\"participant\" must be a participant id or \"\".".into(),
+        )),
+    }
 }
 
 /// The body of a WHEP layer selection request (whep-core-extensions §4).

@@ -15,6 +15,22 @@ pub struct ParticipantInfo {
     pub audio: bool,
     pub video: bool,
     pub speaking: bool,
+    /// What the participant says of itself (`POST /session/{id}/state`): shown, never trusted.
+    #[serde(flatten)]
+    pub state: SelfState,
+    /// A screen share: the participant whose screen this is.
+    #[serde(rename = "screenOf")]
+    pub screen_of: Option<String>,
+}
+
+/// What a participant tells the room about itself, for display only: its microphone muted,
+/// its camera off, its connection weak (from its own statistics).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfState {
+    pub muted: bool,
+    pub camera_off: bool,
+    pub weak: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -45,6 +61,20 @@ pub enum RoomEvent {
     },
     ActiveSpeaker {
         id: String,
+    },
+    /// A participant's own word on its microphone, camera and connection changed.
+    State {
+        id: String,
+        #[serde(flatten)]
+        state: SelfState,
+    },
+    /// A chat message from a participant of the room (plain text).
+    Chat {
+        id: String,
+        name: String,
+        text: String,
+        /// Milliseconds since the Unix epoch.
+        at: u64,
     },
     /// The number of WHEP sessions in the room changed.
     Viewercount {

@@ -25,6 +25,8 @@ pub struct Participant {
     /// A mirror of another node's publisher (cluster mode's cascade): its upstream leg
     /// ending ends it at once; the cascade decides what comes next.
     pub mirror: bool,
+    /// A screen share: the participant whose screen it is (`X-Wisp-Screen-Of`).
+    pub screen_of: Option<ParticipantId>,
 }
 
 impl Participant {
@@ -37,7 +39,17 @@ impl Participant {
             resume: uuid::Uuid::new_v4().as_simple().to_string(),
             named_by_token,
             mirror: false,
+            screen_of: None,
         })
+    }
+
+    /// A screen share of `owner`: a publisher of its own, shown as `owner`'s screen.
+    pub fn screen(name: String, session: SessionId, owner: ParticipantId) -> Arc<Participant> {
+        let mut p = Participant::new(name, session, false);
+        if let Some(p) = Arc::get_mut(&mut p) {
+            p.screen_of = Some(owner);
+        }
+        p
     }
 
     /// Another node's publisher as this node shows it: its id, name and join time kept, so
@@ -56,6 +68,7 @@ impl Participant {
             resume: uuid::Uuid::new_v4().as_simple().to_string(),
             named_by_token: false,
             mirror: true,
+            screen_of: None,
         })
     }
 
@@ -69,6 +82,7 @@ impl Participant {
             resume: self.resume.clone(),
             named_by_token: self.named_by_token,
             mirror: self.mirror,
+            screen_of: self.screen_of.clone(),
         })
     }
 }

@@ -13,6 +13,7 @@ mod resume;
 pub mod room;
 mod session;
 pub mod slots;
+mod social;
 mod tap;
 
 use std::collections::HashMap;
@@ -163,7 +164,9 @@ impl Sfu {
         name: Option<String>,
         resume: &Resume,
         offer: &str,
+        screen_of: Option<SessionId>,
     ) -> Result<Created> {
+        let owner = self.screen_owner(room_id, screen_of)?;
         let summary = signal::offer::parse_offer(offer, Role::Publish)?;
         let _slot = Reservation::take(self, room_id)?;
         let id = SessionId::new();
@@ -177,10 +180,15 @@ impl Sfu {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "guest".into());
         let room = self.room_or_create(room_id);
-        let back = self.coming_back(room_id, &name, resume);
-        let participant = match &back {
-            Some(old) => old.resumed(id),
-            None => Participant::new(name, id, resume.named_by_token),
+        // A screen share is a participant of its own, never a resumed one.
+        let back = owner
+            .is_none()
+            .then(|| self.coming_back(room_id, &name, resume))
+            .flatten();
+        let participant = match (&back, owner) {
+            (Some(old), _) => old.resumed(id),
+            (None, Some(owner)) => Participant::screen(name, id, owner),
+            (None, None) => Participant::new(name, id, resume.named_by_token),
         };
         let observer = self.publisher_observer(id, &room, &participant);
         let (peer, answer) = match self
@@ -233,33 +241,6 @@ impl Sfu {
         })
     }
 
-    /// The participant of `room` that a POST with `resume` takes over: a live publisher's
-    /// (back before its old transport failed) or a parked one.
-    fn coming_back(&self, room: &RoomId, name: &str, resume: &Resume) -> Option<Arc<Participant>> {
-        if resume.secret.is_none() && !resume.named_by_token {
-            return None;
-        }
-        let live = resume::live_match(self.sessions().values(), room, name, resume);
-        match live.as_ref().map(|s| &s.kind) {
-            Some(SessionKind::Publisher(p)) => Some(p.clone()),
-            _ => self.parked.find(room, name, resume),
-        }
-    }
-
-    /// Ends `old`'s session quietly (no `left`) or takes it off the lot; false if it is gone
-    /// by now (its grace ran out): the new session then joins as itself.
-    fn take_over(&self, old: &Participant) -> bool {
-        let live = self.sessions().remove(&old.session);
-        match live {
-            Some(s) => {
-                tracing::info!(room = %s.room.id, session = %s.id, participant = %old.id, "taken over by the publisher's new session");
-                tokio::spawn(async move { s.peer.close().await });
-                true
-            }
-            None => self.parked.take(&old.id),
-        }
-    }
-
     /// A session's transport failed or closed on its own. A publisher is parked for the
     /// reconnect grace (see `resume`); everything else ends as if DELETEd.
     pub async fn end_by_transport(&self, id: SessionId) -> Result<()> {
@@ -285,6 +266,7 @@ impl Sfu {
             if let Some(room) = sfu.parked.expire(&pid, id) {
                 room.send(Command::PublisherLeft(pid.clone())).await;
                 tracing::info!(room = %room.id, participant = %pid, "publisher did not come back: left");
+                sfu.end_screens_of(&pid);
                 sfu.drop_room_if_empty(&room);
             }
         });
@@ -431,6 +413,7 @@ impl Sfu {
                         .send(Command::PublisherLeft(p.id.clone()))
                         .await;
                     tracing::info!(room = %session.room.id, session = %id, participant = %p.id, "publisher left");
+                    self.end_screens_of(&p.id);
                 }
             }
             SessionKind::Viewer(_) => {

@@ -112,3 +112,37 @@ pub(crate) fn live_match<'a>(
 
 /// The default `--reconnect-grace`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+impl super::Sfu {
+    /// The participant of `room` that a POST with `resume` takes over: a live publisher's
+    /// (back before its old transport failed) or a parked one.
+    pub(super) fn coming_back(
+        &self,
+        room: &RoomId,
+        name: &str,
+        resume: &Resume,
+    ) -> Option<Arc<Participant>> {
+        if resume.secret.is_none() && !resume.named_by_token {
+            return None;
+        }
+        let live = live_match(self.sessions().values(), room, name, resume);
+        match live.as_ref().map(|s| &s.kind) {
+            Some(SessionKind::Publisher(p)) => Some(p.clone()),
+            _ => self.parked.find(room, name, resume),
+        }
+    }
+
+    /// Ends `old`'s session quietly (no `left`) or takes it off the lot; false if it is gone
+    /// by now (its grace ran out): the new session then joins as itself.
+    pub(super) fn take_over(&self, old: &Participant) -> bool {
+        let live = self.sessions().remove(&old.session);
+        match live {
+            Some(s) => {
+                tracing::info!(room = %s.room.id, session = %s.id, participant = %old.id, "taken over by the publisher's new session");
+                tokio::spawn(async move { s.peer.close().await });
+                true
+            }
+            None => self.parked.take(&old.id),
+        }
+    }
+}

@@ -76,6 +76,14 @@ pub(crate) enum Command {
     Call(Job),
 }
 
+/// What a new subscriber of a room's events gets.
+pub struct Subscribed {
+    pub roster: RoomEvent,
+    /// The recent chat, oldest first, to send right after the roster.
+    pub chat: Vec<RoomEvent>,
+    pub rx: broadcast::Receiver<RoomEvent>,
+}
+
 /// The signalling side's handle on a room. The room's task ends when the last handle goes.
 pub struct Room {
     pub id: RoomId,
@@ -138,10 +146,15 @@ impl Room {
         rx.await.ok()
     }
 
-    /// The roster now and every event after it, with nothing lost or doubled in between.
-    pub async fn subscribe(&self) -> Option<(RoomEvent, broadcast::Receiver<RoomEvent>)> {
-        self.call(|core, _| (core.plan.roster(), core.events.subscribe()))
-            .await
+    /// The roster now, the recent chat, and every event after them, with nothing lost or
+    /// doubled in between.
+    pub async fn subscribe(&self) -> Option<Subscribed> {
+        self.call(|core, _| Subscribed {
+            roster: core.plan.roster(),
+            chat: core.plan.chat_history(),
+            rx: core.events.subscribe(),
+        })
+        .await
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -265,6 +278,7 @@ impl Core {
                         name: p.name.clone(),
                         joined_at_ms,
                         expected,
+                        screen_of: p.screen_of.clone(),
                     },
                 );
             }
@@ -394,7 +408,7 @@ impl Core {
         self.input(now, Input::Tick { rates, estimates });
     }
 
-    fn apply(&mut self, o: Output) {
+    pub(crate) fn apply(&mut self, o: Output) {
         match o {
             Output::Switch {
                 viewer,

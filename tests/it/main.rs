@@ -23,6 +23,7 @@ mod reconnect;
 mod record;
 mod simulcast;
 mod soak;
+mod social;
 mod tls;
 mod turn;
 mod turn_abuse;

@@ -59,11 +59,11 @@ async fn a_publisher_is_recorded_listed_and_served_behind_the_rooms_tokens() {
     let file = within("the recording to be listed", async {
         loop {
             tick.tick().await;
-            publisher.send_video(n, n % 30 == 0).await;
+            publisher.send_video(n, n.is_multiple_of(30)).await;
             publisher.send_audio(n).await;
-            other.send_video(n, n % 30 == 0).await;
+            other.send_video(n, n.is_multiple_of(30)).await;
             n = n.wrapping_add(1);
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 let (status, body) = list(Some(watcher.clone())).await;
                 assert_eq!(status, 200, "{body}");
                 if let Some(f) = body["recordings"].as_array().and_then(|a| a.first()) {
@@ -183,7 +183,7 @@ async fn hls_of_a_vp8_room_is_refused_in_words_and_an_empty_room_is_not_found() 
     let r = within("the HLS answer", async {
         loop {
             tick.tick().await;
-            publisher.send_video(n, n % 30 == 0).await;
+            publisher.send_video(n, n.is_multiple_of(30)).await;
             publisher.send_audio(n).await;
             n = n.wrapping_add(1);
             if get.is_finished() {

@@ -87,6 +87,9 @@ pub enum Input {
         joined_at_ms: u64,
         /// The codec per kind the publisher was answered with: known before its media.
         expected: Vec<(MediaKind, CodecSpec)>,
+        /// A screen share of this participant: ranked before everyone, and never shown to
+        /// the viewer that is that participant.
+        screen_of: Option<ParticipantId>,
     },
     PublisherLeft {
         id: ParticipantId,
@@ -131,6 +134,19 @@ pub enum Input {
         viewer: SessionId,
         slot: usize,
         pref: LayerPref,
+    },
+    /// A viewer pins a participant (ranked first among its candidates, so it keeps a slot),
+    /// or unpins (`None`).
+    Pin {
+        viewer: SessionId,
+        participant: Option<ParticipantId>,
+    },
+    /// What a publisher says of itself; `None` leaves that part as it was.
+    State {
+        id: ParticipantId,
+        muted: Option<bool>,
+        camera_off: Option<bool>,
+        weak: Option<bool>,
     },
     /// Periodic: track rates and each viewer leg's bandwidth estimate, sampled now.
     Tick {

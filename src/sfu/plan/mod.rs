@@ -34,10 +34,12 @@ mod inspect;
 mod io;
 mod probe;
 mod replan;
+pub(super) mod social;
 mod state;
 mod view;
 pub use inspect::{PlanView, PublisherView, SlotView, TrackView, ViewerView};
 pub use io::{Input, LayerInfo, Output, PlanConfig, SlotSpec, TrackDesc, TrackRate, ViewerState};
+pub use social::ChatRefused;
 pub use state::Holders;
 use state::{Publisher, Slot, Track, Viewer, by_id};
 
@@ -58,6 +60,8 @@ pub struct RoomPlan {
     elsewhere: usize,
     /// The audience last announced (`viewercount`), so it is said once per change.
     announced_audience: Option<usize>,
+    /// The latest chat messages, oldest first, for those who come later.
+    chat: std::collections::VecDeque<RoomEvent>,
 }
 
 impl RoomPlan {
@@ -70,6 +74,7 @@ impl RoomPlan {
             dominant: Dominant::new(cfg.dominant_dwell),
             elsewhere: 0,
             announced_audience: None,
+            chat: Default::default(),
         }
     }
 
@@ -81,6 +86,7 @@ impl RoomPlan {
                 name,
                 joined_at_ms,
                 expected,
+                screen_of,
             } => {
                 if self.has_publisher(&id) {
                     return out;
@@ -94,6 +100,9 @@ impl RoomPlan {
                     loudness: 0,
                     last_voice: None,
                     last_spoke: None,
+                    screen_of,
+                    state: Default::default(),
+                    chat: (social::CHAT_BURST, None),
                 });
                 if let Some(participant) = self.info(&id) {
                     out.push(Output::Event(RoomEvent::Joined { participant }));
@@ -181,6 +190,7 @@ impl RoomPlan {
                     relay,
                     target,
                     exclude,
+                    pinned: None,
                     slots: slots
                         .into_iter()
                         .map(|spec| Slot {
@@ -240,6 +250,21 @@ impl RoomPlan {
                 }
                 self.replan(now, &mut out);
             }
+            Input::Pin {
+                viewer,
+                participant,
+            } => {
+                if let Some(v) = self.viewers.iter_mut().find(|v| v.id == viewer) {
+                    v.pinned = participant;
+                    self.replan(now, &mut out);
+                }
+            }
+            Input::State {
+                id,
+                muted,
+                camera_off,
+                weak,
+            } => out.extend(self.set_state(&id, muted, camera_off, weak)),
             Input::Tick { rates, estimates } => self.tick(now, rates, estimates, &mut out),
         }
         out

@@ -23,13 +23,16 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Publishers in priority order: dominant, most recent to start speaking, join order.
+    /// Publishers in priority order: screen shares, dominant, most recent to start
+    /// speaking, join order.
     fn ranked(&self) -> Vec<ParticipantId> {
         let mut ranked: Vec<(usize, &Publisher)> = self.publishers.iter().enumerate().collect();
         ranked.sort_by(|(ia, a), (ib, b)| {
             let dom = |p: &Publisher| Some(&p.id) == self.dominant;
-            dom(b)
-                .cmp(&dom(a))
+            let screen = |p: &Publisher| p.screen_of.is_some();
+            screen(b)
+                .cmp(&screen(a))
+                .then_with(|| dom(b).cmp(&dom(a)))
                 .then_with(|| b.last_spoke.cmp(&a.last_spoke))
                 .then_with(|| ia.cmp(ib))
         });
@@ -55,14 +58,27 @@ impl Ctx<'_> {
         v: &mut Viewer,
         out: &mut Vec<Output>,
     ) {
-        let candidates: Vec<ParticipantId> = match &v.target {
-            Some(t) => ranked.iter().filter(|p| *p == t).cloned().collect(),
-            None => ranked
-                .iter()
-                .filter(|p| Some(*p) != v.exclude.as_ref())
-                .cloned()
-                .collect(),
+        // A conference viewer sees neither itself nor its own screen share.
+        let own = |p: &ParticipantId| {
+            v.exclude.as_ref().is_some_and(|me| {
+                p == me
+                    || self
+                        .publishers
+                        .iter()
+                        .any(|x| &x.id == p && x.screen_of.as_ref() == Some(me))
+            })
         };
+        let mut candidates: Vec<ParticipantId> = match &v.target {
+            Some(t) => ranked.iter().filter(|p| *p == t).cloned().collect(),
+            None => ranked.iter().filter(|p| !own(p)).cloned().collect(),
+        };
+        // The pinned participant first: it keeps (or takes) a slot whoever speaks.
+        if let Some(pin) = &v.pinned
+            && let Some(i) = candidates.iter().position(|p| p == pin)
+        {
+            let p = candidates.remove(i);
+            candidates.insert(0, p);
+        }
         for kind in [MediaKind::Audio, MediaKind::Video] {
             let k = kind_index(kind);
             let count = v.slots.iter().filter(|s| s.spec.kind == kind).count();

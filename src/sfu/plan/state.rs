@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::io::{SlotSpec, TrackDesc, TrackRate, ViewerState};
 use crate::media::SourceId;
-use crate::sfu::events::SlotInfo;
+use crate::sfu::events::{SelfState, SlotInfo};
 use crate::sfu::ids::{ParticipantId, SessionId};
 use crate::sfu::layers::LayerPref;
 use crate::signal::{CodecSpec, MediaKind};
@@ -21,6 +21,12 @@ pub(super) struct Publisher {
     pub(super) last_voice: Option<Instant>,
     /// When it last started speaking (last-N priority).
     pub(super) last_spoke: Option<Instant>,
+    /// A screen share: whose screen.
+    pub(super) screen_of: Option<ParticipantId>,
+    /// What it says of itself (display only).
+    pub(super) state: SelfState,
+    /// Its chat allowance (token bucket: messages, and when it was last topped up).
+    pub(super) chat: (f64, Option<Instant>),
 }
 
 pub(super) struct Track {
@@ -45,6 +51,8 @@ pub(super) struct Viewer {
     pub(super) relay: bool,
     pub(super) target: Option<ParticipantId>,
     pub(super) exclude: Option<ParticipantId>,
+    /// The participant this viewer pinned: first among its candidates.
+    pub(super) pinned: Option<ParticipantId>,
     pub(super) slots: Vec<Slot>,
     pub(super) connected: bool,
     /// The latest bandwidth estimate, bit/s.

@@ -29,6 +29,8 @@ pub(super) fn info(
         audio: has(MediaKind::Audio),
         video: has(MediaKind::Video),
         speaking: p.speaking,
+        state: p.state,
+        screen_of: p.screen_of.as_ref().map(ToString::to_string),
     })
 }
 

@@ -9,6 +9,7 @@ use crate::media::SourceId;
 
 mod random;
 mod scenarios;
+mod social;
 
 pub(super) fn codec(mime: &str, clock: u32) -> CodecSpec {
     CodecSpec {
@@ -57,6 +58,7 @@ impl Room {
             name: "p".into(),
             joined_at_ms: 0,
             expected: vec![(MediaKind::Audio, opus()), (MediaKind::Video, vp8())],
+            screen_of: None,
         });
         id
     }

@@ -60,6 +60,9 @@ bash tests/browser/admin_lab.sh target/release/wisp
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 
+step "Firefox ESR with Chromium in the lab: each publishes, the other plays, both in one conference room"
+bash tests/browser/firefox_lab.sh target/release/wisp
+
 step "bandwidth estimation: a Chromium viewer of a simulcast publisher across a tc-shaped link"
 bash tests/browser/bwe_lab.sh target/release/wisp
 

@@ -349,15 +349,27 @@ async fn an_edge_pulls_a_simulcast_publisher_layer_by_layer_and_its_players_choo
             && g[g.len() - 30..].iter().all(|g| g.layer == 2)
     })
     .await;
-    let detail = get_json(&url(edge, "/api/rooms/sim")).await;
-    let mut rids: Vec<&str> = detail["participants"][0]["tracks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["rid"].as_str())
-        .collect();
-    rids.sort_unstable();
-    assert_eq!(rids, vec!["f", "h", "q"], "{detail}");
+    // Each upstream leg's track joins the edge's room with its first packet, so the listing
+    // may trail the sessions: keep media flowing until it names all three (bounded by pump).
+    let rids_of = |detail: &serde_json::Value| {
+        let mut rids: Vec<String> = detail["participants"][0]["tracks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["rid"].as_str().map(str::to_owned))
+            .collect();
+        rids.sort_unstable();
+        rids
+    };
+    let mut detail = get_json(&url(edge, "/api/rooms/sim")).await;
+    for _ in 0..50 {
+        if rids_of(&detail) == ["f", "h", "q"] {
+            break;
+        }
+        pump(&publisher, &mut viewer, &mut n, |g| g.len() >= 10).await;
+        detail = get_json(&url(edge, "/api/rooms/sim")).await;
+    }
+    assert_eq!(rids_of(&detail), ["f", "h", "q"], "{detail}");
 
     // The player chooses the low layer on the edge (its m-line 1 is video).
     crate::simulcast::ask_low_layer(&format!("{}/layer", viewer.session)).await;

@@ -98,7 +98,7 @@ impl SimulcastPublisher {
     pub(crate) async fn send(&self, n: u16, key: bool) {
         for (layer, ssrc) in self.ssrcs.iter().enumerate() {
             let picture = (n + 10_000 * layer as u16) & 0x7fff;
-            let tl0 = (n / 4) as u8 + 60 * layer as u8;
+            let tl0 = ((n / 4) as u8).wrapping_add(60 * layer as u8);
             let [hi, lo] = picture.to_be_bytes();
             let mut p = vec![0x90, 0xc0, 0x80 | hi, lo, tl0, u8::from(!key), layer as u8];
             p.resize(SIZES[layer], layer as u8);

@@ -1,55 +1,94 @@
 // The conference page: publish camera+mic with WHIP, receive everyone through ONE WHEP session
-// of SLOTS audio+video slots, label tiles and highlight speakers from the room's events.
+// of SLOTS audio+video slots, label tiles and show who speaks, who is muted, whose camera is
+// off and whose connection is weak from the room's events; chat; share a screen; pin a tile.
+// The pre-join screen is prejoin.js, the tiles tiles.js, the chat chat.js.
 import { Session, addSendTracks, fragmentToken, peerConnection } from '/web/whip.js';
+import {
+  applySpeaker, audioConstraints, canChooseSpeaker, describeError, fillSelect, getMedia, listDevices,
+  loadPrefs, savePrefs, videoConstraints,
+} from '/web/devices.js';
+import { prejoin } from '/web/prejoin.js';
+import { arrange } from '/web/tiles.js';
+import { renderRoom } from '/web/roomview.js';
+import { chatPanel } from '/web/chat.js';
+import { canShareScreen, shareScreen } from '/web/share.js';
+import { weakSampler } from '/web/netstats.js';
 
 const params = new URLSearchParams(location.search);
 // Slots in the one WHEP session: how many others are seen at once (last-N beyond that).
 const SLOTS = Math.min(16, Math.max(1, Number(params.get('slots')) || 8));
 const $ = (id) => document.getElementById(id);
-const state = (text) => { $('state').textContent = text; };
+const state = (text) => { $('state').textContent = text; $('state').dataset.s = text.split(/[\s:(]/)[0]; };
 const showError = (e) => { $('error').textContent = e.message || String(e); state('failed'); };
+// Something went wrong in the room (a device, the screen share, a request): said in words.
+const notice = (text) => { $('notice').textContent = text; $('notice').hidden = !text; };
 
 // Exposed for the browser tests.
-const app = window.wisp = { me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null, active: null, layers: new Map() };
+const app = window.wisp = {
+  me: null, roster: new Map(), slots: new Map(), speaking: new Set(), pub: null, sub: null,
+  active: null, layers: new Map(),
+  layout: params.get('layout') === 'grid' ? 'grid' : 'speaker', // the speaker view unless asked
+  pinned: null, // the participant this page pinned (the slot's layer request), or null
+  muted: false, cameraOff: false, weak: false, weakWhy: [], // this participant's state
+  share: null, // this page's screen share { stream, session, stop }
+  speaker: '', // the chosen audio output device id
+};
 
 $('room').value = params.get('room') || '';
-$('name').value = params.get('name') || localStorage.getItem('wisp-name') || '';
+$('name').value = params.get('name') || loadPrefs().name || localStorage.getItem('wisp-name') || '';
 // An invite link may carry a token in its fragment (never sent to the server).
 const invited = fragmentToken();
-if (invited.token) $('token').value = invited.token;
+if (invited.token) { $('token').value = invited.token; $('token-box').open = true; }
 if (invited.name) { $('name').value = invited.name; $('name').readOnly = true; }
-if (params.get('room') && $('name').value && params.has('autojoin')) queueMicrotask(() => join());
+// ?autojoin skips the pre-join screen (links that join at once, the tests).
+const autojoin = params.get('room') && $('name').value && params.has('autojoin');
+const lobby = autojoin ? null : prejoin();
+if (autojoin) { $('lobby').hidden = true; queueMicrotask(() => join()); }
 $('lobby').addEventListener('submit', (e) => { e.preventDefault(); join(); });
 
-let local;      // MediaStream
-let events;     // EventSource
+let local = new MediaStream();
+let events; // EventSource
 
 async function join() {
   $('error').textContent = '';
   const room = $('room').value.trim();
   const name = $('name').value.trim();
   const token = $('token').value || undefined;
-  localStorage.setItem('wisp-name', name);
+  savePrefs({ name });
   history.replaceState(null, '', `/?room=${encodeURIComponent(room)}${location.hash}`);
-  $('where').textContent = `room ${room}`;
+  $('where').textContent = room;
+  $('room-h').textContent = `Room ${room}`;
+  document.title = `${room} · wisp`;
   $('invite').href = `${location.origin}/?room=${encodeURIComponent(room)}`;
   state('connecting');
-  try {
-    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-  } catch (e) {
-    return showError(new Error(`Camera/microphone unavailable: ${e.message}`));
-  }
-  if (params.has('muted')) {
+  let errors = {};
+  if (lobby) {
+    const chosen = await lobby.take();
+    local = chosen.stream; errors = chosen.errors; app.speaker = chosen.speaker;
+    if (chosen.muted) local.getAudioTracks().forEach((t) => { t.enabled = false; });
+  } else {
+    try {
+      local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+    } catch (e) {
+      $('lobby').hidden = false;
+      return showError(new Error(describeError(e)));
+    }
     // Join muted (?muted): the microphone track is sent but silent until unmuted.
-    local.getAudioTracks().forEach((t) => { t.enabled = false; });
-    $('mic').textContent = 'Unmute';
+    if (params.has('muted')) local.getAudioTracks().forEach((t) => { t.enabled = false; });
+    app.speaker = loadPrefs().speaker || '';
   }
   $('lobby').hidden = true;
   $('room-view').hidden = false;
   $('controls').hidden = false;
-  addTile('self', `${name} (you)`).querySelector('video').srcObject = local;
-  await listDevices();
+  document.body.classList.add('in-room');
+  if (matchMedia('(min-width: 900px)').matches) openPanel(true, false);
+  readLocalState();
+  showControls();
+  const problems = [errors.video, errors.audio].filter(Boolean);
+  if (problems.length) notice(`${problems.join(' ')} You are in the room without it; use the buttons below to try again.`);
   app.room = room; app.name = name; app.token = token;
+  render();
+  fillDeviceSelects();
   try {
     // Up: WHIP.
     await startPub();
@@ -72,9 +111,22 @@ async function join() {
 async function startPub(resume) {
   const endpoint = `/whip/${encodeURIComponent(app.room)}?name=${encodeURIComponent(app.name)}`;
   const pc = await peerConnection(endpoint, app.token);
-  addSendTracks(pc, local, { simulcast: !params.has('nosimulcast'), videoCodec: params.get('codec') });
+  const simulcast = !params.has('nosimulcast');
+  addSendTracks(pc, local, { simulcast, videoCodec: params.get('codec') });
+  // A kind with no track yet (refused, or "join without camera") still gets its m-line, so
+  // turning it on later is a replaceTrack, not a new session.
+  for (const kind of ['audio', 'video']) {
+    if (local.getTracks().some((t) => t.kind === kind)) continue;
+    const init = { direction: 'sendonly', streams: [local] };
+    if (kind === 'video' && simulcast) {
+      init.sendEncodings = [{ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 250_000 }, { rid: 'f', maxBitrate: 800_000 }];
+    }
+    pc.addTransceiver(kind, init);
+  }
   app.pub = new Session(endpoint, { token: app.token, onState: onConnState, resume });
   await app.pub.start(pc);
+  stateSent = {}; // a new session: tell the room everything again
+  syncState();
 }
 
 async function startSub() {
@@ -149,19 +201,6 @@ async function recover() {
   recovering = false;
 }
 
-function addTile(key, label) {
-  let tile = document.querySelector(`.tile[data-key="${key}"]`);
-  if (!tile) {
-    tile = document.createElement('div');
-    tile.className = 'tile';
-    tile.dataset.key = key;
-    tile.innerHTML = '<video autoplay playsinline muted></video><span class="label"></span>';
-    $('tiles').appendChild(tile);
-  }
-  tile.querySelector('.label').textContent = label;
-  return tile;
-}
-
 const remoteStreams = new Map(); // mid -> MediaStream
 const remoteAudio = []; // the <audio> elements of the current WHEP session
 function onRemoteTrack(mid, track) {
@@ -169,41 +208,62 @@ function onRemoteTrack(mid, track) {
     const audio = new Audio();
     audio.autoplay = true;
     audio.srcObject = new MediaStream([track]);
+    applySpeaker(audio, app.speaker);
     document.body.appendChild(audio);
     remoteAudio.push(audio);
+    // A browser that wants a click before it plays sound: offer the click.
+    audio.play().catch(() => { $('sound').hidden = false; });
     return;
   }
   remoteStreams.set(mid, new MediaStream([track]));
   render();
 }
+$('sound').addEventListener('click', () => {
+  remoteAudio.forEach((a) => a.play().catch(() => {}));
+  $('sound').hidden = true;
+});
+
+const chat = chatPanel({
+  log: $('chat-log'), form: $('chat-form'), input: $('chat-input'), status: $('chat-status'),
+  send: (text) => fetch(`/rooms/${encodeURIComponent(app.room)}/chat`, {
+    method: 'POST',
+    headers: { ...app.pub.headers({ 'Content-Type': 'application/json' }), 'X-Wisp-Session': app.pub.id },
+    body: JSON.stringify({ text }),
+  }),
+  isOpen: () => !$('panel').hidden,
+  onUnread: (n) => { $('unread').textContent = n ? String(n) : ''; $('unread').hidden = !n; },
+});
 
 function openEvents(url) {
   events = new EventSource(url);
-  events.addEventListener('roster', (e) => {
+  const on = (name, fn) => events.addEventListener(name, (e) => { fn(JSON.parse(e.data)); render(); });
+  on('roster', (data) => {
     // The snapshot carries who is speaking right now: someone may have started before we came.
-    const data = JSON.parse(e.data);
     const ps = data.participants;
     app.active = data.activeSpeaker || null;
     app.roster = new Map(ps.map((p) => [p.id, p]));
     app.speaking = new Set(ps.filter((p) => p.speaking).map((p) => p.id));
-    render();
   });
-  events.addEventListener('joined', (e) => { const p = JSON.parse(e.data).participant; app.roster.set(p.id, p); render(); });
-  events.addEventListener('left', (e) => { app.roster.delete(JSON.parse(e.data).id); render(); });
+  on('joined', (d) => { app.roster.set(d.participant.id, d.participant); });
+  on('left', (d) => {
+    app.roster.delete(d.id);
+    if (app.pinned === d.id) app.pinned = null;
+  });
+  // Mute, camera and connection state, as each participant tells the room (display only).
+  on('state', (s) => {
+    const p = app.roster.get(s.id);
+    if (!p) return;
+    for (const k of ['muted', 'cameraOff', 'weak']) if (k in s) p[k] = s[k];
+  });
+  events.addEventListener('chat', (e) => chat.add(JSON.parse(e.data), app.me));
   // The server is shutting down (or an operator closed the room): say so; the connections
   // then fail and recover() comes back to the next server.
   events.addEventListener('closing', (e) => { state(`reconnecting: ${JSON.parse(e.data).reason}`); });
-  events.addEventListener('speaking', (e) => {
-    const s = JSON.parse(e.data);
-    if (s.speaking) app.speaking.add(s.id); else app.speaking.delete(s.id);
-    render();
-  });
-  events.addEventListener('active-speaker', (e) => { app.active = JSON.parse(e.data).id; render(); });
-  events.addEventListener('slots', (e) => {
-    const s = JSON.parse(e.data);
+  on('speaking', (s) => { if (s.speaking) app.speaking.add(s.id); else app.speaking.delete(s.id); });
+  on('active-speaker', (d) => { app.active = d.id; });
+  on('slots', (s) => {
     if (s.viewer !== app.me) return;
     app.slots = new Map(s.slots.filter((x) => x.kind === 'video').map((x) => [x.mid, x.participant]));
-    render();
   });
   events.onerror = () => { if (events.readyState === EventSource.CLOSED) state('events lost — rejoin'); };
 }
@@ -218,80 +278,196 @@ function wantLayer(mid, pref) {
   app.sub.selectLayer(index, pref).catch((e) => console.warn(`layer selection failed: ${e.message}`));
 }
 
-function render() {
-  for (const [mid, stream] of remoteStreams) {
-    const who = app.slots.get(mid);
-    const tile = addTile(`slot-${mid}`, who ? (app.roster.get(who)?.name || who) : '');
-    tile.hidden = !who;
-    tile.dataset.participant = who || '';
-    const v = tile.querySelector('video');
-    if (v.srcObject !== stream) v.srcObject = stream;
-    tile.classList.toggle('speaking', !!who && app.speaking.has(who));
-    // The active speaker's tile is large and gets the best layer; the others are thumbnails
-    // and ask for a small one (WHEP layer selection; no-op without simulcast).
-    const featured = !!who && who === app.active;
-    tile.classList.toggle('featured', featured);
-    wantLayer(mid, featured ? {} : { maxHeight: 240 });
+/** Pins the participant shown on `tile` (or unpins it): the server keeps it a slot, best layer. */
+function togglePin(tile) {
+  const who = tile.dataset.participant;
+  if (!who) return;
+  const previous = app.pinned;
+  app.pinned = previous === who ? null : who;
+  if (previous) {
+    const mid = [...app.slots].find(([, p]) => p === previous)?.[0];
+    if (mid) wantLayer(mid, { participant: '', maxHeight: 240 });
   }
-  const self = document.querySelector('.tile[data-key="self"]');
-  if (self) self.classList.toggle('speaking', app.speaking.has(app.me));
-  $('people').innerHTML = '';
-  for (const p of app.roster.values()) {
-    const li = document.createElement('li');
-    li.textContent = p.id === app.me ? `${p.name} (you)` : p.name;
-    li.classList.toggle('speaking', app.speaking.has(p.id));
-    $('people').appendChild(li);
-  }
+  render();
 }
 
-$('mic').addEventListener('click', () => {
-  const t = local?.getAudioTracks()[0];
-  if (!t) return;
-  t.enabled = !t.enabled;
-  $('mic').textContent = t.enabled ? 'Mute' : 'Unmute';
+function render() {
+  renderRoom(app, { remoteStreams, local, onPin: togglePin, wantLayer });
+}
+new ResizeObserver(() => arrange($('tiles'), app.layout)).observe($('tiles'));
+
+// ---- this participant's state: microphone, camera, connection; told to the room ----
+
+function readLocalState() {
+  const a = local.getAudioTracks()[0];
+  const v = local.getVideoTracks()[0];
+  app.muted = !a || !a.enabled;
+  app.cameraOff = !v || !v.enabled || v.readyState === 'ended';
+}
+
+let stateSent = {};
+let stateChain = Promise.resolve();
+/** Tells the room (POST /session/{id}/state) whatever changed since it was last told. */
+function syncState() {
+  stateChain = stateChain.then(async () => {
+    if (!app.pub?.location) return;
+    const want = { muted: app.muted, cameraOff: app.cameraOff, weak: app.weak };
+    const diff = Object.fromEntries(Object.entries(want).filter(([k, v]) => stateSent[k] !== v));
+    if (!Object.keys(diff).length) return;
+    try {
+      const res = await app.pub.postJson('state', diff);
+      if (res.status === 204 || res.status === 200) Object.assign(stateSent, diff);
+      else console.warn(`state: ${res.status} ${(await res.text()).trim()}`);
+    } catch (e) { console.warn(`state: ${e.message}`); }
+  });
+}
+
+function showControls() {
+  $('mic').querySelector('.txt').textContent = app.muted ? 'Unmute' : 'Mute';
+  $('mic').classList.toggle('off', app.muted);
+  $('cam').querySelector('.txt').textContent = app.cameraOff ? 'Start camera' : 'Stop camera';
+  $('cam').classList.toggle('off', app.cameraOff);
+  $('share').hidden = !canShareScreen;
+  $('share').querySelector('.txt').textContent = app.share ? 'Stop sharing' : 'Share screen';
+  $('share').classList.toggle('on', !!app.share);
+  $('layout').querySelector('.txt').textContent = app.layout === 'grid' ? 'Speaker view' : 'Grid view';
+}
+
+/** Opens a device of `kind` that the page does not have yet and puts it on the WHIP leg. */
+async function addDevice(kind, deviceId) {
+  const s = await getMedia(kind === 'video'
+    ? { video: videoConstraints(deviceId) } : { audio: audioConstraints(deviceId) });
+  const track = s.getTracks()[0];
+  const tr = app.pub?.pc.getTransceivers().find((t) => t.receiver.track?.kind === kind && t.direction !== 'inactive');
+  if (tr) await tr.sender.replaceTrack(track);
+  const old = local.getTracks().find((t) => t.kind === kind);
+  if (old) { local.removeTrack(old); old.stop(); }
+  local.addTrack(track);
+  return track;
+}
+
+async function toggle(kind) {
+  const t = kind === 'audio' ? local.getAudioTracks()[0] : local.getVideoTracks()[0];
+  try {
+    if (t && t.readyState === 'live') t.enabled = !t.enabled;
+    else {
+      const prefs = loadPrefs();
+      await addDevice(kind, kind === 'audio' ? prefs.mic : prefs.camera);
+      notice('');
+    }
+  } catch (e) { notice(describeError(e, kind === 'audio' ? 'microphone' : 'camera')); }
+  readLocalState();
+  showControls();
+  render();
+  syncState();
+}
+$('mic').addEventListener('click', () => toggle('audio'));
+$('cam').addEventListener('click', () => toggle('video'));
+
+$('share').addEventListener('click', async () => {
+  if (app.share) { await app.share.stop(); return; }
+  if (!app.pub?.location) return;
+  try {
+    const share = await shareScreen({
+      room: app.room, name: app.name, token: app.token, ownerSession: app.pub,
+      onEnded: () => { app.share = null; showControls(); render(); },
+    });
+    if (share) { app.share = share; notice(''); }
+  } catch (e) { notice(e.message); }
+  showControls();
+  render();
 });
-$('cam').addEventListener('click', () => {
-  const t = local?.getVideoTracks()[0];
-  if (!t) return;
-  t.enabled = !t.enabled;
-  $('cam').textContent = t.enabled ? 'Camera off' : 'Camera on';
+
+$('layout').addEventListener('click', () => {
+  app.layout = app.layout === 'grid' ? 'speaker' : 'grid';
+  showControls();
+  render();
 });
+
+// The side panel (people and chat): beside the tiles on a wide screen, over them on a phone.
+function openPanel(open, focus = true) {
+  $('panel').hidden = !open;
+  $('panel-toggle').setAttribute('aria-expanded', String(open));
+  document.body.classList.toggle('panel-open', open);
+  if (open) { chat.read(); if (focus) $('chat-input').focus(); }
+  arrange($('tiles'), app.layout);
+}
+$('panel-toggle').addEventListener('click', () => openPanel($('panel').hidden));
+$('panel-close').addEventListener('click', () => { openPanel(false); $('panel-toggle').focus(); });
+
+$('invite').addEventListener('click', async (e) => {
+  if (!navigator.clipboard) return; // the link itself still works
+  e.preventDefault();
+  try {
+    await navigator.clipboard.writeText($('invite').href);
+    $('invite-status').textContent = 'Invite link copied.';
+  } catch (_) { $('invite-status').textContent = `Invite link: ${$('invite').href}`; }
+});
+
+$('settings-btn').addEventListener('click', () => { fillDeviceSelects(); $('settings').showModal(); });
+$('settings-close').addEventListener('click', () => $('settings').close());
+
+// Keyboard: M mutes, V toggles the camera (not while typing); Esc closes the panel on a
+// phone-sized screen (a <dialog> closes itself on Esc).
+addEventListener('keydown', (e) => {
+  if ($('room-view').hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+  if ($('settings').open) return; // the dialog has the keys (and closes itself on Esc)
+  if (e.key === 'Escape' && !$('panel').hidden && !matchMedia('(min-width: 900px)').matches) {
+    openPanel(false); $('panel-toggle').focus(); return;
+  }
+  if (e.target.closest?.('input, textarea, select, [contenteditable]')) return; // typing
+  if (e.key === 'm' || e.key === 'M') { e.preventDefault(); toggle('audio'); }
+  if (e.key === 'v' || e.key === 'V') { e.preventDefault(); toggle('video'); }
+});
+
 $('leave').addEventListener('click', async () => {
   events?.close();
+  await app.share?.stop();
   await Promise.all([app.pub?.stop(), app.sub?.stop()]);
   local?.getTracks().forEach((t) => t.stop());
   location.href = `/?room=${encodeURIComponent($('room').value)}${location.hash}`;
 });
 
-async function listDevices() {
-  const devices = await navigator.mediaDevices.enumerateDevices();
-  for (const [kind, sel] of [['videoinput', $('camera-select')], ['audioinput', $('mic-select')]]) {
-    sel.innerHTML = '';
-    for (const d of devices.filter((x) => x.kind === kind)) {
-      const o = document.createElement('option');
-      o.value = d.deviceId; o.textContent = d.label || kind;
-      sel.appendChild(o);
-    }
-    sel.onchange = () => switchDevice(kind, sel.value);
-  }
+// ---- devices in the room (the settings dialog) ----
+
+async function fillDeviceSelects() {
+  const d = await listDevices();
+  const inUse = (kind) => local.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
+  fillSelect($('camera-select'), d.videoinput, inUse('video'));
+  fillSelect($('mic-select'), d.audioinput, inUse('audio'));
+  fillSelect($('speaker-select'), d.audiooutput, app.speaker);
+  $('speaker-row').hidden = !canChooseSpeaker;
 }
+$('camera-select').onchange = (e) => switchDevice('video', e.target.value);
+$('mic-select').onchange = (e) => switchDevice('audio', e.target.value);
+$('speaker-select').onchange = (e) => {
+  app.speaker = e.target.value;
+  savePrefs({ speaker: app.speaker });
+  remoteAudio.forEach((a) => applySpeaker(a, app.speaker));
+};
 
 async function switchDevice(kind, deviceId) {
-  const constraints = kind === 'videoinput' ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } };
+  savePrefs(kind === 'video' ? { camera: deviceId } : { mic: deviceId });
+  const old = local.getTracks().find((t) => t.kind === kind);
+  const enabled = old ? old.enabled : true;
   try {
-    const s = await navigator.mediaDevices.getUserMedia(constraints);
-    const track = s.getTracks()[0];
-    const sender = app.pub.pc.getSenders().find((x) => x.track && x.track.kind === track.kind);
-    await sender.replaceTrack(track);
-    const old = local.getTracks().find((t) => t.kind === track.kind);
-    local.removeTrack(old); old.stop(); local.addTrack(track);
-  } catch (e) { showError(e); }
+    const track = await addDevice(kind, deviceId);
+    track.enabled = enabled; // a muted microphone stays muted on the new one
+    render();
+  } catch (e) { notice(describeError(e, kind === 'audio' ? 'microphone' : 'camera')); }
 }
 
-$('stats-toggle').addEventListener('click', () => { $('stats').hidden = !$('stats').hidden; });
+// ---- connection statistics: the weak-connection sign, and the numbers when asked ----
+
+const sampleWeak = weakSampler(() => [app.pub?.pc, app.sub?.pc]);
+$('stats-toggle').addEventListener('change', (e) => { $('stats').hidden = !e.target.checked; });
 let lastBytes = { in: 0, out: 0, t: performance.now() };
 setInterval(async () => {
-  if ($('stats').hidden || !app.pub?.pc || !app.sub?.pc) return;
+  if (!app.pub?.pc || !app.sub?.pc) return;
+  const { weak, why } = await sampleWeak();
+  app.weakWhy = why;
+  if (weak !== app.weak) { app.weak = weak; render(); syncState(); }
+  if ($('stats').hidden) return;
   let out = 0, inb = 0, lost = 0, rtt = 0;
   (await app.pub.pc.getStats()).forEach((r) => {
     if (r.type === 'outbound-rtp') out += r.bytesSent || 0;
@@ -301,6 +477,6 @@ setInterval(async () => {
     if (r.type === 'inbound-rtp') { inb += r.bytesReceived || 0; lost += r.packetsLost || 0; }
   });
   const dt = (performance.now() - lastBytes.t) / 1000;
-  $('stats').textContent = `out ${((out - lastBytes.out) * 8 / dt / 1000).toFixed(0)} kbit/s · in ${((inb - lastBytes.in) * 8 / dt / 1000).toFixed(0)} kbit/s · lost ${lost} · rtt ${(rtt * 1000).toFixed(0)} ms`;
+  $('stats').textContent = `out ${((out - lastBytes.out) * 8 / dt / 1000).toFixed(0)} kbit/s · in ${((inb - lastBytes.in) * 8 / dt / 1000).toFixed(0)} kbit/s · lost ${lost} · rtt ${(rtt * 1000).toFixed(0)} ms${why.length ? ` · weak: ${why.join(', ')}` : ''}`;
   lastBytes = { in: inb, out, t: performance.now() };
-}, 1000);
+}, 2000);

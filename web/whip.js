@@ -95,9 +95,11 @@ export function addSendTracks(pc, stream, { simulcast = true, videoCodec = null 
  * `Link` headers (the self-test tests one way in at a time).
  */
 export class Session {
-  constructor(endpoint, { token, onState, keepIceServers = false, resume } = {}) {
+  constructor(endpoint, { token, onState, keepIceServers = false, resume, headers } = {}) {
     this.endpoint = endpoint;
     this.token = token;
+    // Extra request headers of the POST (e.g. X-Wisp-Screen-Of for a room's screen share).
+    this.postHeaders = headers || {};
     // A WHIP session's resume secret: sent with the POST, a publisher coming back takes over
     // its participant (no one sees it leave); the 201 hands out the one to keep.
     this.resume = resume || null;
@@ -129,7 +131,7 @@ export class Session {
       if (this.location && !flushing) flushing = Promise.resolve().then(() => { flushing = null; return this.trickle(pending); });
     });
     await pc.setLocalDescription(await pc.createOffer());
-    const post = { 'Content-Type': SDP };
+    const post = { ...this.postHeaders, 'Content-Type': SDP };
     if (this.resume) post['X-Wisp-Resume'] = this.resume;
     const res = await fetch(this.endpoint, {
       method: 'POST', headers: this.headers(post), body: pc.localDescription.sdp,
@@ -148,6 +150,22 @@ export class Session {
     if (this.iceServers.length && !this.keepIceServers) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
     if (pending.length) await this.trickle(pending);
+  }
+
+  /** The session's id: the last path segment of its `Location` (null before the POST). */
+  get id() {
+    return this.location ? decodeURIComponent(new URL(this.location).pathname.split('/').pop()) : null;
+  }
+
+  /**
+   * POSTs JSON to `path` under the session's URL (e.g. `state`), with the session's token.
+   * Returns the response; throws only when there is no session or no network.
+   */
+  async postJson(path, body) {
+    if (!this.location) throw new Error('no session');
+    return fetch(`${this.location}/${path}`, {
+      method: 'POST', headers: this.headers({ 'Content-Type': 'application/json' }), body: JSON.stringify(body),
+    });
   }
 
   /** PATCHes the queued candidate lines as one sdpfrag (RFC 8840). */
@@ -207,7 +225,8 @@ export class Session {
 
   /**
    * WHEP layer selection: `pref` is `{}` (the server's choice), `{ rid }` or `{ maxHeight }`
-   * for the video m-line at index `mediaId`.
+   * for the video m-line at index `mediaId`; `participant` beside them pins that participant
+   * for this session (`""` clears the pin).
    */
   async selectLayer(mediaId, pref) {
     if (!this.layerUrl) return false;

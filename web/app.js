@@ -4,7 +4,7 @@
 // The pre-join screen is prejoin.js, the tiles tiles.js, the chat chat.js.
 import { Session, addSendTracks, fragmentToken, peerConnection } from '/web/whip.js';
 import {
-  applySpeaker, audioConstraints, canChooseSpeaker, describeError, fillSelect, getMedia, listDevices,
+  applySpeaker, audioConstraints, canChooseSpeaker, describeError, describeFailures, fillSelect, getMedia, listDevices,
   loadPrefs, savePrefs, videoConstraints,
 } from '/web/devices.js';
 import { prejoin } from '/web/prejoin.js';
@@ -21,7 +21,7 @@ const $ = (id) => document.getElementById(id);
 const state = (text) => { $('state').textContent = text; $('state').dataset.s = text.split(/[\s:(]/)[0]; };
 const showError = (e) => { $('error').textContent = e.message || String(e); state('failed'); };
 // Something went wrong in the room (a device, the screen share, a request): said in words.
-const notice = (text) => { $('notice').textContent = text; $('notice').hidden = !text; };
+const notice = (text) => { $('notice-text').textContent = text; $('notice').hidden = !text; };
 
 // Exposed for the browser tests.
 const app = window.wisp = {
@@ -61,17 +61,17 @@ async function join() {
   document.title = `${room} · wisp`;
   $('invite').href = `${location.origin}/?room=${encodeURIComponent(room)}`;
   state('connecting');
-  let errors = {};
+  let failed = {};
   if (lobby) {
     const chosen = await lobby.take();
-    local = chosen.stream; errors = chosen.errors; app.speaker = chosen.speaker;
+    local = chosen.stream; failed = chosen.failed; app.speaker = chosen.speaker;
     if (chosen.muted) local.getAudioTracks().forEach((t) => { t.enabled = false; });
   } else {
     try {
       local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
     } catch (e) {
       $('lobby').hidden = false;
-      return showError(new Error(describeError(e)));
+      return showError(new Error(describeError(e, 'camera and microphone', 'press “Join”')));
     }
     // Join muted (?muted): the microphone track is sent but silent until unmuted.
     if (params.has('muted')) local.getAudioTracks().forEach((t) => { t.enabled = false; });
@@ -84,8 +84,8 @@ async function join() {
   if (matchMedia('(min-width: 900px)').matches) openPanel(true, false);
   readLocalState();
   showControls();
-  const problems = [errors.video, errors.audio].filter(Boolean);
-  if (problems.length) notice(`${problems.join(' ')} You are in the room without it; use the buttons below to try again.`);
+  const buttons = [failed.video && '“Start camera”', failed.audio && '“Unmute”'].filter(Boolean).join(' or ');
+  if (buttons) notice(`You joined without ${failed.video && failed.audio ? 'camera and microphone' : failed.video ? 'camera' : 'microphone'}. ${describeFailures(failed, `press ${buttons}`)}`);
   app.room = room; app.name = name; app.token = token;
   render();
   fillDeviceSelects();
@@ -355,7 +355,9 @@ async function toggle(kind) {
       await addDevice(kind, kind === 'audio' ? prefs.mic : prefs.camera);
       notice('');
     }
-  } catch (e) { notice(describeError(e, kind === 'audio' ? 'microphone' : 'camera')); }
+  } catch (e) {
+    notice(kind === 'audio' ? describeError(e, 'microphone', 'press “Unmute”') : describeError(e, 'camera', 'press “Start camera”'));
+  }
   readLocalState();
   showControls();
   render();
@@ -393,6 +395,7 @@ function openPanel(open, focus = true) {
   arrange($('tiles'), app.layout);
 }
 $('panel-toggle').addEventListener('click', () => openPanel($('panel').hidden));
+$('notice-close').addEventListener('click', () => notice(''));
 $('panel-close').addEventListener('click', () => { openPanel(false); $('panel-toggle').focus(); });
 
 $('invite').addEventListener('click', async (e) => {
@@ -454,7 +457,7 @@ async function switchDevice(kind, deviceId) {
     const track = await addDevice(kind, deviceId);
     track.enabled = enabled; // a muted microphone stays muted on the new one
     render();
-  } catch (e) { notice(describeError(e, kind === 'audio' ? 'microphone' : 'camera')); }
+  } catch (e) { notice(describeError(e, kind === 'audio' ? 'microphone' : 'camera', 'choose it again')); }
 }
 
 // ---- connection statistics: the weak-connection sign, and the numbers when asked ----

@@ -18,27 +18,41 @@ export function savePrefs(patch) {
   return p;
 }
 
-/** What a getUserMedia failure means to the person in front of the page, in words. */
-export function describeError(e, what = 'camera and microphone') {
+/**
+ * What a getUserMedia failure means to the person in front of the page, in words; `retry` says
+ * how to try again where they are.
+ */
+export function describeError(e, what = 'camera and microphone', retry = 'press “Try again”') {
+  const them = what.includes(' and ') ? 'them' : 'it';
   switch (e?.name) {
     case 'NotAllowedError':
     case 'PermissionDeniedError':
-      return `The browser blocked the ${what}. Allow them for this site (the camera icon in the address bar), then press “Try again”.`;
+      return `The browser blocked the ${what}. Allow ${them} for this site (the camera icon in the address bar), then ${retry}.`;
     case 'NotFoundError':
     case 'DevicesNotFoundError':
-      return `No ${what} found. Plug one in, then press “Try again”.`;
+      return `No ${what} found. Plug one in, then ${retry}.`;
     case 'NotReadableError':
     case 'TrackStartError':
-      return `The ${what} could not be started: another app may be using it, or the system blocked it.`;
+      return `The ${what} could not be started: another app may be using ${them}, or the system blocked ${them}.`;
     case 'OverconstrainedError':
       return `The chosen ${what} is no longer there. Pick another one.`;
     case 'SecurityError':
       return `The ${what} can only be used on a secure page (https or localhost).`;
     case 'AbortError':
-      return `The ${what} stopped while starting. Press “Try again”.`;
+      return `The ${what} stopped while starting: ${retry}.`;
     default:
       return `The ${what} could not be opened: ${e?.message || e}`;
   }
+}
+
+/**
+ * The sentence for what `failed` ({ audio?, video? }: the errors of openMedia) left out, with
+ * `retry` as the way to try again; '' when nothing failed.
+ */
+export function describeFailures(failed, retry) {
+  const { audio, video } = failed || {};
+  if (audio && video && audio.name === video.name) return describeError(video, 'camera and microphone', retry);
+  return [video && describeError(video, 'camera', retry), audio && describeError(audio, 'microphone', retry)].filter(Boolean).join(' ');
 }
 
 /**
@@ -73,22 +87,23 @@ export async function getMedia(want) {
 /**
  * Opens the microphone and (unless `camera === false`) the camera. When both together fail,
  * each is tried alone, so a person whose camera is refused can still join with the
- * microphone. Returns { stream, errors: { audio?, video? } } (messages in words).
+ * microphone. Returns { stream, failed: { audio?, video? } } (the errors; describeFailures()
+ * puts them in words).
  */
 export async function openMedia({ camera, mic, video = true, audio = true } = {}) {
-  const errors = {};
+  const failed = {};
   if (!navigator.mediaDevices?.getUserMedia) {
-    const msg = 'This page cannot use a camera or microphone here: it needs a secure page (https or localhost) and a current browser.';
-    return { stream: new MediaStream(), errors: { audio: msg, video: video ? msg : undefined } };
+    const e = { name: 'SecurityError' };
+    return { stream: new MediaStream(), failed: { audio: audio ? e : undefined, video: video ? e : undefined } };
   }
   const want = { audio: audio ? audioConstraints(mic) : false, video: video ? videoConstraints(camera) : false };
-  if (!want.audio && !want.video) return { stream: new MediaStream(), errors };
+  if (!want.audio && !want.video) return { stream: new MediaStream(), failed };
   try {
-    return { stream: await getMedia(want), errors };
+    return { stream: await getMedia(want), failed };
   } catch (e) {
     if (!(want.audio && want.video)) {
-      errors[want.audio ? 'audio' : 'video'] = describeError(e, want.audio ? 'microphone' : 'camera');
-      return { stream: new MediaStream(), errors };
+      failed[want.audio ? 'audio' : 'video'] = e;
+      return { stream: new MediaStream(), failed };
     }
   }
   const stream = new MediaStream();
@@ -96,9 +111,9 @@ export async function openMedia({ camera, mic, video = true, audio = true } = {}
     try {
       const s = await getMedia({ [kind]: want[kind] });
       s.getTracks().forEach((t) => stream.addTrack(t));
-    } catch (e) { errors[kind] = describeError(e, kind === 'audio' ? 'microphone' : 'camera'); }
+    } catch (e) { failed[kind] = e; }
   }
-  return { stream, errors };
+  return { stream, failed };
 }
 
 /** The devices by kind (labels are empty until the page has been allowed a device once). */

@@ -2,21 +2,22 @@
 // speaker pickers, "join muted" and "join without camera", what is wrong in words when the
 // browser refuses a device, and all of it remembered in localStorage for next time.
 import {
-  applySpeaker, canChooseSpeaker, fillSelect, levelMeter, listDevices, loadPrefs, openMedia, savePrefs,
+  applySpeaker, canChooseSpeaker, describeFailures, fillSelect, levelMeter, listDevices, loadPrefs, openMedia,
+  savePrefs,
 } from '/web/devices.js';
 
 const $ = (id) => document.getElementById(id);
 
 /**
  * Starts the preview. Returns { take(), stop() }: `take()` hands the preview's stream and the
- * choices to the room ({ stream, muted, noCamera, speaker, errors }) and stops the meter;
+ * choices to the room ({ stream, muted, noCamera, speaker, failed }) and stops the meter;
  * `stop()` releases everything (the page is leaving).
  */
 export function prejoin() {
   let prefs = loadPrefs();
   let stream = new MediaStream();
   let stopMeter = () => {};
-  let errors = {};
+  let failed = {}; // what could not be opened: { audio?, video? } errors
   let opening = Promise.resolve();
   const video = $('preview');
   $('join-muted').checked = !!prefs.muted;
@@ -24,16 +25,15 @@ export function prejoin() {
   $('pj-speaker-row').hidden = !canChooseSpeaker;
 
   const showErrors = () => {
-    const lines = [errors.video, errors.audio].filter(Boolean);
-    $('device-error').textContent = lines.join(' ');
-    $('retry').hidden = lines.length === 0;
+    $('device-error').textContent = describeFailures(failed, 'press “Try again”');
+    $('retry').hidden = !failed.audio && !failed.video;
   };
   const showPreview = () => {
     const cam = stream.getVideoTracks()[0];
     video.srcObject = cam ? stream : null;
     const off = !cam;
     $('preview-off').hidden = !off;
-    $('preview-off').textContent = $('join-nocam').checked ? 'Camera off' : errors.video ? 'No camera' : 'Camera off';
+    $('preview-off').textContent = $('join-nocam').checked ? 'Camera off' : failed.video ? 'No camera' : 'Camera off';
     stopMeter();
     const bar = $('level').firstElementChild;
     stopMeter = levelMeter(stream, (v) => {
@@ -54,13 +54,13 @@ export function prejoin() {
     opening = opening.then(async () => {
       const noCam = $('join-nocam').checked;
       for (const t of stream.getTracks().filter((x) => kinds.includes(x.kind))) { t.stop(); stream.removeTrack(t); }
-      for (const k of kinds) delete errors[k];
+      for (const k of kinds) delete failed[k];
       const got = await openMedia({
         camera: prefs.camera, mic: prefs.mic,
         video: kinds.includes('video') && !noCam, audio: kinds.includes('audio'),
       });
       got.stream.getTracks().forEach((t) => stream.addTrack(t));
-      errors = { ...errors, ...got.errors };
+      failed = { ...failed, ...got.failed };
       showErrors();
       showPreview();
       await refreshLists();
@@ -89,7 +89,7 @@ export function prejoin() {
       stream = new MediaStream();
       return {
         stream: taken, muted: $('join-muted').checked, noCamera: $('join-nocam').checked,
-        speaker: $('pj-speaker').value || prefs.speaker || '', errors,
+        speaker: $('pj-speaker').value || prefs.speaker || '', failed,
       };
     },
     stop() { stopMeter(); stream.getTracks().forEach((t) => t.stop()); },

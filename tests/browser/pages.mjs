@@ -4,7 +4,8 @@
 //  1. /watch on an empty room says "offline" in words; screenshots at 1280×720 and 390×844.
 //  2. alice's pre-join: camera preview playing, the microphone meter moving, device pickers
 //     filled, "join muted" remembered over a reload, the room field's pattern compiles under
-//     the `v` flag; screenshots; then she joins with the Join button.
+//     the `v` flag; screenshots; then she joins with the Join button. A browser that refuses
+//     the devices gets the reason in words.
 //  3. bob and carol join (?autojoin skips the pre-join); everyone sees the others' video.
 //  4. chat: alice's message reaches everyone; bob's message full of markup and <script> is
 //     shown as text on every page (no element made, nothing run); dave joins late and gets
@@ -14,6 +15,8 @@
 //  7. dave pins bob (a thumbnail of the speaker view): bob's slot gets a larger layer.
 //  8. alice shares her screen: the others show it large; the track's `ended` (the browser's
 //     stop-sharing bar) ends it everywhere. Screenshots of the speaker view with the screen.
+//     erin joins "without camera" (bob shows her initial), starts it (bob decodes her video)
+//     and leaves.
 //  9. /watch (open since step 1) turned live: viewers counted, the picture quality shown,
 //     the click-to-unmute overlay unmutes, fullscreen; screenshots.
 // 10. /publish goes live: the preview, the live indicator, bitrate, resolution, viewers.
@@ -227,6 +230,25 @@ try {
   await alice.waitForFunction(() => !!window.wisp?.me && document.getElementById('lobby').hidden, null, { timeout: T });
   step('alice joins from the pre-join screen with the Join button');
 
+  // A browser that refuses the devices: the pre-join says so in words, and joining stays possible.
+  const refusing = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--deny-permission-prompts', '--disable-gpu'] });
+  try {
+    const nope = await newPage(refusing, 'refused');
+    await nope.goto(`${base}/?room=${ROOM}&name=nobody`);
+    await nope.waitForFunction(() => /blocked/.test(document.getElementById('device-error').textContent)
+      && !document.getElementById('retry').hidden && !document.getElementById('join').disabled, null, { timeout: T });
+    step(`pre-join, devices refused: "${await nope.evaluate(() => document.getElementById('device-error').textContent)}"`);
+    await nope.click('#join');
+    await nope.waitForFunction(() => !!window.wisp?.me && !document.getElementById('notice').hidden
+      && window.wisp.muted && window.wisp.cameraOff, null, { timeout: T });
+    step(`joining anyway works, with the reason kept in view: "${await nope.evaluate(() => document.getElementById('notice-text').textContent)}"`);
+    await axe(nope, 'the room joined without devices (the notice shown)');
+    await nope.click('#notice-close');
+    await nope.waitForFunction(() => document.getElementById('notice').hidden, null, { timeout: T });
+    await nope.click('#leave');
+  } finally { await refusing.close(); }
+
   // ---- 3. bob and carol ----
   const bob = await newPage(bb, 'bob');
   await bob.goto(`${base}/?room=${ROOM}&name=bob&autojoin`);
@@ -426,6 +448,35 @@ try {
       .catch((e) => { throw new Error(`${name} still shows the screen: ${e.message}`); });
   }
   step('screen share: the track\'s `ended` (the browser\'s stop-sharing bar) ends it on every page');
+
+  // ---- 8b. erin joins without camera, turns it on, and leaves ----
+  const erin = await newPage(bb, 'erin');
+  await erin.goto(`${base}/?room=${ROOM}&name=erin`);
+  await erin.waitForFunction(() => document.getElementById('pj-camera').options.length > 0, null, { timeout: T });
+  await erin.check('#join-nocam');
+  await erin.waitForFunction(() => !document.getElementById('preview-off').hidden && !document.getElementById('preview').srcObject, null, { timeout: T });
+  await erin.click('#join');
+  await erin.waitForFunction(() => !!window.wisp?.me && window.wisp.cameraOff && /Start camera/.test(document.getElementById('cam').textContent), null, { timeout: T });
+  const erinId = await erin.evaluate(() => window.wisp.me);
+  await bob.waitForFunction((id) => document.querySelector(`.tile:not([hidden])[data-participant="${id}"]`)?.classList.contains('camoff'), erinId, { timeout: T })
+    .catch(async (e) => { throw new Error(`bob should show erin with her camera off: ${e.message}; ${JSON.stringify(await tilesOf(bob))}`); });
+  step('erin joins "without camera" (the camera never opened): bob shows her initial instead of video');
+  await erin.click('#cam');
+  await erin.waitForFunction(() => !window.wisp.cameraOff && document.querySelector('.tile[data-key="self"] video').videoWidth > 0, null, { timeout: T });
+  await until(bob, async (id) => {
+    const w = window.wisp;
+    const mid = [...w.slots].find(([, p]) => p === id)?.[0];
+    const tile = document.querySelector(`.tile[data-participant="${id}"]`);
+    if (!mid || !tile || tile.classList.contains('camoff')) return false;
+    let f = 0;
+    (await w.sub.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.mid === mid) f = r.framesDecoded || 0; });
+    return f > 10;
+  }, erinId, { timeout: T, what: 'bob: erin\'s video after she starts her camera' });
+  step('erin starts her camera in the room: bob decodes her video and the initial goes away');
+  await erin.click('#leave');
+  await bob.waitForFunction((id) => !window.wisp.roster.has(id) && ![...document.querySelectorAll('#people li')].some((l) => l.textContent === 'erin'), erinId, { timeout: T });
+  step('erin leaves: she is gone from bob\'s page');
+  await erin.close();
 
   // ---- 9. /watch, live ----
   await watcher.waitForFunction(() => window.wisp.live === true && document.getElementById('live').textContent === 'live'

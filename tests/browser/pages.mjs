@@ -20,9 +20,11 @@
 //  9. /watch (open since step 1) turned live: viewers counted, the picture quality shown,
 //     the click-to-unmute overlay unmutes, fullscreen; screenshots.
 // 10. /publish goes live: the preview, the live indicator, bitrate, resolution, viewers.
+// 11. all UDP dropped: /watch says "reconnecting"; restored: "live" again.
 // On every page (/, the room, /watch, /publish, /admin) axe-core finds no serious or critical
 // violation, and at 390×844 every control is at least 44×44 px (not /admin: not these pages).
 // Every wait is on a condition and bounded. usage: node pages.mjs BASE SPEECH.wav SILENCE.wav OUTDIR
+import { execSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -45,6 +47,13 @@ const args = (wav) => [
 ];
 const launch = (wav) => chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: args(wav) });
 const step = (msg) => console.log(`ok   ${msg}`);
+// The network fault of step 11: every UDP packet into the lab namespace dropped.
+const TABLE = 'wisp_pages';
+const cut = () => execSync('nft -f -', {
+  input: `table inet ${TABLE} {\n chain in {\n  type filter hook input priority 0; policy accept;\n  meta l4proto udp drop\n }\n}\n`,
+  stdio: ['pipe', 'inherit', 'inherit'],
+});
+const restore = () => { try { execSync(`nft delete table inet ${TABLE}`, { stdio: 'ignore' }); } catch (_) { /* not there */ } };
 const pageErrors = [];
 
 // In each page, before its scripts: when it POSTed its state and when `state` events came
@@ -528,7 +537,19 @@ try {
   await pub.click('#go');
   await pub.waitForFunction(() => !window.wisp.live && document.getElementById('go').textContent === 'Go live', null, { timeout: T });
 
-  // ---- the room's page at rest and /admin ----
+  // ---- 11. /watch says "reconnecting" when the network goes, and "live" when it comes back ----
+  // All UDP into the namespace dropped (an nftables rule, as recover.mjs does) until the page
+  // says so, then restored.
+  cut();
+  try {
+    await watcher.waitForFunction(() => document.getElementById('live').textContent === 'reconnecting', null, { timeout: T });
+  } finally { restore(); }
+  const framesNow = await watcher.evaluate(() => document.getElementById('player').getVideoPlaybackQuality().totalVideoFrames);
+  await watcher.waitForFunction((n) => document.getElementById('live').textContent === 'live'
+    && document.getElementById('player').getVideoPlaybackQuality().totalVideoFrames > n + 10, framesNow, { timeout: T });
+  step('/watch: all UDP dropped, the page says "reconnecting"; restored, "live" again with the picture moving');
+
+  // ---- /admin ----
   const admin = await newPage(bb, 'admin');
   await admin.goto(`${base}/admin`);
   await admin.waitForFunction(() => document.readyState === 'complete' && !/starting/.test(document.getElementById('conn')?.textContent || ''), null, { timeout: T });
@@ -539,6 +560,7 @@ try {
   failed = true;
   console.log(`FAIL ${e.message}`);
 } finally {
+  restore();
   await Promise.all([ba.close(), bb.close()]);
 }
 process.exit(failed ? 1 : 0);

@@ -26,6 +26,7 @@
 // Every wait is on a condition and bounded. usage: node pages.mjs BASE SPEECH.wav SILENCE.wav OUTDIR
 import { execSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { until } from './poll.mjs';
@@ -333,7 +334,8 @@ try {
     const slow = took.filter(([, ms]) => ms > 1000);
     if (slow.length) {
       const logs = await Promise.all(Object.entries({ bob, ...others }).map(async ([n, p]) => `${n}: ${(await p.evaluate(() => window.__stateLog.slice(-4))).join('; ')}`));
-      throw new Error(`${what} took more than a second to show: ${JSON.stringify(took)} (acted at ${start}; ${logs.join(' | ')})`);
+      // The load average says whether the machine was shared with other work at the time.
+      throw new Error(`${what} took more than a second to show: ${JSON.stringify(took)} (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; acted at ${start}; ${logs.join(' | ')})`);
     }
     step(`${what} shows on the others' pages within a second (${took.map(([n, ms]) => `${n} ${ms} ms`).join(', ')})`);
   };

@@ -60,6 +60,9 @@ bash tests/browser/admin_lab.sh target/release/wisp
 step "real browsers in the lab: headless Chromium on the conference page"
 bash tests/browser/lab.sh target/release/wisp
 
+step "the pages in Chromium: pre-join, grid and speaker views, mute state, chat, screen share, pin, /watch, /publish, axe-core, 44 px touch targets (screenshots target/pages/)"
+bash tests/browser/pages_lab.sh target/release/wisp
+
 step "Firefox ESR with Chromium in the lab: each publishes, the other plays, both in one conference room"
 bash tests/browser/firefox_lab.sh target/release/wisp
 

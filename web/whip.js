@@ -127,6 +127,9 @@ export class Session {
     const pending = this.pending = [];
     let flushing = null;
     pc.addEventListener('icecandidate', (e) => {
+      // Firefox ends each generation with an empty candidate ('') before the final null:
+      // that one is not a candidate line (the null below says end-of-candidates).
+      if (e.candidate && !e.candidate.candidate) return;
       pending.push(e.candidate ? `a=candidate:${e.candidate.candidate.replace(/^candidate:/, '')}` : 'a=end-of-candidates');
       if (this.location && !flushing) flushing = Promise.resolve().then(() => { flushing = null; return this.trickle(pending); });
     });

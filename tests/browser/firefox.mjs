@@ -4,8 +4,15 @@
 // lab_default_route in tests/lab.sh):
 //  a. Firefox publishes on /publish (room ff-pub); Chromium plays /watch/ff-pub, frames decoding;
 //  b. Chromium publishes on /publish (room ch-pub); Firefox plays /watch/ch-pub, frames decoding;
-//  c. the conference page: fox (Firefox) and chrome (Chromium) in room mix, each sees the other's
-//     tile labelled with the other's name, video frames decoding and an audio track arriving.
+//  c. the conference page: fox (Firefox) comes through the pre-join screen (camera preview
+//     playing, microphone meter moving, axe-core on `/`, the Join button) and chrome (Chromium,
+//     ?autojoin) into room mix; each sees the other's tile labelled with the other's name,
+//     video frames decoding and an audio track arriving;
+//  d. the pages of issue #19 in Firefox (firefox_pages.mjs): mute shown on the other browser
+//     within a second both ways, chat both ways (markup shown as text in Firefox), the
+//     grid / speaker switch; axe-core on the room, /watch/mix and /publish with no serious or
+//     critical violation; at 390×844 the room (chat open and closed), /watch and /publish
+//     scroll not sideways and every visible control is at least 44×44 px.
 // Every wait is a polled condition with a timeout; the whole run is bounded (LIMIT). On a
 // failure it prints what the pages showed and exits 1.
 // usage: node firefox.mjs <base url> <profile parent dir>
@@ -14,10 +21,11 @@ import puppeteer from 'puppeteer-core';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { until } from './poll.mjs';
+import * as ui from './firefox_pages.mjs';
 
 const [base, tmp] = process.argv.slice(2);
 const T = 30_000;
-const LIMIT = 170_000;
+const LIMIT = 200_000;
 setTimeout(() => { console.log(`FAIL the run took longer than ${LIMIT / 1000} s`); process.exit(1); }, LIMIT).unref();
 
 // Chromium as tests/browser/room.mjs launches it (the fake devices' default beep and pattern).
@@ -44,6 +52,12 @@ const firefoxPrefs = {
   // --autoplay-policy flag allows above).
   'media.autoplay.default': 0,
   'media.autoplay.blocking_policy': 0,
+  // This machine has no sound device (no /dev/snd, no sound server): Firefox's audio backend
+  // (cubeb) finds no output, and an AudioContext then stays "suspended" for good (resume()
+  // never settles, gesture or not), so the pre-join's microphone meter, an AnalyserNode on
+  // the fake microphone, reads 0. Chromium's headless mode has its own fake output. cubeb's
+  // mock backend is a fake output device: the context runs and the meter reads the fake tone.
+  'media.cubeb.force_mock_context': true,
   // Not needed: media.peerconnection.ice.loopback. wisp announces only 198.18.0.1 and accepts
   // only 198.18.0.0/24, so Firefox's loopback candidates would be refused anyway; what Firefox
   // needs is a default route, which gives it 198.18.0.2 (tests/lab.sh lab_default_route).
@@ -146,9 +160,10 @@ const [ff, ch] = await Promise.all([
 ]);
 step(`launched ${await ff.version()} and Chromium ${ch.version()}`);
 const pages = [];
+const pageErrors = []; // uncaught errors in any page: a failure at the end
 const watch = (p, who) => {
   pages.push(p);
-  p.on('pageerror', (e) => console.log(`${who}: page error: ${e.message || e}`));
+  p.on('pageerror', (e) => { pageErrors.push(`${who}: ${e.message || e}`); console.log(`${who}: page error: ${e.message || e}`); });
   p.on('console', (m) => {
     const type = typeof m.type === 'function' ? m.type() : m.type;
     if (type === 'error' || type === 'warn' || type === 'warning') {
@@ -196,10 +211,13 @@ try {
   step(`firefox: /watch/ch-pub plays Chromium's video (${await ffWatch.evaluate(() => window.__presented)} frames presented at ${size}, ${got.frames} decoded, ${got.codecs.join(',')})`);
   await Promise.all([ffWatch.close(), chPub.close()]);
 
-  // c. The conference page: one in each browser.
+  // c. The conference page: one in each browser; Firefox through its pre-join screen (`/`).
   const fox = await firefoxPage('fox');
   const chrome = await chromiumPage('chrome');
-  await fox.goto(`${base}/?room=mix&name=fox&autojoin`);
+  await fox.goto(`${base}/?room=mix&name=fox`);
+  await ui.prejoin(fox);
+  await ui.axe(fox, '/ (the pre-join screen)');
+  await ui.join(fox);
   await chrome.goto(`${base}/?room=mix&name=chrome&autojoin`);
   for (const [me, page, other] of [['fox', fox, 'chrome'], ['chrome', chrome, 'fox']]) {
     await until(page, (o) => [...document.querySelectorAll('.tile:not([hidden]) .label')].some((l) => l.textContent === o),
@@ -208,6 +226,30 @@ try {
     got = await decoding(page, 'sub', { frames: 30, audio: 1, what: `${me}: ${other}'s video and audio` });
     step(`${me} sees ${other}: tile labelled, video decoding (${got.frames} frames, ${got.codecs.join(',')}), audio arriving (${got.audioPackets} packets)`);
   }
+
+  // d. The room's pages in Firefox (firefox_pages.mjs): mute shown across browsers, chat,
+  //    layout, axe-core, phone size; then axe-core on /watch and /publish.
+  await ui.room(fox, chrome);
+  await ui.axe(fox, 'the room (speaker view, chat open)');
+  await ui.phone(fox, 'the room (chat panel open)');
+  await ui.phone(fox, 'the room (speaker view)', async () => {
+    await fox.click('#panel-close');
+    await until(fox, () => document.getElementById('panel').hidden, null, { timeout: T, what: 'firefox: the chat panel closed' });
+  });
+  const ffWatchMix = await firefoxPage('watch mix');
+  await ffWatchMix.goto(`${base}/watch/mix`);
+  await until(ffWatchMix, () => window.wisp?.live === true && document.getElementById('live').textContent === 'live'
+    && document.getElementById('player').videoWidth > 0, null, { timeout: T, what: 'firefox: /watch/mix live with a picture' })
+    .catch(async (e) => { throw new Error(`${e.message}; page ${await seen(ffWatchMix)}`); });
+  await ui.axe(ffWatchMix, '/watch/mix (live)');
+  await ui.phone(ffWatchMix, '/watch/mix (live)');
+  const ffPublish = await firefoxPage('publish page');
+  await ffPublish.goto(`${base}/publish`);
+  await until(ffPublish, () => document.readyState === 'complete' && !!document.getElementById('go'), null, { timeout: T, what: 'firefox: /publish loaded' });
+  await ui.axe(ffPublish, '/publish');
+  await ui.phone(ffPublish, '/publish');
+  await Promise.all([ffWatchMix.close(), ffPublish.close()]);
+  if (pageErrors.length) throw new Error(`errors in the pages: ${pageErrors.join('; ')}`);
 } catch (e) {
   failed = true;
   console.log(`FAIL ${e.message}`);

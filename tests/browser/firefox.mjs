@@ -12,7 +12,8 @@
 //     within a second both ways, chat both ways (markup shown as text in Firefox), the
 //     grid / speaker switch; axe-core on the room, /watch/mix and /publish with no serious or
 //     critical violation; at 390×844 the room (chat open and closed), /watch and /publish
-//     scroll not sideways and every visible control is at least 44×44 px.
+//     scroll not sideways and every visible control is at least 44×44 px (the room also in
+//     the grid and with the settings dialog open, which Esc closes); /publish live as well.
 // Every wait is a polled condition with a timeout; the whole run is bounded (LIMIT). On a
 // failure it prints what the pages showed and exits 1.
 // usage: node firefox.mjs <base url> <profile parent dir>
@@ -182,6 +183,8 @@ try {
   const ffPub = await firefoxPage('publisher');
   await publish(ffPub, 'ff-pub', 'fox');
   step('firefox: /publish (room ff-pub) says live');
+  await ui.axe(ffPub, '/publish (live)');
+  await ui.phone(ffPub, '/publish (live)');
   const chWatch = await chromiumPage('player');
   await chWatch.goto(`${base}/watch/ff-pub`);
   let got = await decoding(chWatch, 'session', { frames: 30, what: 'chromium playing /watch/ff-pub' });
@@ -236,6 +239,16 @@ try {
     await fox.click('#panel-close');
     await until(fox, () => document.getElementById('panel').hidden, null, { timeout: T, what: 'firefox: the chat panel closed' });
   });
+  await fox.click('#layout');
+  await until(fox, () => window.wisp.layout === 'grid', null, { timeout: T, what: 'firefox: the grid again' });
+  await ui.phone(fox, 'the room (grid)');
+  await ui.phone(fox, 'the settings dialog', async () => {
+    await fox.click('#settings-btn');
+    await until(fox, () => document.getElementById('settings').open, null, { timeout: T, what: 'firefox: the settings dialog open' });
+  });
+  await fox.keyboard.press('Escape');
+  await until(fox, () => !document.getElementById('settings').open, null, { timeout: T, what: 'firefox: the settings dialog closed by Esc' });
+  step('firefox: the settings dialog closes with Esc');
   const ffWatchMix = await firefoxPage('watch mix');
   await ffWatchMix.goto(`${base}/watch/mix`);
   await until(ffWatchMix, () => window.wisp?.live === true && document.getElementById('live').textContent === 'live'

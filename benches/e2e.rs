@@ -94,6 +94,8 @@ struct Point {
 static OBS_LIKE: AtomicBool = AtomicBool::new(false);
 /// `--paced`: video packets evenly spread instead of sent a frame at a time.
 static PACED: AtomicBool = AtomicBool::new(false);
+/// Audio + video m-line pairs per viewer (`--slots`).
+static SLOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 struct Server {
     child: Child,
@@ -325,7 +327,8 @@ async fn run_point(
             let (http, whep, rx, joins) = (http.clone(), whep.clone(), rx.clone(), joins.clone());
             handles.push(tokio::spawn(async move {
                 let mut peer = ClientPeer::new().await.unwrap();
-                for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                let slots = SLOTS.load(Ordering::Relaxed).max(1);
+                for kind in [RtpCodecKind::Audio, RtpCodecKind::Video].repeat(slots) {
                     peer.pc
                         .add_transceiver_from_kind(
                             kind,
@@ -643,6 +646,10 @@ fn main() {
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
     OBS_LIKE.store(args.iter().any(|a| a == "--obs"), Ordering::Relaxed);
     PACED.store(args.iter().any(|a| a == "--paced"), Ordering::Relaxed);
+    // `--slots K`: each viewer offers K audio + K video m-lines, as the conference page does
+    // (8 + 8); with one publisher only the first pair shows anything.
+    let slots = arg("--slots").and_then(|s| s.parse().ok()).unwrap_or(1);
+    SLOTS.store(slots, Ordering::Relaxed);
     let max_n = viewers.iter().copied().max().unwrap_or(10);
 
     // The median of three: one run of the floor moves with the machine as much as wisp does.

@@ -22,8 +22,13 @@ use crate::rtc::congestion::CongestionControl;
 use crate::rtc::feedback::{KeyframeRequestTap, ReportBook};
 use crate::rtc::prober::ProbeBook;
 
-/// Packets kept per stream that negotiated NACK (the history the library's responder held).
+/// The most packets kept per stream that negotiated NACK (the history the library's
+/// responder held).
 const HISTORY: usize = 512;
+/// A stream's history starts this small and doubles (up to [`HISTORY`]) whenever a packet
+/// would overwrite one sent less than a second before: it holds about the last second of the
+/// stream, so an idle or low-rate slot (a conference page's eight video slots) costs little.
+const FIRST_HISTORY: usize = 16;
 /// Between a stream's sender reports (RFC 3550 leaves it to the sender; webrtc-rs and
 /// browsers send one a second).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,7 +55,10 @@ struct Out {
     /// The RTX SSRC and payload type, when negotiated.
     rtx: Option<(u32, u8)>,
     rtx_seq: u16,
-    /// By sequence number modulo its length; empty when the viewer did not negotiate NACK.
+    /// Whether the viewer negotiated NACK (a history is kept).
+    nack: bool,
+    /// By sequence number modulo its length (a power of two, so the ring agrees across the
+    /// 16-bit wrap); grown as the stream's rate needs, see [`FIRST_HISTORY`].
     history: Vec<Option<Held>>,
     /// Packets and payload octets sent (a sender report carries them modulo 2^32).
     packets: u64,
@@ -76,11 +84,8 @@ impl Out {
             mid,
             rtx: info.ssrc_rtx.zip(info.payload_type_rtx),
             rtx_seq: rand::random(),
-            history: if nack {
-                vec![None; HISTORY]
-            } else {
-                Vec::new()
-            },
+            nack,
+            history: Vec::new(),
             packets: 0,
             octets: 0,
             last: None,
@@ -96,10 +101,24 @@ impl Out {
     }
 
     fn keep(&mut self, p: Packet) {
-        if self.history.is_empty() {
+        if !self.nack {
             return;
         }
         let h = &p.header;
+        if self.history.len() < HISTORY {
+            let len = self.history.len();
+            let recent = |old: &Held| {
+                old.seq != h.sequence_number
+                    && h.timestamp.wrapping_sub(old.timestamp) < self.clock_rate
+            };
+            let evicts_recent = len > 0
+                && self.history[usize::from(h.sequence_number) % len]
+                    .as_ref()
+                    .is_some_and(recent);
+            if len == 0 || evicts_recent {
+                self.grow();
+            }
+        }
         let i = usize::from(h.sequence_number) % self.history.len();
         self.history[i] = Some(Held {
             seq: h.sequence_number,
@@ -108,6 +127,22 @@ impl Out {
             timestamp: h.timestamp,
             payload: p.payload,
         });
+    }
+
+    /// Doubles the history (at first: [`FIRST_HISTORY`]), every held packet moved to its
+    /// place in the larger ring.
+    fn grow(&mut self) {
+        let len = if self.history.is_empty() {
+            FIRST_HISTORY
+        } else {
+            (self.history.len() * 2).min(HISTORY)
+        };
+        let mut bigger: Vec<Option<Held>> = vec![None; len];
+        for held in self.history.drain(..).flatten() {
+            let i = usize::from(held.seq) % len;
+            bigger[i] = Some(held);
+        }
+        self.history = bigger;
     }
 
     /// The packet sent as `seq` again, if it is still held: as RTX when negotiated (RFC 4588

@@ -123,6 +123,30 @@ fn without_rtx_the_packet_goes_again_as_it_was_and_old_ones_are_gone() {
 }
 
 #[test]
+fn a_low_rate_stream_keeps_a_small_history_of_its_last_second() {
+    let t = Instant::now();
+    let mut s = sender(video(false, false), false);
+    // Ten packets a second at 90 kHz: 200 packets are 20 s of the stream.
+    for seq in 0..200u16 {
+        send(&mut s, t, packet(seq, u32::from(seq) * 9000, b"x"));
+    }
+    let held = s.history_len(MEDIA);
+    assert!(
+        (10..64).contains(&held),
+        "{held} slots for 10 packets a second"
+    );
+    // The last second is still there; 2 s back is gone.
+    assert_eq!(read(&mut s, t, nack(195, 0)).len(), 1);
+    assert!(read(&mut s, t, nack(150, 0)).is_empty());
+    // A fast stream grows its history up to the cap (the test above repairs HISTORY + 5).
+    let mut fast = sender(video(false, false), false);
+    for seq in 0..2000u16 {
+        send(&mut fast, t, packet(seq, u32::from(seq) * 30, b"x"));
+    }
+    assert_eq!(fast.history_len(MEDIA), HISTORY);
+}
+
+#[test]
 fn every_packet_and_repair_gets_a_transport_wide_number() {
     let t = Instant::now();
     let mut s = sender(video(true, true), true);
@@ -186,4 +210,14 @@ fn keyframe_requests_reach_the_application_and_are_counted() {
     let delivered = s.read_rtcp(t, pli, &mut |_| panic!("nothing to send"));
     assert_eq!(delivered.map(|p| p.len()), Some(1));
     assert_eq!(s.book.get(MEDIA).map(|r| r.keyframe_requests), Some(1));
+}
+
+impl Sender {
+    /// The history slots stream `ssrc` holds now.
+    fn history_len(&self, ssrc: u32) -> usize {
+        self.streams
+            .iter()
+            .find(|s| s.ssrc == ssrc)
+            .map_or(0, |s| s.history.len())
+    }
 }

@@ -178,7 +178,9 @@ export function levelMeter(stream, onLevel) {
     const db = 20 * Math.log10(rms || 1e-6);
     const v = Math.min(1, Math.max(0, (db + 60) / 60));
     level = v > level ? v : level * 0.8 + v * 0.2;
-    onLevel(track.enabled ? level : 0);
+    // The second argument says whether the browser lets audio run at all (an AudioContext
+    // stays suspended until a click on some browsers, or for good without a sound device).
+    onLevel(track.enabled ? level : 0, ctx.state === 'running');
   }, 66);
   return () => { clearInterval(timer); source.disconnect(); ctx.close().catch(() => {}); };
 }

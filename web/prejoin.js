@@ -36,7 +36,10 @@ export function prejoin() {
     $('preview-off').textContent = $('join-nocam').checked ? 'Camera off' : failed.video ? 'No camera' : 'Camera off';
     stopMeter();
     const bar = $('level').firstElementChild;
-    stopMeter = levelMeter(stream, (v) => {
+    stopMeter = levelMeter(stream, (v, running = true) => {
+      // A meter that cannot run says so instead of reading as silence.
+      const label = running ? 'Microphone level' : 'Microphone level (audio is not running: click the page)';
+      if ($('level-label').textContent !== label) $('level-label').textContent = label;
       const shown = $('join-muted').checked ? 0 : v;
       bar.style.transform = `scaleX(${shown.toFixed(3)})`;
       $('level').setAttribute('aria-valuenow', String(Math.round(shown * 100)));

@@ -26,9 +26,12 @@ use crate::rtc::prober::ProbeBook;
 /// responder held).
 const HISTORY: usize = 512;
 /// A stream's history starts this small and doubles (up to [`HISTORY`]) whenever a packet
-/// would overwrite one sent less than a second before: it holds about the last second of the
-/// stream, so an idle or low-rate slot (a conference page's eight video slots) costs little.
+/// would overwrite one sent less than [`HISTORY_SECONDS`] before: it holds about that much of
+/// the stream (a NACK through a congested, deeply queued link comes late), so an idle or
+/// low-rate slot (a conference page's eight video slots) costs little.
 const FIRST_HISTORY: usize = 16;
+/// How much of a stream its history should cover, in seconds of its RTP clock.
+const HISTORY_SECONDS: u32 = 3;
 /// Between a stream's sender reports (RFC 3550 leaves it to the sender; webrtc-rs and
 /// browsers send one a second).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -109,7 +112,8 @@ impl Out {
             let len = self.history.len();
             let recent = |old: &Held| {
                 old.seq != h.sequence_number
-                    && h.timestamp.wrapping_sub(old.timestamp) < self.clock_rate
+                    && h.timestamp.wrapping_sub(old.timestamp)
+                        < self.clock_rate.saturating_mul(HISTORY_SECONDS)
             };
             let evicts_recent = len > 0
                 && self.history[usize::from(h.sequence_number) % len]

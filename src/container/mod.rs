@@ -106,3 +106,27 @@ pub fn sync_to_sender(tracks: &mut [&mut Ingest]) -> bool {
 pub fn can_sync(tracks: &[&Ingest]) -> bool {
     tracks.len() >= 2 && tracks.iter().all(|t| t.lane.sender_skew().is_some())
 }
+
+/// Puts the tracks of `kinds` (audio, video) on one clock as a file or stream starts:
+/// `None` while both kinds are in but their sender reports are not both known yet and the
+/// caller `may_wait`; else whether the sender reports aligned them (arrival time if not).
+pub fn start_clock(
+    tracks: &mut [Option<Ingest>; 2],
+    kinds: [bool; 2],
+    may_wait: bool,
+) -> Option<bool> {
+    let mut included: Vec<&mut Ingest> = tracks
+        .iter_mut()
+        .enumerate()
+        .filter(|(k, _)| kinds[*k])
+        .filter_map(|(_, t)| t.as_mut())
+        .collect();
+    let ready = {
+        let view: Vec<&Ingest> = included.iter().map(|t| &**t).collect();
+        can_sync(&view)
+    };
+    if kinds == [true, true] && !ready && may_wait {
+        return None;
+    }
+    Some(sync_to_sender(&mut included))
+}

@@ -267,21 +267,10 @@ impl State {
         if kinds == [false, false] {
             return Ok(false);
         }
-        let mut included: Vec<&mut Ingest> = self
-            .tracks
-            .iter_mut()
-            .enumerate()
-            .filter(|(k, _)| kinds[*k])
-            .filter_map(|(_, t)| t.as_mut())
-            .collect();
-        let ready = {
-            let view: Vec<&Ingest> = included.iter().map(|t| &**t).collect();
-            container::can_sync(&view)
-        };
-        if kinds == [true, true] && !ready && first.elapsed() < SENDER_REPORT_WAIT {
+        let may_wait = first.elapsed() < SENDER_REPORT_WAIT;
+        let Some(synced) = container::start_clock(&mut self.tracks, kinds, may_wait) else {
             return Ok(false);
-        }
-        let synced = container::sync_to_sender(&mut included);
+        };
         tracing::info!(room = %p.key.0, synced_by_sender_reports = synced, "HLS stream starts");
         let infos: Vec<_> = self
             .tracks

@@ -239,22 +239,10 @@ impl Recording {
         if kinds == [false, false] {
             return false;
         }
-        let mut included: Vec<&mut Ingest> = self
-            .tracks
-            .iter_mut()
-            .enumerate()
-            .filter(|(k, _)| kinds[*k])
-            .filter_map(|(_, t)| t.as_mut())
-            .collect();
-        let all_in = kinds == [true, true];
-        let ready = {
-            let view: Vec<&Ingest> = included.iter().map(|t| &**t).collect();
-            container::can_sync(&view)
-        };
-        if all_in && !ready && !last && waited < SENDER_REPORT_WAIT {
+        let may_wait = !last && waited < SENDER_REPORT_WAIT;
+        let Some(synced) = container::start_clock(&mut self.tracks, kinds, may_wait) else {
             return false;
-        }
-        let synced = container::sync_to_sender(&mut included);
+        };
         let origin = self
             .tracks
             .iter()

@@ -105,7 +105,7 @@ impl RtcPeer {
             .collect();
         let result = d
             .call(move |core, now| {
-                let pc = &mut core.pc;
+                let pc = core.model.as_mut().ok_or("no signalling model")?;
                 pc.set_remote_description(now, desc)
                     .map_err(|e| e.to_string())?;
                 let codecs = senders
@@ -188,8 +188,22 @@ impl RtcPeer {
         Ok(sdp)
     }
 
-    /// The client's current ICE username fragment (from the applied remote description).
+    /// The client's current ICE username fragment (from the applied remote description, or
+    /// the running transport's).
     pub async fn remote_ufrag(&self) -> Option<String> {
+        if let Conn::Direct(d) = &self.conn {
+            return d
+                .call(|core, _| match (&core.own, &core.model) {
+                    (Some(own), _) => Some(own.remote_ufrag().to_string()),
+                    (None, Some(pc)) => pc
+                        .remote_description()
+                        .and_then(|d| crate::rtc::direct::ice_credentials(&d.sdp).map(|(u, _)| u)),
+                    (None, None) => None,
+                })
+                .await
+                .ok()
+                .flatten();
+        }
         let remote = self.remote_sdp().await?;
         remote.lines().find_map(|l| {
             l.trim_end()
@@ -211,16 +225,9 @@ impl RtcPeer {
         }
     }
 
-    /// The applied remote description.
+    /// The applied remote description (of a library-driven connection).
     pub(crate) async fn remote_sdp(&self) -> Option<String> {
-        match &self.conn {
-            Conn::Lib(pc) => pc.remote_description().await.map(|d| d.sdp),
-            Conn::Direct(d) => d
-                .call(|core, _| core.pc.remote_description().map(|d| d.sdp.clone()))
-                .await
-                .ok()
-                .flatten(),
-        }
+        self.lib().ok()?.remote_description().await.map(|d| d.sdp)
     }
 
     /// The connection's statistics, summarised for an operator; `None` once it has ended.
@@ -286,8 +293,10 @@ impl RtcPeer {
                     for init in inits {
                         if let Some(own) = &mut core.own {
                             own.add_remote_candidate(&init.candidate);
-                        }
-                        if let Err(e) = core.pc.add_remote_candidate(init) {
+                        } else if let Some(pc) = &mut core.model
+                            && let Err(e) = pc.add_remote_candidate(init)
+                        {
+                            // Kept in the model until the transport starts from it.
                             tracing::debug!("remote candidate not added: {e}");
                         }
                     }
@@ -302,6 +311,19 @@ impl RtcPeer {
     /// candidate lines. On failure the previous ICE session stays in place.
     pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<IceRestart> {
         let _g = self.ice_lock.lock().await;
+        if let Conn::Direct(d) = &self.conn {
+            let (lufrag, lpwd) =
+                super::direct::restart(d, (ufrag.to_string(), pwd.to_string())).await?;
+            self.new_ufrag(&lufrag);
+            return Ok(IceRestart {
+                ufrag: lufrag,
+                pwd: lpwd,
+                mid: self.mids.first().cloned().unwrap_or_else(|| "0".into()),
+                // The sockets are kept across the restart, so the first answer's candidates
+                // stand.
+                candidates: self.answer_candidates.locked().clone(),
+            });
+        }
         let remote = self
             .remote_sdp()
             .await
@@ -333,23 +355,25 @@ impl RtcPeer {
         }
         let desc =
             RTCSessionDescription::offer(sdp).map_err(|e| Error::RestartFailed(e.to_string()))?;
-        let local = match &self.conn {
-            Conn::Lib(pc) => super::lib_leg::lib_restart(pc, desc).await?,
-            Conn::Direct(d) => super::direct::restart(d, desc).await?,
-        };
+        let local = super::lib_leg::lib_restart(self.lib()?, desc).await?;
         let mut restart = IceRestart::from_sdp(&self.announce.rewrite(&local))?;
-        if let Some(m) = &self.binding.mux {
-            m.add_ufrag(&restart.ufrag);
-        }
-        if let Some(t) = &self.binding.tcp {
-            t.add_ufrag(&restart.ufrag);
-        }
+        self.new_ufrag(&restart.ufrag);
         if restart.candidates.is_empty() {
             // The sockets are kept across the restart, so the first answer's candidates stand.
             let first = self.answer_candidates.locked();
             restart.candidates = first.clone();
         }
         Ok(restart)
+    }
+
+    /// Routes datagrams and TCP streams that name our new ufrag to this connection.
+    fn new_ufrag(&self, ufrag: &str) {
+        if let Some(m) = &self.binding.mux {
+            m.add_ufrag(ufrag);
+        }
+        if let Some(t) = &self.binding.tcp {
+            t.add_ufrag(ufrag);
+        }
     }
 
     pub async fn close(&self) {

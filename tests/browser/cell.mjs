@@ -72,6 +72,16 @@ try {
     console.log(`chromium decoded ${info}`);
   }
 } catch (e) {
+  // Say where the page stood, so a failure names the stage (signalling, ICE, no media, HLS).
+  const where = await browser.contexts()[0]?.pages()[0]?.evaluate(async () => {
+    const w = window.wisp || {};
+    const pc = w.session?.pc || w.pub?.pc;
+    const rtp = [];
+    if (pc) (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') rtp.push(`${r.kind} ${r.packetsReceived || 0} pkts ${r.framesDecoded ?? ''}`.trim()); });
+    return { mode: w.mode, live: w.live, pc: pc?.connectionState, ice: pc?.iceConnectionState, rtp,
+      said: document.getElementById('live')?.textContent, error: document.getElementById('error')?.textContent };
+  }).catch((x) => `(page state unavailable: ${x.message})`);
+  console.log(`     page: ${JSON.stringify(where)}`);
   console.log(`FAIL ${e.message}`);
   code = 1;
 } finally {

@@ -236,3 +236,92 @@ async fn a_tcp_only_publisher_connects_over_ice_tcp() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// A viewer's ICE restart (RFC 9725 §4.3.2 on wisp's own viewer leg, which answers it with
+/// new credentials and no renegotiation): the client offers new credentials in a PATCH, takes
+/// the server's new ones from the 200's sdpfrag, and its media goes on over the new ICE
+/// session. Twice, so the second restart starts from the first one's credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_ice_restart_keeps_its_media() {
+    use rtc::peer_connection::configuration::RTCOfferOptions;
+    use webrtc::peer_connection::RTCSessionDescription;
+    let server = start().await;
+    let publisher = Publisher::join(&server, "restart").await;
+    let mut viewer = Viewer::join(&server, &paths::whep("restart")).await;
+    let mut n: u16 = 0;
+    let mut flows = async |viewer: &mut Viewer| {
+        let mut video = 0;
+        let mut ticker = tokio::time::interval(Duration::from_millis(5));
+        let end = n + 3000;
+        while video < 20 {
+            assert!(n < end, "the viewer received too little media");
+            ticker.tick().await;
+            publisher.send_video(n, n.is_multiple_of(10)).await;
+            n += 1;
+            while let Ok((kind, _)) = viewer.packets.try_recv() {
+                video += (kind == RtpCodecKind::Video) as usize;
+            }
+        }
+    };
+    flows(&mut viewer).await;
+    let attr = |sdp: &str, name: &str| {
+        sdp.lines()
+            .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} in {sdp}"))
+    };
+    let mut server_ufrag = attr(&viewer.answer, "a=ice-ufrag:");
+    let mut etag = viewer.etag.clone();
+    for _ in 0..2 {
+        let pc = &viewer.peer.pc;
+        let offer = pc
+            .create_offer(Some(RTCOfferOptions { ice_restart: true }))
+            .await
+            .unwrap();
+        pc.set_local_description(offer.clone()).await.unwrap();
+        let frag = format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+            attr(&offer.sdp, "a=ice-ufrag:"),
+            attr(&offer.sdp, "a=ice-pwd:")
+        );
+        let r = http()
+            .patch(url(&server, &viewer.session))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", &etag)
+            .body(frag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        etag = r.headers()["etag"].to_str().unwrap().to_string();
+        let body = r.text().await.unwrap();
+        let (ufrag, pwd) = (attr(&body, "a=ice-ufrag:"), attr(&body, "a=ice-pwd:"));
+        assert_ne!(ufrag, server_ufrag, "a restart gets new server credentials");
+        assert!(body.contains("a=candidate:"), "{body}");
+        server_ufrag = ufrag.clone();
+        // The answer in effect with the server's new credentials and candidates.
+        let mut answer = String::new();
+        let previous = pc.remote_description().await.unwrap().sdp;
+        for line in previous.split_inclusive('\n') {
+            let t = line.trim_end();
+            if t.starts_with("a=ice-ufrag:") {
+                answer.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+            } else if t.starts_with("a=ice-pwd:") {
+                answer.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            } else if !t.starts_with("a=candidate:") && !t.starts_with("a=end-of-candidates") {
+                answer.push_str(line);
+            }
+            if t.starts_with("a=mid:") {
+                for c in body.lines().filter(|l| l.starts_with("a=candidate:")) {
+                    answer.push_str(c);
+                    answer.push_str("\r\n");
+                }
+            }
+        }
+        pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+            .await
+            .unwrap();
+        // Packets already in flight on the old pair are not the new session's.
+        while viewer.packets.try_recv().is_ok() {}
+        flows(&mut viewer).await;
+    }
+}

@@ -27,29 +27,17 @@ use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPee
 use crate::signal::candidate::LocalTransport::{TcpPassive, Udp};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
 
-/// Answers an ICE-restart offer on a direct connection; returns the local description. The
-/// host candidates survive the restart (the sockets do).
-pub(crate) async fn restart(
-    d: &DirectConn,
-    desc: webrtc::peer_connection::RTCSessionDescription,
-) -> Result<String> {
-    let remote = super::agreed::ice_credentials(&desc.sdp);
+/// Restarts ICE on a direct connection with the client's new credentials (`remote`, from
+/// the PATCH); returns wisp's new ufrag and password. Nothing else of the session changes in
+/// a restart, so no description is written: the host candidates survive it (the sockets do).
+pub(crate) async fn restart(d: &DirectConn, remote: (String, String)) -> Result<(String, String)> {
     d.call(move |core, now| {
-        let pc = &mut core.pc;
-        pc.set_remote_description(now, desc)
-            .map_err(|e| e.to_string())?;
-        let answer = pc.create_answer(None).map_err(|e| e.to_string())?;
-        pc.set_local_description(now, answer)
-            .map_err(|e| e.to_string())?;
-        let local = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or("no local description")?;
-        if let Some(own) = &mut core.own {
-            let creds = super::agreed::ice_credentials(&local).zip(remote);
-            let (l, r) = creds.ok_or("no ICE credentials")?;
-            own.restart(now, l, r)?;
-        }
+        let own = core
+            .own
+            .as_mut()
+            .ok_or("the session is still waiting for its SDP answer")?;
+        let local = (random_token(16), random_token(32));
+        own.restart(now, local.clone(), remote)?;
         Ok(local)
     })
     .await?
@@ -271,7 +259,7 @@ pub(crate) async fn viewer_leg(
     let mut hosts: Vec<(SocketAddr, bool)> = socks.iter().map(|k| (k.announced, false)).collect();
     hosts.extend(tcp.iter().map(|t| (t.announced, true)));
     let mut core = LegCore {
-        pc,
+        model: Some(pc),
         own: None,
         pending: Some(PendingOwn {
             setup: IceSetup {

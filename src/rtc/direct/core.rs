@@ -1,6 +1,7 @@
-//! What a driver drives: wisp's own transport ([`own`]), with an `RTCPeerConnection` kept as
-//! the signalling model (it writes the answers and never sees a packet). Signalling jobs get
-//! both and keep the two in step.
+//! What a driver drives: wisp's own transport ([`own`]), and until it starts an
+//! `RTCPeerConnection` as the signalling model (it writes the answer or the counter-offer and
+//! never sees a packet). Once the transport runs the model is dropped: an ICE restart is the
+//! transport's alone, its answer is new credentials beside the sockets' candidates.
 
 use std::time::Instant;
 
@@ -12,10 +13,10 @@ use ::rtc::rtp_transceiver::RTCRtpSenderId;
 use super::own::{IceSetup, OwnLeg};
 use crate::rtc::{PeerState, RtpPacket};
 
-/// A leg's core: `pc` models the signalling; `own` is the transport once both descriptions
-/// are known.
+/// A leg's core: `model` models the signalling until `own`, the transport, starts once both
+/// descriptions are known.
 pub(crate) struct LegCore {
-    pub pc: RTCPeerConnection,
+    pub model: Option<RTCPeerConnection>,
     pub own: Option<OwnLeg>,
     /// The transport, waiting for both descriptions (a counter-offer's answer): until then
     /// nothing is read or sent.
@@ -47,7 +48,8 @@ impl LegCore {
             return Ok(());
         }
         // What fails here leaves it waiting: the client may answer again.
-        let agreed = super::agreed::agreed(&mut self.pc, senders)?;
+        let model = self.model.as_mut().ok_or("no signalling model")?;
+        let agreed = super::agreed::agreed(model, senders)?;
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
@@ -58,6 +60,9 @@ impl LegCore {
             p.certificate,
             p.feedback,
         )?);
+        // Its descriptions, transceivers and media engine are tens of kilobytes per viewer
+        // (more per m-line), and nothing reads them once the transport runs.
+        self.model = None;
         Ok(())
     }
 

@@ -37,6 +37,7 @@ mod secure;
 mod send;
 pub(crate) mod sender;
 mod tcp;
+pub(crate) use agreed::ice_credentials;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 pub(crate) use core::LegCore;
 pub(crate) use tcp::TcpSide;

@@ -79,6 +79,8 @@ pub(crate) struct OwnLeg {
     rtcp: VecDeque<Rtcp>,
     states: VecDeque<PeerState>,
     closed: bool,
+    /// The client's current ICE username fragment (a restart is told from a trickle by it).
+    remote_ufrag: String,
 }
 
 /// What leaves: datagrams for the driver's flush, SRTP-protected for the selected pair.
@@ -203,6 +205,7 @@ impl OwnLeg {
             rtcp: VecDeque::new(),
             states: VecDeque::new(),
             closed: false,
+            remote_ufrag: agreed.remote_ufrag.clone(),
         };
         leg.ice
             .start_connectivity_checks(now, false, agreed.remote_ufrag, agreed.remote_pwd)
@@ -241,11 +244,17 @@ impl OwnLeg {
         self.ice
             .restart(now, local.0, local.1, true)
             .map_err(err("ICE restart"))?;
+        self.remote_ufrag = remote.0.clone();
         self.ice
             .start_connectivity_checks(now, false, remote.0, remote.1)
             .map_err(err("ICE restart"))?;
         self.pump(now);
         Ok(())
+    }
+
+    /// The client's current ICE username fragment.
+    pub(crate) fn remote_ufrag(&self) -> &str {
+        &self.remote_ufrag
     }
 
     /// One datagram from the client; false when it was refused.

@@ -20,10 +20,15 @@ use ::rtc::shared::marshal::MarshalSize;
 use crate::rtc::bwe::LegEstimator;
 use crate::rtc::prober::{ProbeBook, Prober};
 
-/// Packets remembered for the viewer's feedback, by transport-wide sequence number modulo this:
-/// over a second of 2.5 Mbit/s video, where feedback comes every 50-100 ms. A ring, not the
-/// library's maps: one slot written in place per packet, nothing hashed or pruned.
+/// Packets remembered for the viewer's feedback, by transport-wide sequence number modulo the
+/// ring's size: a ring, not the library's maps, one slot written in place per packet, nothing
+/// hashed or pruned. It starts at [`FIRST_RING`] slots and doubles, up to this, when a packet
+/// would take the slot of one sent less than [`RING_SPAN`] before that is still unreported: a
+/// second of 2.5 Mbit/s video fits, where feedback comes every 50-100 ms, while a leg of
+/// audio or a low layer keeps 3 KB instead of 24 KB.
 const RING: usize = 512;
+const FIRST_RING: usize = 64;
+const RING_SPAN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long probes stop once the path shows loss (the room's probe window, `sfu::plan::probe`).
 const PROBE_HALT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -92,7 +97,17 @@ impl CongestionControl {
         self.next_seq = seq.wrapping_add(1);
         if p.header.set_extension(id, wire_number(seq)).is_ok() {
             self.next_id += 1;
-            self.sent[usize::from(seq) % RING] = Some(Sent {
+            let len = self.sent.len();
+            let young = |s: &Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
+            if len < RING
+                && self.sent[usize::from(seq) % len]
+                    .as_ref()
+                    .is_some_and(young)
+            {
+                self.grow();
+            }
+            let len = self.sent.len();
+            self.sent[usize::from(seq) % len] = Some(Sent {
                 id: self.next_id,
                 twcc_seq: seq,
                 ssrc: p.header.ssrc,
@@ -134,7 +149,8 @@ impl CongestionControl {
                 continue;
             };
             for ack in convert_twcc(fb) {
-                let slot = &mut self.sent[usize::from(ack.sequence_number) % RING];
+                let len = self.sent.len();
+                let slot = &mut self.sent[usize::from(ack.sequence_number) % len];
                 // Reported once; a number the ring no longer holds is past helping.
                 if let Some(s) = slot.take_if(|s| s.twcc_seq == ack.sequence_number) {
                     reports.push(PacketReport {
@@ -180,9 +196,23 @@ impl CongestionControl {
                 .and_then(|e| u8::try_from(e.id).ok())
                 .filter(|id| *id != 0);
             if self.ext_id.is_some() {
-                self.sent = vec![None; RING];
+                self.sent = vec![None; FIRST_RING];
             }
         }
+    }
+
+    /// Doubles the ring, each unreported packet moved to its slot in the new size (sizes are
+    /// powers of two, so a number's slot stays its number modulo the size across the wrap).
+    fn grow(&mut self) {
+        let len = self.sent.len() * 2;
+        let mut bigger: Vec<Option<Sent>> = vec![None; len];
+        for s in self.sent.drain(..).flatten() {
+            let slot = &mut bigger[usize::from(s.twcc_seq) % len];
+            if slot.is_none_or(|old| old.id < s.id) {
+                *slot = Some(s);
+            }
+        }
+        self.sent = bigger;
     }
 }
 
@@ -239,5 +269,63 @@ mod tests {
             .collect();
         assert_eq!(seqs, [0, 1, 2, 3]);
         assert_eq!(cc.sent.iter().flatten().count(), 4);
+    }
+
+    /// The ring stays small while feedback keeps up, grows while a second's packets are
+    /// unreported, and a packet recorded before a growth is still found by its feedback.
+    #[test]
+    fn the_send_ring_grows_only_for_what_is_in_flight() {
+        use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+        };
+        let mut cc = CongestionControl::new(Arc::default());
+        cc.bind(&StreamInfo {
+            ssrc: 10,
+            rtp_header_extensions: vec![RTPHeaderExtension {
+                uri: ::rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+                id: 3,
+            }],
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let send = |cc: &mut CongestionControl, at: Instant| {
+            let mut p = ::rtc::rtp::packet::Packet::default();
+            p.header.ssrc = 10;
+            cc.on_write(at, &mut p);
+        };
+        let ack = |cc: &mut CongestionControl, first: u16, count: u16, at: Instant| {
+            let fb = TransportLayerCc {
+                base_sequence_number: first,
+                packet_status_count: count,
+                reference_time: 0,
+                fb_pkt_count: 0,
+                packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: SymbolTypeTcc::PacketNotReceived,
+                    run_length: count,
+                })],
+                recv_deltas: vec![],
+                ..Default::default()
+            };
+            let before = cc.sent.iter().flatten().count();
+            cc.on_feedback(at, &[Box::new(fb) as Box<dyn ::rtc::rtcp::Packet>]);
+            before - cc.sent.iter().flatten().count()
+        };
+        // 10 s at 100 packets a second, reported ten at a time (every 100 ms): 64 slots do.
+        for i in 0..1000u16 {
+            send(&mut cc, ms(10 * u64::from(i)));
+            if i % 10 == 9 {
+                assert_eq!(ack(&mut cc, i - 9, 10, ms(10 * u64::from(i))), 10);
+            }
+        }
+        assert_eq!(cc.sent.len(), FIRST_RING);
+        // Feedback stalls: 300 packets in 300 ms take 512 slots, and the first of them is
+        // still reported when the feedback comes.
+        for i in 0..300u64 {
+            send(&mut cc, ms(10_000 + i));
+        }
+        assert_eq!(cc.sent.len(), RING);
+        assert_eq!(ack(&mut cc, 1000, 300, ms(10_400)), 300);
     }
 }

@@ -259,7 +259,7 @@ pub(crate) async fn viewer_leg(
     let mut hosts: Vec<(SocketAddr, bool)> = socks.iter().map(|k| (k.announced, false)).collect();
     hosts.extend(tcp.iter().map(|t| (t.announced, true)));
     let mut core = LegCore {
-        model: Some(pc),
+        model: Some(Box::new(pc)),
         own: None,
         pending: Some(PendingOwn {
             setup: IceSetup {

@@ -16,7 +16,8 @@ use crate::rtc::{PeerState, RtpPacket};
 /// A leg's core: `model` models the signalling until `own`, the transport, starts once both
 /// descriptions are known.
 pub(crate) struct LegCore {
-    pub model: Option<RTCPeerConnection>,
+    /// Boxed: it is most of the core's size (8.6 KB), and the driver's future holds the core.
+    pub model: Option<Box<RTCPeerConnection>>,
     pub own: Option<OwnLeg>,
     /// The transport, waiting for both descriptions (a counter-offer's answer): until then
     /// nothing is read or sent.

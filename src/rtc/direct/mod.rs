@@ -453,6 +453,9 @@ impl Driver {
         }
         if !self.out.is_empty() {
             self.send_errors += send::send_all(&self.sockets, &mut self.out);
+            if self.out.capacity() > 2 * BATCH {
+                self.out.shrink_to(BATCH); // a burst's room, given back
+            }
         }
     }
 

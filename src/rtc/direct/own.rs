@@ -39,6 +39,8 @@ use crate::rtc::{PeerState, RtpPacket};
 /// pair ICE selects (and survives a restart's new pair), as in the `rtc` core.
 const DTLS_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 65535);
+/// Datagrams the outgoing queue keeps room for between flushes (a driver wake's batch).
+const KEEP_QUEUED: usize = 64;
 /// The largest RTP packet written in place (a 1,200-byte payload, its header and extensions).
 const MTU: usize = 1500;
 
@@ -398,7 +400,13 @@ impl OwnLeg {
     }
 
     pub(crate) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
-        self.wire.out.pop_front()
+        let t = self.wire.out.pop_front();
+        if t.is_none() && self.wire.out.capacity() > KEEP_QUEUED {
+            // A burst (a NACK naming hundreds of packets, a join's keyframe run) grew it; the
+            // queue is empty after each flush, so its room is given back.
+            self.wire.out.shrink_to(KEEP_QUEUED);
+        }
+        t
     }
 
     pub(crate) fn poll_state(&mut self) -> Option<PeerState> {

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step says when it starts (seconds into the run), so a slow CI run shows where.
+step() { printf '\n=== [%d s] %s\n' "$SECONDS" "$*"; }
 
 step "setup"
 bash tests/setup.sh

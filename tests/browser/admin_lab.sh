@@ -14,7 +14,7 @@ lab_wisp "$TMP/wisp.log" 18600 44500-44600 --token admin-secret
 PID=$WISP_PID
 trap 'kill -INT $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
 mkdir -p "$ROOT/target"
-if ! timeout 150 node "$HERE/admin.mjs" http://127.0.0.1:18600 "$ROOT/target/admin.png"; then
+if ! timeout 300 node "$HERE/admin.mjs" http://127.0.0.1:18600 "$ROOT/target/admin.png"; then
   echo "--- wisp log"; tail -30 "$TMP/wisp.log"
   exit 1
 fi

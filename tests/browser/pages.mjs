@@ -81,6 +81,9 @@ async function newPage(browser, who) {
   const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
   await page.addInitScript(journal);
   page.on('pageerror', (e) => { pageErrors.push(`${who}: ${e.message}`); console.log(`page error (${who}): ${e.message}`); });
+  // A renderer that crashes or a page that goes away says so (else only "target closed" shows).
+  page.on('crash', () => console.log(`     (${who}: the page's renderer crashed)`));
+  page.on('close', () => console.log(`     (${who}: page closed)`));
   // (A response whose body nobody reads shows as ERR_ABORTED: not a failure.)
   page.on('requestfailed', (r) => { if (!/ERR_ABORTED/.test(r.failure()?.errorText)) console.log(`     (${who}: ${r.url()} failed: ${r.failure()?.errorText})`); });
   page.on('response', (r) => { if (r.status() === 404 && r.url().includes('/web/')) console.log(`     (${who}: ${r.url()} 404)`); });
@@ -184,6 +187,7 @@ async function seesEveryone(page, me, names) {
 const idOf = (page, name) => page.evaluate((n) => [...window.wisp.roster.values()].find((p) => p.name === n && !p.screenOf)?.id, name);
 
 const [ba, bb] = await Promise.all([launch(speechWav), launch(silenceWav)]);
+for (const [b, name] of [[ba, 'the speaking browser'], [bb, 'the silent browser']]) b.on('disconnected', () => console.log(`     (${name} went away)`));
 let failed = false;
 const t0 = Date.now();
 try {

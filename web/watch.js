@@ -103,7 +103,7 @@ async function playHls(why) {
   await video.play().catch(() => {});
 }
 
-/** One WHEP session; returns when its event stream ends (the server or the session is gone). */
+/** One WHEP session; returns when the session is gone (its event stream ended and cannot be opened again). */
 async function playWebRtc() {
   w.mode = 'webrtc';
   $('mode').textContent = 'via WebRTC';
@@ -126,19 +126,25 @@ async function playWebRtc() {
     else if (pc.connectionState === 'connected' && w.live !== null) say(w.live ? 'live' : 'offline');
   });
   // WHEP server-sent-events extension: live/offline, the viewer count, the layers.
-  const res = await fetch(new URL(s.sseUrl, location.href), {
-    method: 'POST', headers: { ...s.headers({ 'Content-Type': 'application/json' }) },
-    body: JSON.stringify(['active', 'inactive', 'viewercount', 'reconnect', 'layers']),
-  });
-  if (res.status !== 201) throw new Error(`events: ${res.status}`);
-  const events = await fetch(new URL(res.headers.get('Location'), location.href), { headers: s.headers() });
-  const reader = events.body.pipeThrough(new TextDecoderStream()).getReader();
+  let reader = await eventStream(s);
+  if (!reader) throw new Error('the server did not open the event stream');
   let buf = '';
   w.live = false;
   say('offline');
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done || w.mode !== 'webrtc') return;
+    const { value, done } = await reader.read().catch(() => ({ done: true }));
+    if (w.mode !== 'webrtc' || w.session !== s) return;
+    if (done) {
+      // The stream ended while the picture may still flow (a proxy or the server closed it):
+      // follow the same session's events again, at most once a second. When the session is
+      // gone (the server restarted or ended it), return: the caller starts over.
+      await new Promise((r) => { setTimeout(r, 1000); });
+      if (pc.connectionState !== 'connected') return;
+      reader = await eventStream(s).catch(() => null);
+      if (!reader) return;
+      buf = '';
+      continue;
+    }
     buf += value;
     let i;
     while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -153,6 +159,18 @@ async function playWebRtc() {
       if (name === 'layers') w.layers = data;
     }
   }
+}
+
+/** Opens session `s`'s event stream; null when the server refuses it (the session is gone). */
+async function eventStream(s) {
+  const res = await fetch(new URL(s.sseUrl, location.href), {
+    method: 'POST', headers: { ...s.headers({ 'Content-Type': 'application/json' }) },
+    body: JSON.stringify(['active', 'inactive', 'viewercount', 'reconnect', 'layers']),
+  });
+  if (res.status !== 201) return null;
+  const events = await fetch(new URL(res.headers.get('Location'), location.href), { headers: s.headers() });
+  if (!events.ok || !events.body) return null;
+  return events.body.pipeThrough(new TextDecoderStream()).getReader();
 }
 
 (async () => {

@@ -97,17 +97,13 @@ impl CongestionControl {
         self.next_seq = seq.wrapping_add(1);
         if p.header.set_extension(id, wire_number(seq)).is_ok() {
             self.next_id += 1;
-            let len = self.sent.len();
             let young = |s: &Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
-            if len < RING
-                && self.sent[usize::from(seq) % len]
-                    .as_ref()
-                    .is_some_and(young)
-            {
+            let mut i = usize::from(seq) % self.sent.len();
+            if self.sent.len() < RING && self.sent[i].as_ref().is_some_and(young) {
                 self.grow();
+                i = usize::from(seq) % self.sent.len();
             }
-            let len = self.sent.len();
-            self.sent[usize::from(seq) % len] = Some(Sent {
+            self.sent[i] = Some(Sent {
                 id: self.next_id,
                 twcc_seq: seq,
                 ssrc: p.header.ssrc,

@@ -191,25 +191,20 @@ impl RtcPeer {
     /// The client's current ICE username fragment (from the applied remote description, or
     /// the running transport's).
     pub async fn remote_ufrag(&self) -> Option<String> {
-        if let Conn::Direct(d) = &self.conn {
-            return d
-                .call(|core, _| match (&core.own, &core.model) {
+        use crate::rtc::direct::ice_credentials;
+        let ufrag = |sdp: &str| ice_credentials(sdp).map(|(u, _)| u);
+        match &self.conn {
+            Conn::Lib(pc) => ufrag(&pc.remote_description().await?.sdp),
+            Conn::Direct(d) => d
+                .call(move |core, _| match (&core.own, &core.model) {
                     (Some(own), _) => Some(own.remote_ufrag().to_string()),
-                    (None, Some(pc)) => pc
-                        .remote_description()
-                        .and_then(|d| crate::rtc::direct::ice_credentials(&d.sdp).map(|(u, _)| u)),
+                    (None, Some(pc)) => ufrag(&pc.remote_description()?.sdp),
                     (None, None) => None,
                 })
                 .await
                 .ok()
-                .flatten();
+                .flatten(),
         }
-        let remote = self.remote_sdp().await?;
-        remote.lines().find_map(|l| {
-            l.trim_end()
-                .strip_prefix("a=ice-ufrag:")
-                .map(str::to_string)
-        })
     }
 
     pub fn state(&self) -> PeerState {

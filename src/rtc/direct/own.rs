@@ -39,8 +39,6 @@ use crate::rtc::{PeerState, RtpPacket};
 /// pair ICE selects (and survives a restart's new pair), as in the `rtc` core.
 const DTLS_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 65535);
-/// Datagrams the outgoing queue keeps room for between flushes (a driver wake's batch).
-const KEEP_QUEUED: usize = 64;
 /// The largest RTP packet written in place (a 1,200-byte payload, its header and extensions).
 const MTU: usize = 1500;
 
@@ -401,10 +399,11 @@ impl OwnLeg {
 
     pub(crate) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
         let t = self.wire.out.pop_front();
-        if t.is_none() && self.wire.out.capacity() > KEEP_QUEUED {
-            // A burst (a NACK naming hundreds of packets, a join's keyframe run) grew it; the
-            // queue is empty after each flush, so its room is given back.
-            self.wire.out.shrink_to(KEEP_QUEUED);
+        if t.is_none() && self.wire.out.capacity() > 2 * super::BATCH {
+            // A burst (a NACK naming hundreds of packets, a join's keyframe run) grew it past
+            // what a wake's batch needs; empty after each flush, it gives that room back (the
+            // driver's send batch follows the same rule).
+            self.wire.out.shrink_to(super::BATCH);
         }
         t
     }

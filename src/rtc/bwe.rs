@@ -9,6 +9,14 @@
 //! the last [`WINDOW`]. To learn whether a higher layer fits, the leg sends probes
 //! (`rtc::prober`) and the acknowledged rate, and with it the cap, rises if the path carries it.
 //!
+//! GCC's halves are the library's (`SlopeEstimator` → `OveruseDetector` → `RateController`, and
+//! `LossController`), wired here rather than through its `Gcc`: that one measures the received
+//! rate with a window of one entry per acknowledged packet whose queue never shrinks (17 KB per
+//! viewer once a probe burst has grown it, the largest thing in a leg's heap after the NACK
+//! history). The acknowledged-rate window below already holds one entry per feedback, and every
+//! packet of a feedback was stamped with the same instant there, so the received rate GCC needs
+//! is read off it, exactly.
+//!
 //! The other way, a link that narrows shows first as loss: when more than [`LOSSY`] of what
 //! was sent over the last [`RECENT`] is reported lost, the path is carrying all it can, and the
 //! estimate is what arrived over that span, no more. GCC's own delay and loss halves take
@@ -17,7 +25,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use ::rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use ::rtc::interceptor::{
+    BandwidthEstimator, EstimatorStats, GCC_RATE_WINDOW, LossController, OveruseDetector,
+    PacketReport, RateController, SlopeEstimator,
+};
 
 /// The acknowledged-rate window.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -31,11 +42,55 @@ const INITIAL: f64 = 1_000_000.0;
 const FLOOR: f64 = 100_000.0;
 const CEILING: f64 = 50_000_000.0;
 
+/// GCC: the delay half and the loss half, the lower wins.
+struct Gcc {
+    slope: SlopeEstimator,
+    detector: OveruseDetector,
+    delay: RateController,
+    loss: LossController,
+    target: f64,
+}
+
+impl Gcc {
+    fn new() -> Gcc {
+        Gcc {
+            slope: SlopeEstimator::new(),
+            detector: OveruseDetector::new(),
+            delay: RateController::new(INITIAL, FLOOR, CEILING),
+            loss: LossController::new(INITIAL, FLOOR, CEILING),
+            target: INITIAL,
+        }
+    }
+
+    /// One feedback's reports, with the rate the viewer received over GCC's window.
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport], received: Option<f64>) {
+        let mut usage = self.detector.usage();
+        for r in reports {
+            if let Some(trend) = self.slope.accumulate(r) {
+                usage = self.detector.update(trend.at, trend.estimate_ms);
+            }
+        }
+        let delay = self.delay.update(now, usage, received);
+        let lost = reports.iter().filter(|r| !r.arrived).count();
+        let loss = self.loss.update(now, lost, reports.len());
+        self.target = delay.min(loss).clamp(FLOOR, CEILING);
+    }
+}
+
+/// One feedback, as the windows keep it.
+#[derive(Clone, Copy)]
+struct Acked {
+    at: Instant,
+    bytes: usize,
+    reported: usize,
+    lost: usize,
+}
+
 /// The estimator driven by a viewer leg's congestion-control interceptor.
 pub struct LegEstimator {
     gcc: Gcc,
-    /// Per feedback over the last [`WINDOW`]: when, bytes arrived, packets reported, lost.
-    acked: VecDeque<(Instant, usize, usize, usize)>,
+    /// Per feedback over the last [`WINDOW`].
+    acked: VecDeque<Acked>,
     acked_bytes: usize,
     first: Option<Instant>,
     target: f64,
@@ -44,7 +99,7 @@ pub struct LegEstimator {
 impl Default for LegEstimator {
     fn default() -> Self {
         LegEstimator {
-            gcc: Gcc::new(INITIAL, FLOOR, CEILING),
+            gcc: Gcc::new(),
             acked: VecDeque::new(),
             acked_bytes: 0,
             first: None,
@@ -61,6 +116,21 @@ impl LegEstimator {
             .clamp(WINDOW / 4, WINDOW);
         Some(self.acked_bytes as f64 * 8.0 / span.as_secs_f64())
     }
+
+    /// What GCC calls the received rate: the bytes acknowledged over its window (feedback
+    /// older than that gone), over the time since the oldest feedback left in it; `None` with
+    /// fewer than two packets or no span, as the library's calculator says.
+    fn received_rate(&self, now: Instant) -> Option<f64> {
+        let cutoff = now.checked_sub(GCC_RATE_WINDOW).unwrap_or(now);
+        let (mut bytes, mut packets, mut oldest) = (0, 0, None);
+        for a in self.acked.iter().rev().take_while(|a| a.at >= cutoff) {
+            bytes += a.bytes;
+            packets += a.reported - a.lost;
+            oldest = Some(a.at);
+        }
+        let span = now.saturating_duration_since(oldest?);
+        (packets >= 2 && !span.is_zero()).then(|| (bytes * 8) as f64 / span.as_secs_f64())
+    }
 }
 
 impl LegEstimator {
@@ -71,9 +141,9 @@ impl LegEstimator {
             .acked
             .iter()
             .rev()
-            .take_while(|(at, ..)| now.saturating_duration_since(*at) <= RECENT);
-        let (bytes, sent, lost) = recent.fold((0, 0, 0), |(b, s, l), &(_, bb, ss, ll)| {
-            (b + bb, s + ss, l + ll)
+            .take_while(|a| now.saturating_duration_since(a.at) <= RECENT);
+        let (bytes, sent, lost) = recent.fold((0, 0, 0), |(b, s, l), a| {
+            (b + a.bytes, s + a.reported, l + a.lost)
         });
         (sent >= 10 && lost as f64 > LOSSY * sent as f64)
             .then(|| (bytes as f64 * 8.0 / RECENT.as_secs_f64()).max(FLOOR))
@@ -85,25 +155,31 @@ impl BandwidthEstimator for LegEstimator {
         if reports.is_empty() {
             return;
         }
-        self.gcc.on_reports(now, reports);
         self.first.get_or_insert(now);
-        let arrived: usize = reports.iter().filter(|r| r.arrived).map(|r| r.size).sum();
+        let bytes: usize = reports.iter().filter(|r| r.arrived).map(|r| r.size).sum();
         let lost = reports.iter().filter(|r| !r.arrived).count();
-        self.acked.push_back((now, arrived, reports.len(), lost));
-        self.acked_bytes += arrived;
-        while let Some(&(at, bytes, _, _)) = self.acked.front() {
-            if now.saturating_duration_since(at) <= WINDOW {
+        self.acked.push_back(Acked {
+            at: now,
+            bytes,
+            reported: reports.len(),
+            lost,
+        });
+        self.acked_bytes += bytes;
+        while let Some(&old) = self.acked.front() {
+            if now.saturating_duration_since(old.at) <= WINDOW {
                 break;
             }
             self.acked.pop_front();
-            self.acked_bytes -= bytes;
+            self.acked_bytes -= old.bytes;
         }
+        let received = self.received_rate(now);
+        self.gcc.on_reports(now, reports, received);
         let cap = self
             .acked_rate(now)
             .map_or(f64::MAX, |r| (r * HEADROOM).max(FLOOR));
         self.target = self
             .gcc
-            .target_bitrate()
+            .target
             .min(cap)
             .min(self.saturated(now).unwrap_or(f64::MAX));
     }
@@ -113,7 +189,11 @@ impl BandwidthEstimator for LegEstimator {
     }
 
     fn stats(&self) -> EstimatorStats {
-        self.gcc.stats()
+        let mut stats = EstimatorStats::default();
+        stats.delay_based_bitrate = Some(self.gcc.delay.target());
+        stats.loss_based_bitrate = Some(self.gcc.loss.target());
+        stats.packet_loss = self.gcc.loss.average_loss();
+        stats
     }
 }
 
@@ -160,11 +240,7 @@ mod tests {
         let t = feed(&mut e, Instant::now(), 10, 200_000, &mut id);
         let est = e.target_bitrate();
         // Ten clean seconds at 200 kbit/s: GCC alone would be far higher by now.
-        assert!(
-            e.gcc.target_bitrate() > 1_000_000.0,
-            "{}",
-            e.gcc.target_bitrate()
-        );
+        assert!(e.gcc.target > 1_000_000.0, "{}", e.gcc.target);
         assert!((250_000.0..=320_000.0).contains(&est), "{est}");
         // Carrying 2 Mbit/s (a probe) lifts the estimate with it.
         let t = feed(&mut e, t, 3, 2_000_000, &mut id);
@@ -196,5 +272,58 @@ mod tests {
         }
         let est = e.target_bitrate();
         assert!((150_000.0..=200_000.0).contains(&est), "{est}");
+    }
+
+    /// The halves wired here answer exactly as the library's `Gcc` over the same feedback: a
+    /// clean start, a queue building (delay rising 4 ms per feedback), losses, recovery.
+    #[test]
+    fn gcc_wired_here_agrees_with_the_librarys() {
+        use ::rtc::interceptor::Gcc as LibraryGcc;
+        let t0 = Instant::now();
+        let mut ours = LegEstimator::default();
+        let mut lib = LibraryGcc::new(INITIAL, FLOOR, CEILING);
+        let mut id = 0u64;
+        let mut queue = Duration::ZERO;
+        let mut seen = Vec::new();
+        for batch in 0..400u64 {
+            let now = t0 + Duration::from_millis(50 * (batch + 1));
+            let phase = batch / 100;
+            if phase == 1 {
+                queue += Duration::from_millis(4);
+            } else if queue > Duration::ZERO {
+                queue = queue.saturating_sub(Duration::from_millis(8));
+            }
+            let per = 5 + (batch % 7) as usize;
+            let reports: Vec<PacketReport> = (0..per)
+                .map(|k| {
+                    id += 1;
+                    let departure = now - Duration::from_millis(50)
+                        + Duration::from_millis(50 * k as u64 / per as u64);
+                    let arrived = !(phase == 2 && k % 4 == 0);
+                    PacketReport {
+                        ssrc: 1,
+                        id,
+                        rtp_sequence_number: id as u16,
+                        is_twcc: true,
+                        twcc_sequence_number: id as u16,
+                        size: 900 + 37 * k,
+                        arrived,
+                        departure,
+                        arrival: arrived.then(|| {
+                            departure.duration_since(t0) + Duration::from_millis(20) + queue
+                        }),
+                        ecn: Ecn::NotEct,
+                    }
+                })
+                .collect();
+            ours.on_reports(now, &reports);
+            lib.on_reports(now, &reports);
+            assert_eq!(ours.gcc.target, lib.target_bitrate(), "feedback {batch}");
+            seen.push(lib.target_bitrate());
+        }
+        // The run moved the target both ways (it compared something).
+        let peak = seen[..100].iter().cloned().fold(0.0, f64::max);
+        let low = seen[100..300].iter().cloned().fold(f64::MAX, f64::min);
+        assert!(peak > INITIAL && low < peak / 2.0, "{peak} {low}");
     }
 }

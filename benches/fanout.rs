@@ -78,7 +78,7 @@ impl SlotOutput for Counter {
     fn writes_at_once(&self) -> bool {
         self.inline
     }
-    fn write_now(&self, pkt: RtpPacket) -> wisp::rtc::Sent {
+    fn write_now(&self, pkt: RtpPacket, _kept: wisp::rtc::repair::Kept) -> wisp::rtc::Sent {
         self.count(pkt);
         wisp::rtc::Sent::Ok
     }

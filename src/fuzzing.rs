@@ -130,7 +130,7 @@ impl SlotOutput for Sink {
     fn writes_at_once(&self) -> bool {
         true
     }
-    fn write_now(&self, pkt: RtpPacket) -> Sent {
+    fn write_now(&self, pkt: RtpPacket, _kept: crate::rtc::repair::Kept) -> Sent {
         std::hint::black_box(pkt);
         Sent::Ok
     }
@@ -270,7 +270,12 @@ pub fn rtcp(data: &[u8]) {
         p.header.timestamp = u32::from(seq / 8) * 3000;
         p.header.marker = seq % 8 == 7;
         p.payload = Bytes::from_static(b"payload");
-        sender.send(t + Duration::from_millis(u64::from(seq)), p, &mut |_| {});
+        sender.send(
+            t + Duration::from_millis(u64::from(seq)),
+            p,
+            crate::rtc::repair::Kept::Copy,
+            &mut |_| {},
+        );
     }
     let later = t + Duration::from_millis(100);
     let _ = sender.read_rtcp(later, packets, &mut |p| {

@@ -20,6 +20,7 @@ use crate::media::padding::SeqCloser;
 use crate::media::sink::{Item, SlotSink};
 use crate::media::source::Upstream;
 use crate::rtc::RtpPacket;
+use crate::rtc::repair::TrackHistory;
 use crate::signal::{CodecSpec, MediaKind};
 
 /// Video that resumes after this long without a packet (the publisher's network dropped out)
@@ -62,6 +63,9 @@ pub struct TrackFanout {
     /// Video only: the current group of pictures. Locked by the reader task once per packet
     /// (uncontended) and by `attach` when a slot joins, so the two never interleave.
     gop: Option<std::sync::Mutex<GopCache>>,
+    /// Video only: what its viewers' NACKs are answered from, one copy for all of them
+    /// (`rtc::repair`); locked by the reader once per packet and by a repair.
+    history: Option<Arc<TrackHistory>>,
     /// What slots attached here hold: id, codec, and the throttled keyframe request.
     pub upstream: Arc<Upstream>,
     pub stats: FanoutStats,
@@ -86,12 +90,14 @@ impl TrackFanout {
             rate: Default::default(),
             dims: Default::default(),
             codec_name: codec.name(),
-            codec,
             sinks: ArcSwap::from_pointee(Vec::new()),
             seq: Default::default(),
             gop: (kind == MediaKind::Video).then(Default::default),
+            history: (kind == MediaKind::Video)
+                .then(|| TrackHistory::register(id.0, codec.clock_rate)),
             last_packet_ms: AtomicU64::new(0),
             created: Instant::now(),
+            codec,
             stats: FanoutStats::default(),
         })
     }
@@ -124,6 +130,9 @@ impl TrackFanout {
             }
         }
         let pkt = Arc::new(pkt);
+        if let Some(h) = &self.history {
+            h.keep(&pkt);
+        }
         let (keyframe, sinks) = match &self.gop {
             Some(gop) => {
                 // Cache and snapshot under one lock, so a slot attached meanwhile gets this

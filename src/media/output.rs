@@ -1,6 +1,7 @@
 //! Where a slot's packets go: the [`SlotOutput`] trait, and its implementation for the viewer
 //! legs' outgoing tracks. Benches and tests give the slot other outputs.
 
+use crate::rtc::repair::Kept;
 use crate::rtc::{OutTrack, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -28,8 +29,9 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn is_open(&self) -> bool {
         true
     }
-    /// The in-place write of an output that [`SlotOutput::writes_at_once`].
-    fn write_now(&self, _pkt: RtpPacket) -> Sent {
+    /// The in-place write of an output that [`SlotOutput::writes_at_once`]; `kept` says how a
+    /// repair of it finds it again.
+    fn write_now(&self, _pkt: RtpPacket, _kept: Kept) -> Sent {
         Sent::Refused
     }
     /// Sends `bps` of bandwidth probe alongside the packets (0: stop), where the output can.
@@ -69,8 +71,8 @@ impl SlotOutput for OutTrack {
     fn writes_at_once(&self) -> bool {
         OutTrack::writes_at_once(self)
     }
-    fn write_now(&self, pkt: RtpPacket) -> Sent {
-        OutTrack::write_now(self, pkt)
+    fn write_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
+        OutTrack::write_now(self, pkt, kept)
     }
     fn is_open(&self) -> bool {
         OutTrack::is_open(self)

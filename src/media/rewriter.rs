@@ -59,6 +59,11 @@ impl Rewriter {
         }
     }
 
+    /// The current mapping: what is added to a source's sequence numbers and timestamps.
+    pub fn deltas(&self) -> Option<(u16, u32)> {
+        self.mapping.map(|m| (m.seq_delta, m.ts_delta))
+    }
+
     /// True while the rewriter is waiting for a keyframe before it forwards anything.
     pub fn waiting_for_keyframe(&self, source: SourceId) -> bool {
         self.video && (self.resync || self.mapping.is_none_or(|m| m.source != source))

@@ -15,6 +15,7 @@ use crate::media::output::SlotOutput;
 use crate::media::pictures::{Numbered, PictureIds};
 use crate::media::rewriter::Rewriter;
 use crate::media::source::Upstream;
+use crate::rtc::repair::Kept;
 use crate::rtc::{RtpHeader, RtpPacket, Sent};
 use crate::signal::{CodecSpec, MediaKind};
 
@@ -278,14 +279,16 @@ impl<O: SlotOutput> Writer<O> {
         true
     }
 
-    /// Rewrites one packet of `src` for this slot, or `None` to drop it.
+    /// Rewrites one packet of `src` for this slot, or `None` to drop it; with how a repair
+    /// finds it: a video packet whose payload went out as the track has it is in the track's
+    /// shared history (`rtc::repair`), anything else the viewer's sender keeps a copy of.
     fn step(
         &mut self,
         sink: &SlotSink,
         src: &Upstream,
         pkt: &RtpPacket,
         keyframe: bool,
-    ) -> Option<RtpPacket> {
+    ) -> Option<(RtpPacket, Kept)> {
         let pt = match self.pt {
             Some((id, pt)) if id == src.id => pt,
             _ => {
@@ -332,12 +335,25 @@ impl<O: SlotOutput> Writer<O> {
                 src.request_keyframe();
                 None
             }
-            Some((seq, ts)) => Some(RtpPacket {
-                payload: match shape {
+            Some((seq, ts)) => {
+                let out = match shape {
                     Shape::Numbered(c) => self.pictures.map(c, src.id, fresh, &payload),
                     _ => payload,
-                },
-                header: RtpHeader {
+                };
+                let same = shape != Shape::RedPrimary
+                    && out.as_ptr() == pkt.payload.as_ptr()
+                    && out.len() == pkt.payload.len();
+                let kept = match rw.deltas() {
+                    Some((seq_delta, ts_delta)) if same && src.kind == MediaKind::Video => {
+                        Kept::Shared {
+                            source: src.id.0,
+                            seq_delta,
+                            ts_delta,
+                        }
+                    }
+                    _ => Kept::Copy,
+                };
+                let header = RtpHeader {
                     version: 2,
                     marker: h.marker,
                     payload_type: pt,
@@ -345,8 +361,15 @@ impl<O: SlotOutput> Writer<O> {
                     timestamp: ts,
                     ssrc: self.out.ssrc(),
                     ..Default::default()
-                },
-            }),
+                };
+                Some((
+                    RtpPacket {
+                        payload: out,
+                        header,
+                    },
+                    kept,
+                ))
+            }
         }
     }
 
@@ -361,8 +384,8 @@ impl<O: SlotOutput> Writer<O> {
 
 impl<O: SlotOutput> Writer<O> {
     /// Writes one packet in place; false when the output's queue was full.
-    fn write_now(&mut self, sink: &SlotSink, pkt: RtpPacket) -> bool {
-        match self.out.write_now(pkt) {
+    fn write_now(&mut self, sink: &SlotSink, (pkt, kept): (RtpPacket, Kept)) -> bool {
+        match self.out.write_now(pkt, kept) {
             Sent::Ok => {
                 sink.sent_one();
                 true
@@ -439,7 +462,7 @@ async fn writer<O: SlotOutput>(
                         _ => None, // queued before a switch
                     }
                 };
-                if let Some(p) = out {
+                if let Some((p, _)) = out {
                     w.send(&sink, p).await;
                 }
             }
@@ -452,7 +475,7 @@ async fn writer<O: SlotOutput>(
                 }
                 for (i, pkt) in packets.iter().enumerate() {
                     // The group starts at a keyframe by construction.
-                    if let Some(p) = w.step(&sink, &s, pkt, i == 0) {
+                    if let Some((p, _)) = w.step(&sink, &s, pkt, i == 0) {
                         w.send(&sink, p).await;
                     }
                 }

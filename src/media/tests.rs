@@ -77,7 +77,7 @@ impl SlotOutput for Link {
     fn is_open(&self) -> bool {
         !self.shut.load(Ordering::Relaxed)
     }
-    fn write_now(&self, pkt: RtpPacket) -> Sent {
+    fn write_now(&self, pkt: RtpPacket, _kept: crate::rtc::repair::Kept) -> Sent {
         if !self.is_open() {
             return Sent::Refused;
         }

@@ -60,6 +60,7 @@ pub mod mux;
 mod peer;
 pub mod ports;
 pub mod prober;
+pub mod repair;
 pub mod scatter;
 pub mod sender_reports;
 mod setup;

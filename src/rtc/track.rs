@@ -1,5 +1,6 @@
 //! Incoming and outgoing tracks, as the rest of wisp sees them.
 
+use crate::rtc::repair::{Kept, Outgoing};
 use std::sync::Arc;
 use std::sync::OnceLock;
 
@@ -227,7 +228,7 @@ impl OutTrack {
     /// Queues one packet for the connection; false if it was refused (not yet connected,
     /// closed) or dropped (the connection's queue is full, as a full link would).
     pub async fn write(&self, pkt: RtpPacket) -> bool {
-        self.write_now(pkt) == Sent::Ok
+        self.write_now(pkt, Kept::Copy) == Sent::Ok
     }
 
     /// Whether [`OutTrack::write_now`] is the way to write: the connection's queue never makes
@@ -241,12 +242,13 @@ impl OutTrack {
         *self.state.borrow() == PeerState::Connected
     }
 
-    /// Queues one packet for the connection, without waiting.
-    pub fn write_now(&self, pkt: RtpPacket) -> Sent {
+    /// Queues one packet for the connection, without waiting; `kept` says how a NACK for
+    /// it will be answered.
+    pub fn write_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
         if *self.state.borrow() != PeerState::Connected {
             return Sent::Refused;
         }
-        match self.port.rtp.try_send(pkt) {
+        match self.port.rtp.try_send(Outgoing { pkt, kept }) {
             Ok(()) => Sent::Ok,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Refused,

@@ -11,7 +11,7 @@ use ::rtc::shared::TaggedBytesMut;
 use ::rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::own::{IceSetup, OwnLeg};
-use crate::rtc::{PeerState, RtpPacket};
+use crate::rtc::PeerState;
 
 /// A leg's core: `model` models the signalling until `own`, the transport, starts once both
 /// descriptions are known.
@@ -76,7 +76,7 @@ impl LegCore {
         }
     }
 
-    pub(super) fn write_rtp(&mut self, now: Instant, pkt: RtpPacket) {
+    pub(super) fn write_rtp(&mut self, now: Instant, pkt: crate::rtc::repair::Outgoing) {
         if let Some(own) = &mut self.own {
             own.write_rtp(now, pkt);
         }

@@ -45,7 +45,8 @@ use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 
 use crate::error::{Error, Result};
 use crate::rtc::feedback::{Feedback, estimate};
-use crate::rtc::{PeerObserver, PeerState, RtpPacket};
+use crate::rtc::repair::Outgoing;
+use crate::rtc::{PeerObserver, PeerState};
 use crate::signal::MediaKind;
 
 /// Packets taken from the queue per wake.
@@ -145,15 +146,15 @@ pub(crate) fn host_ice_candidate(
 
 /// What a track needs to hand packets to its connection and read its feedback.
 pub(crate) struct TrackPort {
-    pub rtp: mpsc::Sender<RtpPacket>,
+    pub rtp: mpsc::Sender<Outgoing>,
     pub feedback: tokio::sync::Mutex<mpsc::Receiver<Vec<Feedback>>>,
 }
 
 /// Builds the channels of a connection before it runs: one packet queue shared by its
 /// tracks, one feedback queue per track.
 pub(crate) struct Wiring {
-    rtp_tx: mpsc::Sender<RtpPacket>,
-    rtp_rx: mpsc::Receiver<RtpPacket>,
+    rtp_tx: mpsc::Sender<Outgoing>,
+    rtp_rx: mpsc::Receiver<Outgoing>,
     tracks: Vec<TrackFeedback>,
 }
 
@@ -305,13 +306,13 @@ impl Driver {
     async fn run(
         mut self,
         mut ctl: mpsc::UnboundedReceiver<Ctl>,
-        mut rtp: mpsc::Receiver<RtpPacket>,
+        mut rtp: mpsc::Receiver<Outgoing>,
         mut net: mpsc::Receiver<NetInput>,
         mut streams: mpsc::Receiver<(usize, crate::rtc::tcp::TcpPeer)>,
     ) {
         let sleep = tokio::time::sleep(Duration::from_secs(1));
         tokio::pin!(sleep);
-        let mut batch: Vec<RtpPacket> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
         let mut last_due: Option<Instant> = None;
         loop {
             self.flush();

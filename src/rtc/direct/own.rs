@@ -339,12 +339,13 @@ impl OwnLeg {
     }
 
     /// Hands one packet from a slot to the sender and on to the client.
-    pub(crate) fn write_rtp(&mut self, now: Instant, pkt: RtpPacket) {
+    pub(crate) fn write_rtp(&mut self, now: Instant, out: crate::rtc::repair::Outgoing) {
         if self.wire.srtp.is_none() {
             return; // not connected yet: as a full link would, drop
         }
         let wire = &mut self.wire;
-        self.sender.send(now, pkt, &mut |p| wire.rtp(now, p));
+        self.sender
+            .send(now, out.pkt, out.kept, &mut |p| wire.rtp(now, p));
     }
 
     /// Moves what the agent and the endpoint produced into the outgoing queue and reacts to

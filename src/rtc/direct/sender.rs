@@ -1,7 +1,8 @@
 //! The own leg's RTP out and RTCP in, done by wisp with no interceptor chain: each packet a
 //! slot writes is numbered for transport-wide congestion control, handed to SRTP by reference,
-//! then kept for NACKs as its payload (a reference) and the few header fields a repair needs;
-//! nothing on the way allocates. The viewer's RTCP is read for the estimate, the
+//! then kept for NACKs: for video forwarded as the track sent it, only the mapping onto the
+//! track's shared history (`rtc::repair`), else its payload (a reference) and the few header
+//! fields a repair needs; nothing on the way allocates. The viewer's RTCP is read for the estimate, the
 //! operator's statistics and the keyframe requests, and its NACKs are answered as RFC 4588
 //! retransmissions from that history; sender reports go out every second.
 //!
@@ -21,17 +22,17 @@ use ::rtc::rtp::packet::Packet;
 use crate::rtc::congestion::CongestionControl;
 use crate::rtc::feedback::{KeyframeRequestTap, ReportBook};
 use crate::rtc::prober::ProbeBook;
+use crate::rtc::repair::{HISTORY_SECONDS, Kept, SeqRing, Stamped, TrackHistory};
 
-/// The most packets kept per stream that negotiated NACK (the history the library's
-/// responder held).
+/// The most packets a stream keeps of its own (the history the library's responder held).
 const HISTORY: usize = 512;
-/// A stream's history starts this small and doubles (up to [`HISTORY`]) whenever a packet
+/// A stream's own history starts this small and doubles (up to [`HISTORY`]) whenever a packet
 /// would overwrite one sent less than [`HISTORY_SECONDS`] before: it holds about that much of
 /// the stream (a NACK through a congested, deeply queued link comes late), so an idle or
 /// low-rate slot (a conference page's eight video slots) costs little.
 const FIRST_HISTORY: usize = 16;
-/// How much of a stream its history should cover, in seconds of its RTP clock.
-const HISTORY_SECONDS: u32 = 3;
+/// Mappings onto histories a stream remembers (a join, then layer switches or resyncs).
+const SEGMENTS: usize = 4;
 /// Between a stream's sender reports (RFC 3550 leaves it to the sender; webrtc-rs and
 /// browsers send one a second).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,13 +41,57 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) type Rtcp = Vec<Box<dyn ::rtc::rtcp::Packet>>;
 
 /// What a repair needs of a packet sent: the payload is shared with every viewer's copy.
-#[derive(Clone)]
 struct Held {
     seq: u16,
     payload_type: u8,
     marker: bool,
     timestamp: u32,
     payload: bytes::Bytes,
+}
+
+impl Stamped for Held {
+    fn seq(&self) -> u16 {
+        self.seq
+    }
+    fn timestamp(&self) -> u32 {
+        self.timestamp
+    }
+}
+
+/// Where the packets a stream sent from `start` on are held.
+struct Segment {
+    start: u16,
+    from: From,
+}
+
+enum From {
+    /// The stream's own history.
+    Own,
+    /// A track's shared history, through the mapping the packets were sent with (`None`:
+    /// the track was gone already).
+    Shared {
+        source: u64,
+        seq_delta: u16,
+        ts_delta: u32,
+        payload_type: u8,
+        history: Option<std::sync::Weak<TrackHistory>>,
+    },
+}
+
+impl From {
+    /// The mapping, `None` for the stream's own copies.
+    fn key(&self) -> Option<(u64, u16, u32, u8)> {
+        match *self {
+            From::Own => None,
+            From::Shared {
+                source,
+                seq_delta,
+                ts_delta,
+                payload_type,
+                ..
+            } => Some((source, seq_delta, ts_delta, payload_type)),
+        }
+    }
 }
 
 /// One stream the leg sends.
@@ -60,9 +105,10 @@ struct Out {
     rtx_seq: u16,
     /// Whether the viewer negotiated NACK (a history is kept).
     nack: bool,
-    /// By sequence number modulo its length (a power of two, so the ring agrees across the
-    /// 16-bit wrap); grown as the stream's rate needs, see [`FIRST_HISTORY`].
-    history: Vec<Option<Held>>,
+    /// What the stream keeps of its own; grown as its rate needs, see [`FIRST_HISTORY`].
+    history: SeqRing<Held>,
+    /// Where what it sent is held, oldest first (at most [`SEGMENTS`]).
+    segments: Vec<Segment>,
     /// Packets and payload octets sent (a sender report carries them modulo 2^32).
     packets: u64,
     octets: u64,
@@ -88,7 +134,8 @@ impl Out {
             rtx: info.ssrc_rtx.zip(info.payload_type_rtx),
             rtx_seq: rand::random(),
             nack,
-            history: Vec::new(),
+            history: SeqRing::new(FIRST_HISTORY, HISTORY, info.clock_rate, HISTORY_SECONDS),
+            segments: Vec::new(),
             packets: 0,
             octets: 0,
             last: None,
@@ -103,80 +150,105 @@ impl Out {
         }
     }
 
-    fn keep(&mut self, p: Packet) {
+    fn keep(&mut self, p: Packet, kept: Kept) {
         if !self.nack {
             return;
         }
         let h = &p.header;
-        if self.history.len() < HISTORY {
-            let len = self.history.len();
-            let recent = |old: &Held| {
-                old.seq != h.sequence_number
-                    && h.timestamp.wrapping_sub(old.timestamp)
-                        < self.clock_rate.saturating_mul(HISTORY_SECONDS)
+        // A new segment when the mapping changes (`None`: the stream's own copies).
+        let wanted = match kept {
+            Kept::Copy => None,
+            Kept::Shared {
+                source,
+                seq_delta,
+                ts_delta,
+            } => Some((source, seq_delta, ts_delta, h.payload_type)),
+        };
+        if self.segments.last().map(|s| s.from.key()) != Some(wanted) {
+            let from = match wanted {
+                None => From::Own,
+                Some((source, seq_delta, ts_delta, payload_type)) => From::Shared {
+                    source,
+                    seq_delta,
+                    ts_delta,
+                    payload_type,
+                    history: TrackHistory::find(source),
+                },
             };
-            let evicts_recent = len > 0
-                && self.history[usize::from(h.sequence_number) % len]
-                    .as_ref()
-                    .is_some_and(recent);
-            if len == 0 || evicts_recent {
-                self.grow();
+            if self.segments.len() == SEGMENTS {
+                self.segments.remove(0);
             }
+            self.segments.push(Segment {
+                start: h.sequence_number,
+                from,
+            });
         }
-        let i = usize::from(h.sequence_number) % self.history.len();
-        self.history[i] = Some(Held {
-            seq: h.sequence_number,
-            payload_type: h.payload_type,
-            marker: h.marker,
-            timestamp: h.timestamp,
-            payload: p.payload,
-        });
+        if kept == Kept::Copy {
+            self.history.keep(Held {
+                seq: h.sequence_number,
+                payload_type: h.payload_type,
+                marker: h.marker,
+                timestamp: h.timestamp,
+                payload: p.payload,
+            });
+        }
     }
 
-    /// Doubles the history (at first: [`FIRST_HISTORY`]), every held packet moved to its
-    /// place in the larger ring.
-    fn grow(&mut self) {
-        let len = if self.history.is_empty() {
-            FIRST_HISTORY
-        } else {
-            (self.history.len() * 2).min(HISTORY)
-        };
-        let mut bigger: Vec<Option<Held>> = vec![None; len];
-        for held in self.history.drain(..).flatten() {
-            let i = usize::from(held.seq) % len;
-            bigger[i] = Some(held);
+    /// What was sent as `seq`, if a history still holds it: (marker, payload type, timestamp,
+    /// payload).
+    fn held(&self, seq: u16) -> Option<(bool, u8, u32, bytes::Bytes)> {
+        // The newest mapping that had begun by `seq`.
+        let segment = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| seq.wrapping_sub(s.start) < 0x8000)?;
+        match &segment.from {
+            From::Own => {
+                let h = self.history.get(seq)?;
+                Some((h.marker, h.payload_type, h.timestamp, h.payload.clone()))
+            }
+            From::Shared {
+                seq_delta,
+                ts_delta,
+                payload_type,
+                history,
+                ..
+            } => {
+                let track = history.as_ref()?.upgrade()?;
+                let p = track.get(seq.wrapping_sub(*seq_delta))?;
+                let h = &p.header;
+                Some((
+                    h.marker,
+                    *payload_type,
+                    h.timestamp.wrapping_add(*ts_delta),
+                    p.payload.clone(),
+                ))
+            }
         }
-        self.history = bigger;
     }
 
     /// The packet sent as `seq` again, if it is still held: as RTX when negotiated (RFC 4588
     /// §4: the original sequence number before the payload, the RTX SSRC, payload type and
     /// sequence), else as it was.
     fn repair(&mut self, seq: u16) -> Option<Packet> {
-        if self.history.is_empty() {
-            return None;
-        }
-        let held = self.history[usize::from(seq) % self.history.len()]
-            .as_ref()
-            .filter(|p| p.seq == seq)?;
+        let (marker, payload_type, timestamp, payload) = self.held(seq)?;
         let mut header = ::rtc::rtp::header::Header {
             version: 2,
-            marker: held.marker,
-            payload_type: held.payload_type,
+            marker,
+            payload_type,
             sequence_number: seq,
-            timestamp: held.timestamp,
+            timestamp,
             ssrc: self.ssrc,
             ..Default::default()
         };
         let Some((ssrc, pt)) = self.rtx else {
-            return Some(Packet {
-                header,
-                payload: held.payload.clone(),
-            });
+            return Some(Packet { header, payload });
         };
-        let mut payload = Vec::with_capacity(2 + held.payload.len());
+        let original = payload;
+        let mut payload = Vec::with_capacity(2 + original.len());
         payload.extend_from_slice(&seq.to_be_bytes());
-        payload.extend_from_slice(&held.payload);
+        payload.extend_from_slice(&original);
         header.ssrc = ssrc;
         header.payload_type = pt;
         header.sequence_number = self.rtx_seq;
@@ -245,8 +317,15 @@ impl Sender {
         }
     }
 
-    /// One packet from a slot: `emit` gets it (and the probes it brings), then it is kept.
-    pub(crate) fn send(&mut self, now: Instant, mut p: Packet, emit: &mut dyn FnMut(&Packet)) {
+    /// One packet from a slot: `emit` gets it (and the probes it brings), then it is kept as
+    /// `kept` says.
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        mut p: Packet,
+        kept: Kept,
+        emit: &mut dyn FnMut(&Packet),
+    ) {
         if p.header.extensions.is_empty() {
             p.header.extensions = std::mem::take(&mut self.spare);
         }
@@ -263,7 +342,7 @@ impl Sender {
         self.next_report.get_or_insert(now + REPORT_INTERVAL);
         if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == p.header.ssrc) {
             s.sent(now, &p);
-            s.keep(p);
+            s.keep(p, kept);
         }
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::rtc::repair::Kept;
 use ::rtc::interceptor::{RTCPFeedback, RTPHeaderExtension};
 use ::rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
 use ::rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
@@ -65,7 +66,7 @@ fn nack(first: u16, bitmap: u16) -> Rtcp {
 /// Sends `p` and returns what left.
 fn send(s: &mut Sender, now: Instant, p: Packet) -> Vec<Packet> {
     let mut out = Vec::new();
-    s.send(now, p, &mut |p| out.push(p.clone()));
+    s.send(now, p, Kept::Copy, &mut |p| out.push(p.clone()));
     out
 }
 
@@ -218,6 +219,111 @@ impl Sender {
         self.streams
             .iter()
             .find(|s| s.ssrc == ssrc)
-            .map_or(0, |s| s.history.len())
+            .map_or(0, |s| s.history.capacity())
     }
+}
+
+/// A track's packet as its fan-out holds it.
+fn source_packet(seq: u16, ts: u32, payload: &'static [u8]) -> Arc<Packet> {
+    let mut p = packet(seq, ts, payload);
+    p.header.ssrc = 0xabc;
+    p.header.payload_type = 120;
+    Arc::new(p)
+}
+
+/// The viewer's copy of `src` under a mapping, sent with `Kept::Shared`.
+fn send_shared(
+    s: &mut Sender,
+    t: Instant,
+    src: &Packet,
+    source: u64,
+    seq_delta: u16,
+    ts_delta: u32,
+) {
+    let mut p = packet(
+        src.header.sequence_number.wrapping_add(seq_delta),
+        src.header.timestamp.wrapping_add(ts_delta),
+        b"",
+    );
+    p.payload = src.payload.clone();
+    p.header.marker = src.header.marker;
+    let kept = Kept::Shared {
+        source,
+        seq_delta,
+        ts_delta,
+    };
+    s.send(t, p, kept, &mut |_| {});
+}
+
+#[test]
+fn forwarded_video_is_repaired_from_the_tracks_shared_history() {
+    let t = Instant::now();
+    let (a, b) = (
+        crate::media::SourceId::next().0,
+        crate::media::SourceId::next().0,
+    );
+    let track_a = TrackHistory::register(a, 90_000);
+    let track_b = TrackHistory::register(b, 90_000);
+    let mut s = sender(video(true, false), false);
+    // Track A's 100..110 go out as 1000..1010, timestamps +5000; the viewer keeps no copy.
+    for seq in 100..110u16 {
+        let p = source_packet(seq, 3000 * u32::from(seq), b"from a");
+        track_a.keep(&p);
+        send_shared(&mut s, t, &p, a, 900, 5000);
+    }
+    assert_eq!(s.history_len(MEDIA), 0, "nothing copied per viewer");
+    // Then a switch to track B: its 7..10 go out as 1010..1013.
+    for seq in 7..10u16 {
+        let mut p = source_packet(seq, 10 * u32::from(seq), b"from b");
+        Arc::get_mut(&mut p).unwrap().header.marker = seq == 9;
+        track_b.keep(&p);
+        send_shared(&mut s, t, &p, b, 1003, 77);
+    }
+    // 1005 (track A's 105) and 1012 (track B's 9), each as the viewer was sent it, in RTX.
+    let again = read(&mut s, t, nack(1005, 1 << 6));
+    assert_eq!(again.len(), 2);
+    let original = |p: &Packet| u16::from_be_bytes([p.payload[0], p.payload[1]]);
+    assert_eq!(
+        (original(&again[0]), &again[0].payload[2..]),
+        (1005, &b"from a"[..])
+    );
+    assert_eq!(again[0].header.timestamp, 3000 * 105 + 5000);
+    assert_eq!(
+        (original(&again[1]), &again[1].payload[2..]),
+        (1012, &b"from b"[..])
+    );
+    assert_eq!(again[1].header.timestamp, 90 + 77);
+    assert!(again[1].header.marker && !again[0].header.marker);
+    assert!(
+        again
+            .iter()
+            .all(|p| p.header.ssrc == RTX && p.header.payload_type == 97)
+    );
+    // Before the first mapping, and what the track never had: nothing.
+    assert!(read(&mut s, t, nack(999, 0)).is_empty());
+    assert!(read(&mut s, t, nack(1014, 0)).is_empty());
+    // A track that is gone repairs nothing; the other still does.
+    drop(track_a);
+    assert!(read(&mut s, t, nack(1005, 0)).is_empty());
+    assert_eq!(read(&mut s, t, nack(1011, 0)).len(), 1);
+}
+
+#[test]
+fn a_stream_mixes_copies_and_shared_packets_by_segment() {
+    let t = Instant::now();
+    let a = crate::media::SourceId::next().0;
+    let track = TrackHistory::register(a, 90_000);
+    let mut s = sender(video(false, false), false);
+    let p = source_packet(50, 1, b"shared");
+    track.keep(&p);
+    send_shared(&mut s, t, &p, a, 0, 0);
+    // A copy (a renumbered VP8 payload) in between, then shared again.
+    send(&mut s, t, packet(51, 2, b"copy"));
+    let q = source_packet(52, 3, b"shared again");
+    track.keep(&q);
+    send_shared(&mut s, t, &q, a, 0, 0);
+    let payloads: Vec<_> = (50..53u16)
+        .map(|seq| read(&mut s, t, nack(seq, 0))[0].payload.clone())
+        .collect();
+    assert_eq!(payloads, [&b"shared"[..], b"copy", b"shared again"]);
 }

@@ -33,10 +33,48 @@ pub enum Kept {
     },
 }
 
-/// A packet on its way to a viewer leg's driver, with how to repair it.
+/// A packet on its way to a viewer leg's driver, with how to repair it: only what a slot
+/// writes (a forwarded packet has no CSRCs or extensions of its own; the leg adds its own),
+/// 64 bytes where a whole `RtpPacket` is 112. The leg's queue holds up to a thousand of them
+/// in blocks of 32, kept between bursts.
 pub struct Outgoing {
-    pub pkt: RtpPacket,
-    pub kept: Kept,
+    payload: bytes::Bytes,
+    ssrc: u32,
+    timestamp: u32,
+    seq: u16,
+    payload_type: u8,
+    marker: bool,
+    kept: Kept,
+}
+
+impl Outgoing {
+    pub fn new(pkt: RtpPacket, kept: Kept) -> Outgoing {
+        let h = &pkt.header;
+        Outgoing {
+            ssrc: h.ssrc,
+            timestamp: h.timestamp,
+            seq: h.sequence_number,
+            payload_type: h.payload_type,
+            marker: h.marker,
+            payload: pkt.payload,
+            kept,
+        }
+    }
+
+    /// The packet to send, and how it is kept.
+    pub fn into_packet(self) -> (RtpPacket, Kept) {
+        let header = ::rtc::rtp::header::Header {
+            version: 2,
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence_number: self.seq,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        let payload = self.payload;
+        (RtpPacket { header, payload }, self.kept)
+    }
 }
 
 /// What a ring holds must say its sequence number and RTP timestamp.
@@ -186,6 +224,22 @@ mod tests {
         p.header.sequence_number = seq;
         p.header.timestamp = ts;
         Arc::new(p)
+    }
+
+    #[test]
+    fn a_slots_packet_crosses_to_the_driver_whole_in_64_bytes() {
+        assert!(std::mem::size_of::<Outgoing>() <= 64);
+        let mut p = RtpPacket::default();
+        p.header.version = 2;
+        (p.header.marker, p.header.payload_type) = (true, 96);
+        (p.header.sequence_number, p.header.timestamp, p.header.ssrc) = (9, 7, 5);
+        p.payload = bytes::Bytes::from_static(b"frame");
+        let kept = Kept::Shared {
+            source: 1,
+            seq_delta: 2,
+            ts_delta: 3,
+        };
+        assert_eq!(Outgoing::new(p.clone(), kept).into_packet(), (p, kept));
     }
 
     #[test]

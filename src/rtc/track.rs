@@ -248,7 +248,7 @@ impl OutTrack {
         if *self.state.borrow() != PeerState::Connected {
             return Sent::Refused;
         }
-        match self.port.rtp.try_send(Outgoing { pkt, kept }) {
+        match self.port.rtp.try_send(Outgoing::new(pkt, kept)) {
             Ok(()) => Sent::Ok,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Refused,

@@ -343,9 +343,9 @@ impl OwnLeg {
         if self.wire.srtp.is_none() {
             return; // not connected yet: as a full link would, drop
         }
+        let (pkt, kept) = out.into_packet();
         let wire = &mut self.wire;
-        self.sender
-            .send(now, out.pkt, out.kept, &mut |p| wire.rtp(now, p));
+        self.sender.send(now, pkt, kept, &mut |p| wire.rtp(now, p));
     }
 
     /// Moves what the agent and the endpoint produced into the outgoing queue and reacts to

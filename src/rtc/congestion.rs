@@ -29,6 +29,11 @@ use crate::rtc::prober::{ProbeBook, Prober};
 const RING: usize = 512;
 const FIRST_RING: usize = 64;
 const RING_SPAN: std::time::Duration = std::time::Duration::from_secs(1);
+/// A grown ring halves again once it has not grown for this long and a quarter of it holds
+/// everything still unreported and younger than [`RING_SPAN`] (checked at most once a
+/// second): a join's keyframe burst or a stall of feedback grows it, and then it would keep
+/// 24 KB per viewer for the rest of the session.
+const RING_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long probes stop once the path shows loss (the room's probe window, `sfu::plan::probe`).
 const PROBE_HALT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -73,6 +78,9 @@ pub struct CongestionControl {
     ext_id: Option<u8>,
     next_seq: u16,
     last_target: f64,
+    /// When the ring last grew or was last checked for halving.
+    grown: Option<Instant>,
+    checked: Option<Instant>,
 }
 
 impl CongestionControl {
@@ -85,6 +93,8 @@ impl CongestionControl {
             ext_id: None,
             next_seq: 0,
             last_target: 0.0,
+            grown: None,
+            checked: None,
         }
     }
 
@@ -100,7 +110,8 @@ impl CongestionControl {
             let young = |s: &Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
             let mut i = usize::from(seq) % self.sent.len();
             if self.sent.len() < RING && self.sent[i].as_ref().is_some_and(young) {
-                self.grow();
+                self.grown = Some(now);
+                self.resize(self.sent.len() * 2);
                 i = usize::from(seq) % self.sent.len();
             }
             self.sent[i] = Some(Sent {
@@ -164,6 +175,7 @@ impl CongestionControl {
                 }
             }
         }
+        self.settle(now);
         if reports.is_empty() {
             return None;
         }
@@ -197,18 +209,35 @@ impl CongestionControl {
         }
     }
 
-    /// Doubles the ring, each unreported packet moved to its slot in the new size (sizes are
-    /// powers of two, so a number's slot stays its number modulo the size across the wrap).
-    fn grow(&mut self) {
-        let len = self.sent.len() * 2;
-        let mut bigger: Vec<Option<Sent>> = vec![None; len];
+    /// Halves a grown ring when it has settled (see [`RING_SETTLE`]).
+    fn settle(&mut self, now: Instant) {
+        let len = self.sent.len();
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        if len <= FIRST_RING
+            || since(self.grown).is_some_and(|d| d < RING_SETTLE)
+            || since(self.checked).is_some_and(|d| d < RING_SPAN)
+        {
+            return;
+        }
+        self.checked = Some(now);
+        let young = |s: &&Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
+        if self.sent.iter().flatten().filter(young).count() <= len / 4 {
+            self.resize(len / 2);
+        }
+    }
+
+    /// Moves the ring to `len` slots, each unreported packet to its slot in the new size
+    /// (sizes are powers of two, so a number's slot stays its number modulo the size across
+    /// the wrap); where two meet, the later one stays.
+    fn resize(&mut self, len: usize) {
+        let mut ring: Vec<Option<Sent>> = vec![None; len];
         for s in self.sent.drain(..).flatten() {
-            let slot = &mut bigger[usize::from(s.twcc_seq) % len];
+            let slot = &mut ring[usize::from(s.twcc_seq) % len];
             if slot.is_none_or(|old| old.id < s.id) {
                 *slot = Some(s);
             }
         }
-        self.sent = bigger;
+        self.sent = ring;
     }
 }
 
@@ -323,5 +352,20 @@ mod tests {
         }
         assert_eq!(cc.sent.len(), RING);
         assert_eq!(ack(&mut cc, 1000, 300, ms(10_400)), 300);
+        // Feedback keeps up again: the ring halves back, once a second after 5 s without
+        // growing, and what is in flight across a halving is still reported.
+        let mut sizes = Vec::new();
+        for i in 1300..2300u16 {
+            let at = ms(10_400 + 10 * u64::from(i - 1299));
+            send(&mut cc, at);
+            if i % 10 == 9 && i > 1309 {
+                // Each feedback one batch behind: ten packets in flight at every halving.
+                assert_eq!(ack(&mut cc, i - 19, 10, at), 10, "at {i}");
+                sizes.push(cc.sent.len());
+            }
+        }
+        // Halved at ~5 s, 6 s and 7 s after the growth, no sooner.
+        assert!(sizes[..44].iter().all(|&n| n == RING), "{sizes:?}");
+        assert_eq!(sizes.last(), Some(&FIRST_RING), "{sizes:?}");
     }
 }

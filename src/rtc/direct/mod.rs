@@ -189,38 +189,30 @@ impl Wiring {
     ) -> DirectConn {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-        let (streams_tx, streams_rx) = mpsc::channel(MAX_TCP_STREAMS);
         let mut tcp_sides = Vec::new();
-        let mut readers = Vec::new();
+        let mut listens = Inbound::default();
         for (i, side) in tcp.into_iter().enumerate() {
             tcp_sides.push(side.announced);
-            let tx = streams_tx.clone();
-            let mut incoming = side.incoming;
-            readers.push(
-                tokio::spawn(async move {
-                    while let Some(p) = incoming.recv().await {
-                        if tx.send((i, p)).await.is_err() {
-                            return;
-                        }
-                    }
-                })
-                .abort_handle(),
-            );
+            listens.0.push((i, side.incoming));
         }
+        // Shared sockets' queues are read by the driver itself; a socket of the
+        // connection's own gets a reader task.
+        let mut readers = Vec::new();
+        let mut muxed = Inbound::default();
         let mut sockets = Vec::new();
         for (i, mut s) in socks.into_iter().enumerate() {
-            let tx = net_tx.clone();
-            readers.push(match s.queue.take() {
-                Some(q) => tokio::spawn(forward_queue(i, q, tx)).abort_handle(),
-                None => tokio::spawn(read_socket(i, s.socket.clone(), tx)).abort_handle(),
-            });
+            match s.queue.take() {
+                Some(q) => muxed.0.push((i, q)),
+                None => readers.push(
+                    tokio::spawn(read_socket(i, s.socket.clone(), net_tx.clone())).abort_handle(),
+                ),
+            }
             sockets.push((s.announced, s.socket));
         }
         let driver = Driver {
             core,
             sockets,
             tcp_sides,
-            _streams: streams_tx,
             tcp_writers: Default::default(),
             net_tx: net_tx.clone(),
             state,
@@ -232,7 +224,7 @@ impl Wiring {
             nomination: Default::default(),
         };
         drop(self.rtp_tx);
-        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx, streams_rx));
+        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx, muxed, listens));
         DirectConn { ctl: ctl_tx }
     }
 }
@@ -258,15 +250,30 @@ async fn read_socket(i: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<NetInput
     }
 }
 
-async fn forward_queue(
-    i: usize,
-    mut q: mpsc::Receiver<(Vec<u8>, SocketAddr)>,
-    tx: mpsc::Sender<NetInput>,
-) {
-    while let Some((data, from)) = q.recv().await {
-        if tx.try_send((i, from, BytesMut::from(&data[..]))).is_err() && tx.is_closed() {
-            return;
-        }
+/// Queues the driver reads itself, each with its index: the single-port mux's datagrams for
+/// this connection, or its ICE-TCP listeners' new streams. Read in place, they need no
+/// forwarding task and channel of their own per viewer (a task, a channel block and a copy
+/// per datagram fewer). A queue that has closed is skipped.
+struct Inbound<T>(Vec<(usize, mpsc::Receiver<T>)>);
+
+impl<T> Default for Inbound<T> {
+    fn default() -> Self {
+        Inbound(Vec::new())
+    }
+}
+
+impl<T> Inbound<T> {
+    /// The next item of any queue; pending while there is none (or no queue).
+    async fn next(&mut self) -> (usize, T) {
+        std::future::poll_fn(|cx| {
+            for (i, q) in &mut self.0 {
+                if let std::task::Poll::Ready(Some(t)) = q.poll_recv(cx) {
+                    return std::task::Poll::Ready((*i, t));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 
@@ -276,8 +283,6 @@ struct Driver {
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// The ICE-TCP listeners' announced addresses, by side.
     tcp_sides: Vec<SocketAddr>,
-    /// Keeps the stream queue open (and its branch pending) however many listeners there are.
-    _streams: mpsc::Sender<(usize, crate::rtc::tcp::TcpPeer)>,
     /// Each TCP stream's writer, by the client's address.
     tcp_writers: std::collections::HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     /// For the TCP streams' readers.
@@ -308,7 +313,8 @@ impl Driver {
         mut ctl: mpsc::UnboundedReceiver<Ctl>,
         mut rtp: mpsc::Receiver<Outgoing>,
         mut net: mpsc::Receiver<NetInput>,
-        mut streams: mpsc::Receiver<(usize, crate::rtc::tcp::TcpPeer)>,
+        mut muxed: Inbound<(Vec<u8>, SocketAddr)>,
+        mut listens: Inbound<crate::rtc::tcp::TcpPeer>,
     ) {
         let sleep = tokio::time::sleep(Duration::from_secs(1));
         tokio::pin!(sleep);
@@ -343,7 +349,16 @@ impl Driver {
                     Some(Ctl::Run(job)) => job(&mut self.core, Instant::now()),
                     Some(Ctl::Close) | None => break,
                 },
-                Some((side, s)) = streams.recv() => self.tcp_stream(side, s),
+                (side, s) = listens.next() => self.tcp_stream(side, s),
+                (i, (data, from)) = muxed.next() => {
+                    self.read((i, from, BytesMut::from(&data[..])));
+                    for _ in 0..BATCH {
+                        match muxed.0.iter_mut().find_map(|(i, q)| q.try_recv().ok().map(|d| (*i, d))) {
+                            Some((i, (data, from))) => self.read((i, from, BytesMut::from(&data[..]))),
+                            None => break,
+                        }
+                    }
+                }
                 d = net.recv() => {
                     let Some(first) = d else { break };
                     self.read(first);

@@ -31,6 +31,7 @@ use webrtc::peer_connection::RTCIceCandidateInit;
 mod agreed;
 mod answer;
 mod core;
+mod inbound;
 mod nominate;
 mod own;
 mod secure;
@@ -40,6 +41,7 @@ mod tcp;
 pub(crate) use agreed::ice_credentials;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 pub(crate) use core::LegCore;
+use inbound::{Inbound, read_socket};
 pub(crate) use tcp::TcpSide;
 use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 
@@ -234,49 +236,6 @@ type NetInput = (usize, SocketAddr, BytesMut);
 /// Reads a viewer connection's socket. A viewer sends little (RTCP, consent checks), so each
 /// datagram is copied out at its size: split off one growing buffer, each kept that buffer's
 /// whole allocation alive (~30 KB per viewer in a heap profile at N = 100).
-async fn read_socket(i: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<NetInput>) {
-    let mut buf = [0u8; 2048];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                if tx.try_send((i, from, BytesMut::from(&buf[..n]))).is_err() && tx.is_closed() {
-                    return;
-                }
-            }
-            // ICMP errors surface here as ConnectionRefused: keep serving.
-            Err(_) if !tx.is_closed() => continue,
-            Err(_) => return,
-        }
-    }
-}
-
-/// Queues the driver reads itself, each with its index: the single-port mux's datagrams for
-/// this connection, or its ICE-TCP listeners' new streams. Read in place, they need no
-/// forwarding task and channel of their own per viewer (a task, a channel block and a copy
-/// per datagram fewer). A queue that has closed is skipped.
-struct Inbound<T>(Vec<(usize, mpsc::Receiver<T>)>);
-
-impl<T> Default for Inbound<T> {
-    fn default() -> Self {
-        Inbound(Vec::new())
-    }
-}
-
-impl<T> Inbound<T> {
-    /// The next item of any queue; pending while there is none (or no queue).
-    async fn next(&mut self) -> (usize, T) {
-        std::future::poll_fn(|cx| {
-            for (i, q) in &mut self.0 {
-                if let std::task::Poll::Ready(Some(t)) = q.poll_recv(cx) {
-                    return std::task::Poll::Ready((*i, t));
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await
-    }
-}
-
 struct Driver {
     core: LegCore,
     /// Announced address and socket, by index.

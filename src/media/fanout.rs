@@ -130,9 +130,6 @@ impl TrackFanout {
             }
         }
         let pkt = Arc::new(pkt);
-        if let Some(h) = &self.history {
-            h.keep(&pkt);
-        }
         let (keyframe, sinks) = match &self.gop {
             Some(gop) => {
                 // Cache and snapshot under one lock, so a slot attached meanwhile gets this
@@ -145,6 +142,14 @@ impl TrackFanout {
             }
             None => (marked, self.sinks.load()),
         };
+        if let Some(h) = &self.history {
+            // Kept for repairs only while someone watches (a layer nobody is on keeps nothing).
+            if sinks.is_empty() {
+                h.forget();
+            } else {
+                h.keep(&pkt);
+            }
+        }
         if keyframe {
             self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
         }

@@ -171,6 +171,22 @@ async fn video_resuming_after_a_gap_asks_for_a_keyframe() {
     assert_eq!(r.requests.load(Ordering::Relaxed), before + 1);
 }
 
+/// A video track keeps its packets for its viewers' repairs only while it has viewers.
+#[tokio::test]
+async fn a_track_keeps_packets_for_repairs_only_while_watched() {
+    let r = rig();
+    let history = crate::rtc::repair::TrackHistory::find(r.fanout.id.0)
+        .and_then(|w| w.upgrade())
+        .expect("a video track has a history");
+    r.fanout.forward(frame(2, false));
+    assert!(history.get(2).is_some(), "watched: kept");
+    assert!(history.get(1).is_none(), "before the viewer came: not kept");
+    r.fanout.detach_all();
+    r.fanout.forward(frame(3, false));
+    assert_eq!(history.capacity(), 0, "nobody watches: let go");
+    assert!(history.get(2).is_none() && history.get(3).is_none());
+}
+
 /// A slot output that negotiated `codecs` (payload type, codec), like `OutTrack`.
 struct Negotiated(Vec<(u8, CodecSpec)>);
 

@@ -124,9 +124,12 @@ impl LegEstimator {
         let cutoff = now.checked_sub(GCC_RATE_WINDOW).unwrap_or(now);
         let (mut bytes, mut packets, mut oldest) = (0, 0, None);
         for a in self.acked.iter().rev().take_while(|a| a.at >= cutoff) {
-            bytes += a.bytes;
-            packets += a.reported - a.lost;
-            oldest = Some(a.at);
+            if a.reported > a.lost {
+                // Only arrivals are samples (a feedback of losses alone starts no span).
+                bytes += a.bytes;
+                packets += a.reported - a.lost;
+                oldest = Some(a.at);
+            }
         }
         let span = now.saturating_duration_since(oldest?);
         (packets >= 2 && !span.is_zero()).then(|| (bytes * 8) as f64 / span.as_secs_f64())
@@ -274,14 +277,17 @@ mod tests {
         assert!((150_000.0..=200_000.0).contains(&est), "{est}");
     }
 
-    /// The halves wired here answer exactly as the library's `Gcc` over the same feedback: a
-    /// clean start, a queue building (delay rising 4 ms per feedback), losses, recovery.
+    /// The halves wired here answer exactly as the library's `Gcc` over the same feedback, and
+    /// the received rate is its `RateCalculator`'s: a
+    /// clean start, a queue building (delay rising 4 ms per feedback) with some feedbacks of
+    /// losses alone, losses, recovery.
     #[test]
     fn gcc_wired_here_agrees_with_the_librarys() {
         use ::rtc::interceptor::Gcc as LibraryGcc;
         let t0 = Instant::now();
         let mut ours = LegEstimator::default();
         let mut lib = LibraryGcc::new(INITIAL, FLOOR, CEILING);
+        let mut rate = ::rtc::interceptor::RateCalculator::default();
         let mut id = 0u64;
         let mut queue = Duration::ZERO;
         let mut seen = Vec::new();
@@ -299,7 +305,10 @@ mod tests {
                     id += 1;
                     let departure = now - Duration::from_millis(50)
                         + Duration::from_millis(50 * k as u64 / per as u64);
-                    let arrived = !(phase == 2 && k % 4 == 0);
+                    // Losses in phase 2; while the queue builds, every 9th feedback is of
+                    // losses alone (it must not start the received rate's span).
+                    let lost = (phase == 2 && k % 4 == 0) || (phase == 1 && batch % 9 == 0);
+                    let arrived = !lost;
                     PacketReport {
                         ssrc: 1,
                         id,
@@ -318,6 +327,14 @@ mod tests {
                 .collect();
             ours.on_reports(now, &reports);
             lib.on_reports(now, &reports);
+            for r in reports.iter().filter(|r| r.arrived) {
+                rate.add(now, r.size);
+            }
+            assert_eq!(
+                ours.received_rate(now),
+                rate.rate_bits_per_second(now),
+                "feedback {batch}"
+            );
             assert_eq!(ours.gcc.target, lib.target_bitrate(), "feedback {batch}");
             seen.push(lib.target_bitrate());
         }

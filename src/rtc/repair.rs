@@ -159,6 +159,11 @@ impl<T: Stamped> SeqRing<T> {
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
+
+    /// Lets go of everything (it starts small again at the next `keep`).
+    pub fn clear(&mut self) {
+        self.slots = Vec::new();
+    }
 }
 
 /// The most packets a track keeps for its viewers' repairs (3 s of ~5 Mbit/s video).
@@ -193,6 +198,15 @@ impl TrackHistory {
     /// Keeps one packet as the track's viewers were given it.
     pub fn keep(&self, pkt: &Arc<RtpPacket>) {
         self.ring.locked().keep(pkt.clone());
+    }
+
+    /// Lets go of what is held: nobody watches the track (a simulcast layer no viewer is on
+    /// need not keep seconds of video).
+    pub fn forget(&self) {
+        let mut ring = self.ring.locked();
+        if ring.capacity() > 0 {
+            ring.clear();
+        }
     }
 
     /// The track's packet numbered `seq`, if still held.

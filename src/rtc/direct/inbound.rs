@@ -27,8 +27,9 @@ pub(super) async fn read_socket(i: usize, socket: Arc<UdpSocket>, tx: mpsc::Send
 
 /// Queues the driver reads itself, each with its index: the single-port mux's datagrams for
 /// this connection, or its ICE-TCP listeners' new streams. Read in place, they need no
-/// forwarding task and channel of their own per viewer (a task, a channel block and a copy
-/// per datagram fewer). A queue that has closed is skipped.
+/// forwarding task and channel of their own per viewer (a task, a channel block and a hop
+/// per datagram fewer). A queue that has closed is skipped; the queues are few (one per
+/// shared socket or listener), so scanning from the first starves none in practice.
 pub(super) struct Inbound<T>(pub(super) Vec<(usize, mpsc::Receiver<T>)>);
 
 impl<T> Default for Inbound<T> {

@@ -31,8 +31,9 @@ const HISTORY: usize = 512;
 /// the stream (a NACK through a congested, deeply queued link comes late), so an idle or
 /// low-rate slot (a conference page's eight video slots) costs little.
 const FIRST_HISTORY: usize = 16;
-/// Mappings onto histories a stream remembers (a join, then layer switches or resyncs).
-const SEGMENTS: usize = 4;
+/// Mappings onto histories a stream remembers (a join, then layer switches or resyncs, which
+/// come in runs when a congested queue overflows).
+const SEGMENTS: usize = 8;
 /// Between a stream's sender reports (RFC 3550 leaves it to the sender; webrtc-rs and
 /// browsers send one a second).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -58,13 +59,17 @@ impl Stamped for Held {
     }
 }
 
-/// Where the packets a stream sent from `start` on are held.
+/// Where the packets a stream sent from `start` to `end` are held. Only numbers within
+/// one are answered: a number the slot gave a packet that never reached the leg (its queue was
+/// full as a new mapping began) lies outside every segment, and mapping it through an older one
+/// would send a packet of a source the viewer was never given.
 struct Segment {
     start: u16,
-    from: From,
+    end: u16,
+    from: Holder,
 }
 
-enum From {
+enum Holder {
     /// The stream's own history.
     Own,
     /// A track's shared history, through the mapping the packets were sent with (`None`:
@@ -78,12 +83,12 @@ enum From {
     },
 }
 
-impl From {
+impl Holder {
     /// The mapping, `None` for the stream's own copies.
     fn key(&self) -> Option<(u64, u16, u32, u8)> {
         match *self {
-            From::Own => None,
-            From::Shared {
+            Holder::Own => None,
+            Holder::Shared {
                 source,
                 seq_delta,
                 ts_delta,
@@ -164,24 +169,33 @@ impl Out {
                 ts_delta,
             } => Some((source, seq_delta, ts_delta, h.payload_type)),
         };
-        if self.segments.last().map(|s| s.from.key()) != Some(wanted) {
-            let from = match wanted {
-                None => From::Own,
-                Some((source, seq_delta, ts_delta, payload_type)) => From::Shared {
-                    source,
-                    seq_delta,
-                    ts_delta,
-                    payload_type,
-                    history: TrackHistory::find(source),
-                },
-            };
-            if self.segments.len() == SEGMENTS {
-                self.segments.remove(0);
+        let seq = h.sequence_number;
+        match self.segments.last_mut() {
+            Some(last) if last.from.key() == wanted => {
+                if seq.wrapping_sub(last.end).wrapping_sub(1) < 0x7fff {
+                    last.end = seq; // newer than what it held (a reordered one is inside)
+                }
             }
-            self.segments.push(Segment {
-                start: h.sequence_number,
-                from,
-            });
+            _ => {
+                let from = match wanted {
+                    None => Holder::Own,
+                    Some((source, seq_delta, ts_delta, payload_type)) => Holder::Shared {
+                        source,
+                        seq_delta,
+                        ts_delta,
+                        payload_type,
+                        history: TrackHistory::find(source),
+                    },
+                };
+                if self.segments.len() == SEGMENTS {
+                    self.segments.remove(0);
+                }
+                self.segments.push(Segment {
+                    start: seq,
+                    end: seq,
+                    from,
+                });
+            }
         }
         if kept == Kept::Copy {
             self.history.keep(Held {
@@ -197,18 +211,20 @@ impl Out {
     /// What was sent as `seq`, if a history still holds it: (marker, payload type, timestamp,
     /// payload).
     fn held(&self, seq: u16) -> Option<(bool, u8, u32, bytes::Bytes)> {
-        // The newest mapping that had begun by `seq`.
+        // The newest mapping that had begun by `seq`, if `seq` is within what it sent (the
+        // rings' own number checks then guard against anything older than they hold).
         let segment = self
             .segments
             .iter()
             .rev()
-            .find(|s| seq.wrapping_sub(s.start) < 0x8000)?;
+            .find(|s| seq.wrapping_sub(s.start) < 0x8000)
+            .filter(|s| seq.wrapping_sub(s.start) <= s.end.wrapping_sub(s.start))?;
         match &segment.from {
-            From::Own => {
+            Holder::Own => {
                 let h = self.history.get(seq)?;
                 Some((h.marker, h.payload_type, h.timestamp, h.payload.clone()))
             }
-            From::Shared {
+            Holder::Shared {
                 seq_delta,
                 ts_delta,
                 payload_type,

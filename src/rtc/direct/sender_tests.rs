@@ -327,3 +327,33 @@ fn a_stream_mixes_copies_and_shared_packets_by_segment() {
         .collect();
     assert_eq!(payloads, [&b"shared"[..], b"copy", b"shared again"]);
 }
+
+#[test]
+fn a_number_that_never_reached_the_leg_is_not_answered_from_an_older_mapping() {
+    let t = Instant::now();
+    let (a, b) = (
+        crate::media::SourceId::next().0,
+        crate::media::SourceId::next().0,
+    );
+    let (track_a, track_b) = (
+        TrackHistory::register(a, 90_000),
+        TrackHistory::register(b, 90_000),
+    );
+    let mut s = sender(video(false, false), false);
+    // Track A's 100..110 go out as 1000..1009.
+    for seq in 100..110u16 {
+        let p = source_packet(seq, u32::from(seq), b"a");
+        track_a.keep(&p);
+        send_shared(&mut s, t, &p, a, 900, 0);
+    }
+    // The switch to B: its keyframe was numbered 1010 but the leg's queue was full, so the
+    // slot resynced and B's next keyframe went out as 1011. A goes on (its 110 would map to
+    // 1010 through A's mapping).
+    track_a.keep(&source_packet(110, 110, b"a, never sent"));
+    let p = source_packet(20, 20, b"b");
+    track_b.keep(&p);
+    send_shared(&mut s, t, &p, b, 991, 0);
+    assert!(read(&mut s, t, nack(1010, 0)).is_empty());
+    assert_eq!(read(&mut s, t, nack(1009, 0))[0].payload, &b"a"[..]);
+    assert_eq!(read(&mut s, t, nack(1011, 0))[0].payload, &b"b"[..]);
+}

@@ -205,6 +205,23 @@ mod tests {
     use super::*;
     use ::rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 
+    /// Packet `id`'s report: `size` bytes that left at `departure` and arrived at `arrival`
+    /// (from the feedback's time base), or were lost.
+    fn report(id: u64, size: usize, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: arrival.is_some(),
+            departure,
+            arrival,
+            ecn: Ecn::NotEct,
+        }
+    }
+
     /// Feedback every 50 ms for `secs` seconds: `rate` bit/s sent in 1,000-byte packets, each
     /// arriving `delay` after it left (constant: no queue building), none lost.
     fn feed(e: &mut LegEstimator, t0: Instant, secs: u64, rate: u64, id: &mut u64) -> Instant {
@@ -217,18 +234,8 @@ mod tests {
                     *id += 1;
                     let departure =
                         now - Duration::from_millis(50) + Duration::from_millis(50 * k / per_batch);
-                    PacketReport {
-                        ssrc: 1,
-                        id: *id,
-                        rtp_sequence_number: *id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: *id as u16,
-                        size: 1000,
-                        arrived: true,
-                        departure,
-                        arrival: Some(departure.duration_since(t0) + Duration::from_millis(20)),
-                        ecn: Ecn::NotEct,
-                    }
+                    let arrival = departure.duration_since(t0) + Duration::from_millis(20);
+                    report(*id, 1000, departure, Some(arrival))
                 })
                 .collect();
             e.on_reports(now, &reports);
@@ -257,18 +264,7 @@ mod tests {
             let reports: Vec<PacketReport> = (0..10)
                 .map(|k| {
                     id += 1;
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 500,
-                        arrived: k % 5 == 0,
-                        departure: now,
-                        arrival: (k % 5 == 0).then(|| now.duration_since(t)),
-                        ecn: Ecn::NotEct,
-                    }
+                    report(id, 500, now, (k % 5 == 0).then(|| now.duration_since(t)))
                 })
                 .collect();
             e.on_reports(now, &reports);
@@ -308,21 +304,8 @@ mod tests {
                     // Losses in phase 2; while the queue builds, every 9th feedback is of
                     // losses alone (it must not start the received rate's span).
                     let lost = (phase == 2 && k % 4 == 0) || (phase == 1 && batch % 9 == 0);
-                    let arrived = !lost;
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 900 + 37 * k,
-                        arrived,
-                        departure,
-                        arrival: arrived.then(|| {
-                            departure.duration_since(t0) + Duration::from_millis(20) + queue
-                        }),
-                        ecn: Ecn::NotEct,
-                    }
+                    let arrival = departure.duration_since(t0) + Duration::from_millis(20) + queue;
+                    report(id, 900 + 37 * k, departure, (!lost).then_some(arrival))
                 })
                 .collect();
             ours.on_reports(now, &reports);

@@ -255,15 +255,19 @@ fn send_shared(
     s.send(t, p, kept, &mut |_| {});
 }
 
+/// Two tracks' shared histories, registered under fresh ids.
+fn two_tracks() -> ((u64, Arc<TrackHistory>), (u64, Arc<TrackHistory>)) {
+    let track = || {
+        let id = crate::media::SourceId::next().0;
+        (id, TrackHistory::register(id, 90_000))
+    };
+    (track(), track())
+}
+
 #[test]
 fn forwarded_video_is_repaired_from_the_tracks_shared_history() {
     let t = Instant::now();
-    let (a, b) = (
-        crate::media::SourceId::next().0,
-        crate::media::SourceId::next().0,
-    );
-    let track_a = TrackHistory::register(a, 90_000);
-    let track_b = TrackHistory::register(b, 90_000);
+    let ((a, track_a), (b, track_b)) = two_tracks();
     let mut s = sender(video(true, false), false);
     // Track A's 100..110 go out as 1000..1010, timestamps +5000; the viewer keeps no copy.
     for seq in 100..110u16 {
@@ -331,14 +335,7 @@ fn a_stream_mixes_copies_and_shared_packets_by_segment() {
 #[test]
 fn a_number_that_never_reached_the_leg_is_not_answered_from_an_older_mapping() {
     let t = Instant::now();
-    let (a, b) = (
-        crate::media::SourceId::next().0,
-        crate::media::SourceId::next().0,
-    );
-    let (track_a, track_b) = (
-        TrackHistory::register(a, 90_000),
-        TrackHistory::register(b, 90_000),
-    );
+    let ((a, track_a), (b, track_b)) = two_tracks();
     let mut s = sender(video(false, false), false);
     // Track A's 100..110 go out as 1000..1009.
     for seq in 100..110u16 {

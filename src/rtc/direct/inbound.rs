@@ -39,6 +39,13 @@ impl<T> Default for Inbound<T> {
 }
 
 impl<T> Inbound<T> {
+    /// An item already queued, if any, without waiting.
+    pub(super) fn try_next(&mut self) -> Option<(usize, T)> {
+        self.0
+            .iter_mut()
+            .find_map(|(i, q)| q.try_recv().ok().map(|t| (*i, t)))
+    }
+
     /// The next item of any queue; pending while there is none (or no queue).
     pub(super) async fn next(&mut self) -> (usize, T) {
         std::future::poll_fn(|cx| {

@@ -309,13 +309,11 @@ impl Driver {
                     Some(Ctl::Close) | None => break,
                 },
                 (side, s) = listens.next() => self.tcp_stream(side, s),
-                (i, (data, from)) = muxed.next() => {
-                    self.read((i, from, BytesMut::from(&data[..])));
-                    for _ in 0..BATCH {
-                        match muxed.0.iter_mut().find_map(|(i, q)| q.try_recv().ok().map(|d| (*i, d))) {
-                            Some((i, (data, from))) => self.read((i, from, BytesMut::from(&data[..]))),
-                            None => break,
-                        }
+                first = muxed.next() => {
+                    // A wake's run: what else the shared sockets queued, up to a batch.
+                    let more = std::iter::from_fn(|| muxed.try_next()).take(BATCH);
+                    for (i, (data, from)) in std::iter::once(first).chain(more) {
+                        self.read((i, from, BytesMut::from(&data[..])));
                     }
                 }
                 d = net.recv() => {

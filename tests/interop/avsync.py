@@ -30,9 +30,11 @@ def ffmpeg_meta(args, key):
 
 
 def onsets(rows, threshold, min_gap=0.5):
+    # An onset is a rise seen: a stream whose first sample is already above the threshold
+    # began mid-flash or mid-beep, and its first time is where the file starts, not the onset.
     found, prev = [], None
     for t, v in rows:
-        if v > threshold and (prev is None or prev <= threshold):
+        if v > threshold and prev is not None and prev <= threshold:
             if not found or t - found[-1] >= min_gap:
                 found.append(t)
         prev = v

@@ -11,7 +11,7 @@
 //! every packet of the transport: here, every RTP packet once the viewer negotiated it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::rtc::interceptor::{BandwidthEstimator, PacketReport, StreamInfo, convert_twcc};
 use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
@@ -57,23 +57,36 @@ fn wire_number(seq: u16) -> bytes::Bytes {
     bytes::Bytes::from_static(&NUMBERS[i..i + 2])
 }
 
-/// One packet sent, as the estimator will need it.
-#[derive(Debug, Clone, Copy)]
+/// One packet sent, as the estimator will need it, in 16 bytes (a ring of 512 is 8 KB per
+/// viewer; with an `Instant` and a 64-bit id each was 40, and a join's burst grows every
+/// viewer's ring to 512). A free slot has size 0 (no RTP packet is empty).
+#[derive(Debug, Clone, Copy, Default)]
 struct Sent {
-    id: u64,
-    twcc_seq: u16,
     ssrc: u32,
+    /// Microseconds after the ring's epoch, wrapping (every ~71 minutes): what a slot holds
+    /// is read back within seconds of being written, so the wrapping difference from now is
+    /// its age.
+    departure_us: u32,
+    twcc_seq: u16,
     rtp_seq: u16,
-    size: u32,
-    departure: Instant,
+    size: u16,
+}
+
+impl Sent {
+    fn taken(&self) -> bool {
+        self.size != 0
+    }
 }
 
 pub struct CongestionControl {
     estimator: LegEstimator,
     prober: Prober,
     /// Allocated when the viewer negotiated the extension.
-    sent: Vec<Option<Sent>>,
-    next_id: u64,
+    sent: Vec<Sent>,
+    /// What `Sent::departure_us` counts from.
+    epoch: Instant,
+    /// Transport-wide numbers given so far: the next number, unwrapped (reports' ids).
+    numbered: u64,
     /// The negotiated extension id (from the first stream bound with it).
     ext_id: Option<u8>,
     next_seq: u16,
@@ -89,7 +102,8 @@ impl CongestionControl {
             estimator: LegEstimator::default(),
             prober: Prober::new(probes),
             sent: Vec::new(),
-            next_id: 0,
+            epoch: Instant::now(),
+            numbered: 0,
             ext_id: None,
             next_seq: 0,
             last_target: 0.0,
@@ -104,24 +118,23 @@ impl CongestionControl {
             return;
         };
         let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
         if p.header.set_extension(id, wire_number(seq)).is_ok() {
-            self.next_id += 1;
-            let young = |s: &Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
+            self.next_seq = seq.wrapping_add(1);
+            self.numbered += 1;
+            let now_us = self.micros(now);
             let mut i = usize::from(seq) % self.sent.len();
-            if self.sent.len() < RING && self.sent[i].as_ref().is_some_and(young) {
+            if self.sent.len() < RING && young(&self.sent[i], now_us) {
                 self.grown = Some(now);
                 self.resize(self.sent.len() * 2);
                 i = usize::from(seq) % self.sent.len();
             }
-            self.sent[i] = Some(Sent {
-                id: self.next_id,
+            self.sent[i] = Sent {
                 twcc_seq: seq,
                 ssrc: p.header.ssrc,
                 rtp_seq: p.header.sequence_number,
-                size: p.marshal_size() as u32,
-                departure: now,
-            });
+                size: u16::try_from(p.marshal_size()).unwrap_or(u16::MAX).max(1),
+                departure_us: now_us,
+            };
         }
     }
 
@@ -151,6 +164,7 @@ impl CongestionControl {
             return None;
         }
         let mut reports = Vec::new();
+        let now_us = self.micros(now);
         for p in packets {
             let Some(fb) = p.as_any().downcast_ref::<TransportLayerCc>() else {
                 continue;
@@ -159,16 +173,20 @@ impl CongestionControl {
                 let len = self.sent.len();
                 let slot = &mut self.sent[usize::from(ack.sequence_number) % len];
                 // Reported once; a number the ring no longer holds is past helping.
-                if let Some(s) = slot.take_if(|s| s.twcc_seq == ack.sequence_number) {
+                if slot.taken() && slot.twcc_seq == ack.sequence_number {
+                    let s = std::mem::take(slot);
+                    let age = Duration::from_micros(u64::from(now_us.wrapping_sub(s.departure_us)));
+                    // Unwrapped from the next number: how far behind it this one is.
+                    let behind = u64::from(self.next_seq.wrapping_sub(s.twcc_seq));
                     reports.push(PacketReport {
                         ssrc: s.ssrc,
-                        id: s.id,
+                        id: self.numbered.saturating_sub(behind),
                         rtp_sequence_number: s.rtp_seq,
                         is_twcc: true,
                         twcc_sequence_number: s.twcc_seq,
-                        size: s.size as usize,
+                        size: usize::from(s.size),
                         arrived: ack.arrived,
-                        departure: s.departure,
+                        departure: now.checked_sub(age).unwrap_or(now),
                         arrival: ack.arrival,
                         ecn: ack.ecn,
                     });
@@ -204,7 +222,7 @@ impl CongestionControl {
                 .and_then(|e| u8::try_from(e.id).ok())
                 .filter(|id| *id != 0);
             if self.ext_id.is_some() {
-                self.sent = vec![None; FIRST_RING];
+                self.sent = vec![Sent::default(); FIRST_RING];
             }
         }
     }
@@ -220,25 +238,36 @@ impl CongestionControl {
             return;
         }
         self.checked = Some(now);
-        let young = |s: &&Sent| now.saturating_duration_since(s.departure) < RING_SPAN;
-        if self.sent.iter().flatten().filter(young).count() <= len / 4 {
+        let now_us = self.micros(now);
+        if self.sent.iter().filter(|s| young(s, now_us)).count() <= len / 4 {
             self.resize(len / 2);
         }
     }
 
     /// Moves the ring to `len` slots, each unreported packet to its slot in the new size
     /// (sizes are powers of two, so a number's slot stays its number modulo the size across
-    /// the wrap); where two meet, the later one stays.
+    /// the wrap); where two meet, the later one stays (the one fewer numbers behind the next).
     fn resize(&mut self, len: usize) {
-        let mut ring: Vec<Option<Sent>> = vec![None; len];
-        for s in self.sent.drain(..).flatten() {
+        let mut ring = vec![Sent::default(); len];
+        let next = self.next_seq;
+        for s in self.sent.drain(..).filter(Sent::taken) {
             let slot = &mut ring[usize::from(s.twcc_seq) % len];
-            if slot.is_none_or(|old| old.id < s.id) {
-                *slot = Some(s);
+            if !slot.taken() || next.wrapping_sub(s.twcc_seq) < next.wrapping_sub(slot.twcc_seq) {
+                *slot = s;
             }
         }
         self.sent = ring;
     }
+
+    /// `now` as a record's departure (see [`Sent`]).
+    fn micros(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_micros() as u32
+    }
+}
+
+/// Whether a record holds a packet sent less than [`RING_SPAN`] before `now_us`.
+fn young(s: &Sent, now_us: u32) -> bool {
+    s.taken() && u128::from(now_us.wrapping_sub(s.departure_us)) < RING_SPAN.as_micros()
 }
 
 #[cfg(test)]
@@ -293,16 +322,11 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, [0, 1, 2, 3]);
-        assert_eq!(cc.sent.iter().flatten().count(), 4);
+        assert_eq!(cc.sent.iter().filter(|s| s.taken()).count(), 4);
     }
 
-    /// The ring stays small while feedback keeps up, grows while a second's packets are
-    /// unreported, and a packet recorded before a growth is still found by its feedback.
-    #[test]
-    fn the_send_ring_grows_only_for_what_is_in_flight() {
-        use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::{
-            PacketStatusChunk, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
-        };
+    /// A leg bound to one stream (SSRC 10) with the extension as id 3.
+    fn bound() -> CongestionControl {
         let mut cc = CongestionControl::new(Arc::default());
         cc.bind(&StreamInfo {
             ssrc: 10,
@@ -312,6 +336,85 @@ mod tests {
             }],
             ..Default::default()
         });
+        cc
+    }
+
+    /// A record is 16 bytes, and reads back its packet's departure to the microsecond and
+    /// its place in the sequence, also across the wrap of its 32-bit clock.
+    #[test]
+    fn records_are_small_and_read_back_exactly() {
+        use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+        };
+        assert_eq!(std::mem::size_of::<Sent>(), 16);
+        let t0 = Instant::now();
+        let mut cc = bound();
+        // An epoch 2^32 µs (~71.6 min) minus a little before: the clock wraps mid-test.
+        let Some(epoch) = t0.checked_sub(Duration::from_micros((1u64 << 32) - 500)) else {
+            return; // the host has been up for less than that: nothing to wrap
+        };
+        cc.epoch = epoch;
+        cc.numbered = 70_000; // an unwrapped count past one wrap of the 16-bit numbers
+        let sends: Vec<Instant> = (0..4u64)
+            .map(|i| t0 + Duration::from_micros(300 * i))
+            .collect();
+        for (i, at) in sends.iter().enumerate() {
+            let mut p = ::rtc::rtp::packet::Packet::default();
+            p.header.ssrc = 10;
+            p.header.sequence_number = 100 + i as u16;
+            cc.on_write(*at, &mut p);
+        }
+        let now = t0 + Duration::from_millis(50);
+        let fb = TransportLayerCc {
+            base_sequence_number: 0,
+            packet_status_count: 4,
+            packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                packet_status_symbol: SymbolTypeTcc::PacketNotReceived,
+                run_length: 4,
+            })],
+            ..Default::default()
+        };
+        let mut got = Vec::new();
+        for ack in convert_twcc(&fb) {
+            let slot = cc.sent[usize::from(ack.sequence_number) % cc.sent.len()];
+            assert!(slot.taken());
+            got.push(slot);
+        }
+        cc.on_feedback(now, &[Box::new(fb) as Box<dyn ::rtc::rtcp::Packet>]);
+        assert_eq!(
+            cc.sent.iter().filter(|s| s.taken()).count(),
+            0,
+            "each reported once"
+        );
+        let now_us = cc.micros(now);
+        for (i, s) in got.iter().enumerate() {
+            let age = Duration::from_micros(u64::from(now_us.wrapping_sub(s.departure_us)));
+            let back = now - age;
+            let want = sends[i];
+            let diff = if back > want {
+                back - want
+            } else {
+                want - back
+            };
+            assert!(
+                diff <= Duration::from_micros(1),
+                "packet {i}: off by {diff:?}"
+            );
+            assert_eq!(s.rtp_seq, 100 + i as u16);
+        }
+        // The wrap happened between the first and the last send.
+        assert!(got[0].departure_us > got[3].departure_us, "{got:?}");
+    }
+
+    /// The ring stays small while feedback keeps up, grows while a second's packets are
+    /// unreported, and a packet recorded before a growth is still found by its feedback.
+    #[test]
+    fn the_send_ring_grows_only_for_what_is_in_flight() {
+        use ::rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+        };
+        let mut cc = bound();
         let t0 = Instant::now();
         let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
         let send = |cc: &mut CongestionControl, at: Instant| {
@@ -333,9 +436,9 @@ mod tests {
                 recv_deltas: vec![],
                 ..Default::default()
             };
-            let before = cc.sent.iter().flatten().count();
+            let before = cc.sent.iter().filter(|s| s.taken()).count();
             cc.on_feedback(at, &[Box::new(fb) as Box<dyn ::rtc::rtcp::Packet>]);
-            before - cc.sent.iter().flatten().count()
+            before - cc.sent.iter().filter(|s| s.taken()).count()
         };
         // 10 s at 100 packets a second, reported ten at a time (every 100 ms): 64 slots do.
         for i in 0..1000u16 {

@@ -34,6 +34,11 @@ pub trait SlotOutput: Send + Sync + 'static {
     fn write_now(&self, _pkt: RtpPacket, _kept: Kept) -> Sent {
         Sent::Refused
     }
+    /// [`SlotOutput::write_now`] for a packet of a burst (a join's or a layer switch's replay
+    /// of the keyframe cache), which the output may pace.
+    fn write_burst_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
+        self.write_now(pkt, kept)
+    }
     /// Sends `bps` of bandwidth probe alongside the packets (0: stop), where the output can.
     fn set_probe(&self, _bps: u64) {}
     /// Resolves at the receiver's next feedback; `None` once it is gone.
@@ -73,6 +78,9 @@ impl SlotOutput for OutTrack {
     }
     fn write_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
         OutTrack::write_now(self, pkt, kept)
+    }
+    fn write_burst_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
+        OutTrack::write_burst_now(self, pkt, kept)
     }
     fn is_open(&self) -> bool {
         OutTrack::is_open(self)

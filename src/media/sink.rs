@@ -383,9 +383,15 @@ impl<O: SlotOutput> Writer<O> {
 }
 
 impl<O: SlotOutput> Writer<O> {
-    /// Writes one packet in place; false when the output's queue was full.
-    fn write_now(&mut self, sink: &SlotSink, (pkt, kept): (RtpPacket, Kept)) -> bool {
-        match self.out.write_now(pkt, kept) {
+    /// Writes one packet in place (`burst`: of a replay, which the output may pace); false
+    /// when the output's queue was full.
+    fn write_now(&mut self, sink: &SlotSink, (pkt, kept): (RtpPacket, Kept), burst: bool) -> bool {
+        let sent = if burst {
+            self.out.write_burst_now(pkt, kept)
+        } else {
+            self.out.write_now(pkt, kept)
+        };
+        match sent {
             Sent::Ok => {
                 sink.sent_one();
                 true
@@ -420,7 +426,7 @@ impl<O: SlotOutput> InlineFeed for std::sync::Mutex<Writer<O>> {
                     return true; // offered by a fan-out the slot has just left
                 }
                 match w.step(sink, s, &pkt, keyframe) {
-                    Some(p) => w.write_now(sink, p),
+                    Some(p) => w.write_now(sink, p, false),
                     None => true,
                 }
             }
@@ -430,7 +436,7 @@ impl<O: SlotOutput> InlineFeed for std::sync::Mutex<Writer<O>> {
                 }
                 for (i, pkt) in packets.iter().enumerate() {
                     if let Some(p) = w.step(sink, s, pkt, i == 0)
-                        && !w.write_now(sink, p)
+                        && !w.write_now(sink, p, true)
                     {
                         return false;
                     }

@@ -45,6 +45,8 @@ pub struct Outgoing {
     payload_type: u8,
     marker: bool,
     kept: Kept,
+    /// Part of a burst (a replay of the keyframe cache): the leg paces it.
+    burst: bool,
 }
 
 impl Outgoing {
@@ -58,7 +60,31 @@ impl Outgoing {
             marker: h.marker,
             payload: pkt.payload,
             kept,
+            burst: false,
         }
+    }
+
+    /// The same, as part of a burst the leg paces (see `rtc::direct::pacer`).
+    pub fn in_burst(mut self) -> Outgoing {
+        self.burst = true;
+        self
+    }
+
+    pub fn is_burst(&self) -> bool {
+        self.burst
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The payload's length.
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
     }
 
     /// The packet to send, and how it is kept.

@@ -245,10 +245,20 @@ impl OutTrack {
     /// Queues one packet for the connection, without waiting; `kept` says how a NACK for
     /// it will be answered.
     pub fn write_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
+        self.send_now(Outgoing::new(pkt, kept))
+    }
+
+    /// [`OutTrack::write_now`] for a packet of a burst (a replay of the keyframe cache),
+    /// which the leg paces.
+    pub fn write_burst_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
+        self.send_now(Outgoing::new(pkt, kept).in_burst())
+    }
+
+    fn send_now(&self, out: Outgoing) -> Sent {
         if *self.state.borrow() != PeerState::Connected {
             return Sent::Refused;
         }
-        match self.port.rtp.try_send(Outgoing::new(pkt, kept)) {
+        match self.port.rtp.try_send(out) {
             Ok(()) => Sent::Ok,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Refused,

@@ -207,6 +207,15 @@ async fn late_viewer_triggers_a_keyframe_request_when_nothing_is_cached() {
 
 /// Keyframes the server counted on the video of the room's first publisher.
 async fn video_keyframes_in(server: &wisp::Server, room: &str) -> u64 {
+    video_stat(server, room, |s| &s.keyframes_in).await
+}
+
+/// One counter of the video of the room's first publisher.
+async fn video_stat(
+    server: &wisp::Server,
+    room: &str,
+    which: fn(&wisp::media::fanout::FanoutStats) -> &std::sync::atomic::AtomicU64,
+) -> u64 {
     let room = wisp::sfu::RoomId::parse(room).unwrap();
     let Some(room) = server.sfu.room(&room) else {
         return 0;
@@ -218,11 +227,7 @@ async fn video_keyframes_in(server: &wisp::Server, room: &str) -> u64 {
             tracks
                 .iter()
                 .filter(|t| t.kind == wisp::signal::MediaKind::Video)
-                .map(|t| {
-                    t.stats
-                        .keyframes_in
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                })
+                .map(|t| which(&t.stats).load(std::sync::atomic::Ordering::Relaxed))
                 .sum::<u64>()
         })
         .unwrap_or(0)
@@ -278,6 +283,62 @@ async fn late_viewer_starts_from_the_keyframe_cache_without_a_new_keyframe() {
             w[0].header.sequence_number.wrapping_add(1)
         );
     }
+    server.shutdown().await.unwrap();
+}
+
+/// Issue 16: a join's replay of the keyframe cache is paced. Its first 64 KB leave at once
+/// (the keyframe), the rest at 10 Mbit/s, so ~560 KB cached takes at least ~0.4 s to arrive
+/// (no machine makes the pacer faster; a slow one only spreads it more), in order, whole.
+/// Before the pacer it arrived within milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_burst_is_paced_after_its_first_64_kb() {
+    let server = start().await;
+    let publisher = Publisher::join(&server, "r-pace").await;
+    // A keyframe (again until the server has one), then deltas: ~500 packets cached.
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(1));
+    let (mut n, mut last_key) = (0u16, 0u16);
+    while n < 500 || video_keyframes_in(&server, "r-pace").await == 0 {
+        assert!(n < MAX_PACKETS, "the server never received a keyframe");
+        ticker.tick().await;
+        let key = video_keyframes_in(&server, "r-pace").await == 0;
+        if key {
+            last_key = n;
+        }
+        assert!(publisher.send_video_sized(n, key, 1100).await);
+        n += 1;
+    }
+    within("every packet at the server", async {
+        while video_stat(&server, "r-pace", |s| &s.packets_in).await < u64::from(n) {
+            ticker.tick().await;
+        }
+    })
+    .await;
+    let cached = usize::from(n - last_key);
+    let mut viewer = Viewer::join(&server, &paths::whep("r-pace")).await;
+    let mut got = Vec::new();
+    while got.len() < cached {
+        let (kind, p) = within("the cached group", viewer.packets.recv())
+            .await
+            .unwrap();
+        if kind == RtpCodecKind::Video {
+            got.push((p, std::time::Instant::now()));
+        }
+    }
+    let frame = |p: &rtc::rtp::packet::Packet| u16::from_be_bytes([p.payload[2], p.payload[3]]);
+    let frames: Vec<u16> = got.iter().map(|(p, _)| frame(p)).collect();
+    assert_eq!(
+        frames,
+        (last_key..n).collect::<Vec<_>>(),
+        "the group, in order"
+    );
+    // The pacer's floor on the spread (its 40 bytes of overhead per packet, as it counts):
+    let paced = (cached * (1100 + 40)) as f64 - 64.0 * 1024.0;
+    let least = paced / (10e6 / 8.0);
+    let spread = (got[cached - 1].1 - got[0].1).as_secs_f64();
+    assert!(
+        spread >= 0.8 * least,
+        "{cached} packets arrived over {spread:.3} s, paced they take >= {least:.3} s"
+    );
     server.shutdown().await.unwrap();
 }
 

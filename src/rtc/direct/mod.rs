@@ -34,6 +34,7 @@ mod core;
 mod inbound;
 mod nominate;
 mod own;
+mod pacer;
 mod secure;
 mod send;
 pub(crate) mod sender;

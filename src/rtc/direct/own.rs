@@ -32,7 +32,9 @@ use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportMessage, Transpor
 use ::rtc::srtp::context::Context;
 use bytes::BytesMut;
 
+use super::pacer::Pacer;
 use super::sender::{Rtcp, Sender};
+use crate::rtc::repair::Outgoing;
 use crate::rtc::{PeerState, RtpPacket};
 
 /// The DTLS endpoint's one association, keyed by a fixed address: DTLS runs over whatever
@@ -73,6 +75,7 @@ pub(crate) struct OwnLeg {
     client_config: Option<Arc<HandshakeConfig>>,
     srtp_in: Option<Context>,
     sender: Sender,
+    pacer: Pacer,
     wire: Wire,
     crypto: Arc<dyn RTCCryptoProvider>,
     ice_state: ConnectionState,
@@ -194,6 +197,7 @@ impl OwnLeg {
             client_config,
             srtp_in: None,
             sender,
+            pacer: Pacer::default(),
             crypto,
             wire: Wire {
                 srtp: None,
@@ -339,13 +343,31 @@ impl OwnLeg {
     }
 
     /// Hands one packet from a slot to the sender and on to the client.
-    pub(crate) fn write_rtp(&mut self, now: Instant, out: crate::rtc::repair::Outgoing) {
+    /// A burst's packets, and a stream's packets while its burst is queued, go through the
+    /// pacer (see `pacer`).
+    pub(crate) fn write_rtp(&mut self, now: Instant, out: Outgoing) {
         if self.wire.srtp.is_none() {
             return; // not connected yet: as a full link would, drop
         }
+        if out.is_burst() || self.pacer.holds(out.ssrc()) {
+            self.pacer.push(now, out);
+            self.release(now);
+        } else {
+            self.send(now, out);
+        }
+    }
+
+    fn send(&mut self, now: Instant, out: Outgoing) {
         let (pkt, kept) = out.into_packet();
         let wire = &mut self.wire;
         self.sender.send(now, pkt, kept, &mut |p| wire.rtp(now, p));
+    }
+
+    /// What the pacer lets go now.
+    fn release(&mut self, now: Instant) {
+        while let Some(out) = self.pacer.pop(now) {
+            self.send(now, out);
+        }
     }
 
     /// Moves what the agent and the endpoint produced into the outgoing queue and reacts to
@@ -422,6 +444,7 @@ impl OwnLeg {
             self.ice.poll_timeout(),
             self.dtls.poll_timeout(&DTLS_PEER),
             self.sender.poll_timeout(),
+            self.pacer.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -433,6 +456,7 @@ impl OwnLeg {
         if self.dtls.get_connections_keys().next().is_some() {
             let _ = self.dtls.handle_timeout(DTLS_PEER, now);
         }
+        self.release(now);
         for reports in self.sender.handle_timeout(now) {
             self.wire.rtcp(now, &reports);
         }

@@ -325,6 +325,17 @@ impl Publisher {
 
     /// Video frame `n` under sequence number `seq` (when padding took numbers in between).
     pub async fn send_video_seq(&self, seq: u16, n: u16, key: bool) -> bool {
+        self.send_video_payload(seq, n, video_payload(n, key)).await
+    }
+
+    /// Video frame `n` as one packet of `len` bytes: [`video_payload`] padded with `n`.
+    pub async fn send_video_sized(&self, n: u16, key: bool, len: usize) -> bool {
+        let mut p = video_payload(n, key).to_vec();
+        p.resize(len, n as u8);
+        self.send_video_payload(n, n, Bytes::from(p)).await
+    }
+
+    async fn send_video_payload(&self, seq: u16, n: u16, payload: Bytes) -> bool {
         let pkt = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
@@ -335,7 +346,7 @@ impl Publisher {
                 ssrc: self.video_ssrc,
                 ..Default::default()
             },
-            payload: video_payload(n, key),
+            payload,
         };
         self.video.write_rtp(pkt).await.is_ok()
     }

@@ -86,7 +86,52 @@ struct Point {
     latency_ms_p50: f64,
     latency_ms_p99: f64,
     latency_ms_p999: f64,
+    /// The server's own share (`wisp_forward_delay_seconds`, fan-out to `sendmsg` returned):
+    /// the bucket bounds under which half and 99 % of the window's samples fell, ms.
+    forward_ms_p50: f64,
+    forward_ms_p99: f64,
     join_ms_median: f64,
+}
+
+/// The server's forwarding-delay histogram from its `/metrics`: cumulative counts by upper
+/// bound (seconds).
+async fn forward_buckets(http: &reqwest::Client, base: &str) -> Vec<(f64, f64)> {
+    let Ok(r) = http.get(format!("{base}/metrics")).send().await else {
+        return Vec::new();
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("wisp_forward_delay_seconds_bucket{le=\"")?;
+            let (le, v) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The smallest bucket bound (ms) under which a share `q` of what was counted between two
+/// scrapes fell.
+fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let window: Vec<(f64, f64)> = after
+        .iter()
+        .map(|&(le, a)| {
+            let b = before.iter().find(|(l, _)| *l == le).map_or(0.0, |x| x.1);
+            (le, a - b)
+        })
+        .collect();
+    let total = window.last().map_or(0.0, |x| x.1);
+    if total <= 0.0 {
+        return f64::NAN;
+    }
+    window
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map_or(f64::NAN, |(le, _)| le * 1000.0)
 }
 
 /// `--obs`: the publisher behaves like OBS — a keyframe every 4 s and keyframe requests
@@ -404,9 +449,11 @@ async fn run_point(
         sent_video.load(Ordering::Relaxed),
         Instant::now(),
     );
+    let fwd0 = forward_buckets(&http, &play.base).await;
     rx.window_ns.store(now_ns(), Ordering::Relaxed);
     rx.recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let fwd1 = forward_buckets(&http, &play.base).await;
     let (c1, r1, s1, el) = (
         cpu_seconds(&format!("/proc/{pid}/stat")),
         rx.packets.load(Ordering::Relaxed),
@@ -464,6 +511,8 @@ async fn run_point(
         latency_ms_p50: percentile(&lat, 0.5),
         latency_ms_p99: percentile(&lat, 0.99),
         latency_ms_p999: percentile(&lat, 0.999),
+        forward_ms_p50: bucket_quantile(&fwd0, &fwd1, 0.5),
+        forward_ms_p99: bucket_quantile(&fwd0, &fwd1, 0.99),
         join_ms_median: js.get(js.len() / 2).copied().unwrap_or(f64::NAN),
     }
 }
@@ -699,11 +748,11 @@ fn main() {
 
     let (a, b) = fit(&points);
     let mut md = String::from(
-        "| viewers | forwarded pkt/s | server CPU (cores) | pkt per CPU-s | × floor | RSS/viewer KiB | loss | latency p50/p99/p99.9 ms | join ms (median) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| viewers | forwarded pkt/s | server CPU (cores) | pkt per CPU-s | × floor | RSS/viewer KiB | loss | latency p50/p99/p99.9 ms | wisp's share p50/p99 ≤ ms | join ms (median) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in &points {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2}% | {:.2} / {:.2} / {:.2} | {:.0} |\n",
+            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2}% | {:.2} / {:.2} / {:.2} | {} / {} | {:.0} |\n",
             p.viewers,
             p.forwarded_pps,
             p.server_cpu,
@@ -714,6 +763,8 @@ fn main() {
             p.latency_ms_p50,
             p.latency_ms_p99,
             p.latency_ms_p999,
+            p.forward_ms_p50,
+            p.forward_ms_p99,
             p.join_ms_median
         ));
     }

@@ -104,23 +104,50 @@ impl Retired {
 pub const JOIN_BUCKETS: [f64; 8] = [0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0];
 
 /// Join time: from a viewer slot's creation (its WHEP POST) to the first video packet it sent.
-pub struct JoinTimes {
-    buckets: [AtomicU64; 9],
+pub static JOINS: Histogram = Histogram::new(&JOIN_BUCKETS);
+
+/// Upper bounds (seconds) of the forwarding-delay histogram's buckets.
+pub const FORWARD_BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
+/// Forwarding delay: from a track's fan-out taking a publisher's packet to the viewer leg's
+/// send of it returning (socket write included), for one packet in [`FORWARD_SAMPLE`] of each
+/// track, per viewer. What the publisher's leg spends before the fan-out (its socket read,
+/// SRTP, the library's receive path) is not in it.
+pub static FORWARDS: Histogram = Histogram::new(&FORWARD_BUCKETS);
+
+/// One packet in this many of a track is timed for [`FORWARDS`].
+pub const FORWARD_SAMPLE: u64 = 16;
+
+/// Buckets a [`Histogram`] can hold (bounds plus the last, unbounded one).
+const MAX_BUCKETS: usize = 12;
+
+/// Durations counted in buckets by upper bound (seconds, inclusive; a last bucket takes the
+/// rest) and summed, lock-free.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: [AtomicU64; MAX_BUCKETS],
     sum_micros: AtomicU64,
 }
 
-pub static JOINS: JoinTimes = JoinTimes {
-    buckets: [const { AtomicU64::new(0) }; 9],
-    sum_micros: AtomicU64::new(0),
-};
+impl Histogram {
+    pub const fn new(bounds: &'static [f64]) -> Histogram {
+        assert!(bounds.len() < MAX_BUCKETS);
+        Histogram {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; MAX_BUCKETS],
+            sum_micros: AtomicU64::new(0),
+        }
+    }
 
-impl JoinTimes {
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = JOIN_BUCKETS
+        let i = self
+            .bounds
             .iter()
             .position(|b| secs <= *b)
-            .unwrap_or(JOIN_BUCKETS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
@@ -128,15 +155,44 @@ impl JoinTimes {
 
     /// (sum in seconds, count, per-bucket counts by upper bound; the last bound is +∞).
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let counts: Vec<u64> = self
-            .buckets
+        let counts: Vec<u64> = self.buckets[..=self.bounds.len()]
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        let bounds = JOIN_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         (sum, counts.iter().sum(), bounds.zip(counts).collect())
     }
+}
+
+/// The instant forwarding delays are stamped from (a stamp is microseconds since, wrapping).
+static EPOCH: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+thread_local! {
+    /// The stamp of the packet the fan-out is handing to its slots on this thread (0: none).
+    static STAMP: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` (a fan-out handing one packet to its slots) with the packet stamped `at`, for
+/// the outputs it writes to in place to carry ([`forward_stamp`]).
+pub fn stamped<R>(at: std::time::Instant, f: impl FnOnce() -> R) -> R {
+    let stamp = (at.saturating_duration_since(*EPOCH).as_micros() as u32).max(1);
+    STAMP.with(|s| s.set(stamp));
+    let r = f();
+    STAMP.with(|s| s.set(0));
+    r
+}
+
+/// The stamp of the packet being handed over on this thread, 0 when it is not timed.
+pub fn forward_stamp() -> u32 {
+    STAMP.with(|s| s.get())
+}
+
+/// Counts the forwarding delay of a packet stamped `stamp`, sent by `now`.
+pub fn forwarded(stamp: u32, now: std::time::Instant) {
+    let now_us = now.saturating_duration_since(*EPOCH).as_micros() as u32;
+    FORWARDS.observe(Duration::from_micros(u64::from(now_us.wrapping_sub(stamp))));
 }
 
 #[cfg(test)]
@@ -145,10 +201,7 @@ mod tests {
 
     #[test]
     fn join_times_fall_into_their_buckets() {
-        let j = JoinTimes {
-            buckets: [const { AtomicU64::new(0) }; 9],
-            sum_micros: AtomicU64::new(0),
-        };
+        let j = Histogram::new(&JOIN_BUCKETS);
         j.observe(Duration::from_millis(220));
         j.observe(Duration::from_millis(300));
         j.observe(Duration::from_secs(60));
@@ -161,6 +214,21 @@ mod tests {
             "0.22 s and 0.3 s (bounds are inclusive)"
         );
         assert_eq!(buckets[8], (f64::INFINITY, 1));
+    }
+
+    #[test]
+    fn a_stamped_packet_counts_its_forwarding_delay() {
+        let _ = *EPOCH;
+        let t = std::time::Instant::now();
+        let stamp = stamped(t, forward_stamp);
+        assert_ne!(stamp, 0, "stamped while handed over");
+        assert_eq!(forward_stamp(), 0, "and only then");
+        let (_, before, b0) = FORWARDS.snapshot();
+        forwarded(stamp, t + Duration::from_micros(300));
+        let (sum, after, b1) = FORWARDS.snapshot();
+        assert_eq!(after, before + 1);
+        assert_eq!(b1[2], (0.0005, b0[2].1 + 1), "300 µs: the 0.5 ms bucket");
+        assert!(sum >= 0.000299);
     }
 
     #[test]

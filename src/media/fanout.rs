@@ -117,7 +117,7 @@ impl TrackFanout {
             .map(pkt.header.sequence_number, pkt.payload.is_empty());
         let Some(seq) = seq else { return };
         pkt.header.sequence_number = seq;
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let n = self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_in
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
@@ -160,14 +160,21 @@ impl TrackFanout {
             self.dims
                 .store((w as u32) << 16 | h as u32, Ordering::Relaxed);
         }
-        for sink in sinks.iter() {
-            if !sink.offer(Item::Packet {
-                src: self.id,
-                keyframe,
-                pkt: pkt.clone(),
-            }) {
-                self.request_keyframe();
+        let hand_over = || {
+            for sink in sinks.iter() {
+                if !sink.offer(Item::Packet {
+                    src: self.id,
+                    keyframe,
+                    pkt: pkt.clone(),
+                }) {
+                    self.request_keyframe();
+                }
             }
+        };
+        if n.is_multiple_of(crate::media::counters::FORWARD_SAMPLE) {
+            crate::media::counters::stamped(now, hand_over);
+        } else {
+            hand_over();
         }
     }
 

@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::lock::Locked;
-use crate::media::counters::{JOINS, RETIRED, Totals};
+use crate::media::counters::{FORWARDS, Histogram, JOINS, RETIRED, Totals};
 use crate::sfu::Sfu;
 
 /// The content type of a scrape in OpenMetrics (what Prometheus asks for by `Accept`).
@@ -153,6 +153,17 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fm
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
+fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &Histogram) -> std::fmt::Result {
+    let (sum, count, buckets) = h.snapshot();
+    e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?
+    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
+}
+
 /// A counter family over one label: `(label value, count)` pairs.
 fn counters(
     e: &mut DescriptorEncoder,
@@ -278,14 +289,18 @@ impl Collector for Gathered {
             "Viewer slots started from the keyframe cache",
             t.cache_joins,
         )?;
-        let (sum, count, buckets) = JOINS.snapshot();
-        e.encode_descriptor(
+        histogram(
+            &mut e,
             "join_seconds",
             "Seconds from a viewer's WHEP POST to its first video packet",
-            None,
-            prometheus_client::metrics::MetricType::Histogram,
-        )?
-        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+            &JOINS,
+        )?;
+        histogram(
+            &mut e,
+            "forward_delay_seconds",
+            "Seconds from a track's fan-out taking a publisher's packet to the viewer leg's send of it returning (one packet in 16 per track, per viewer)",
+            &FORWARDS,
+        )?;
         Ok(())
     }
 }

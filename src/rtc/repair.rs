@@ -43,11 +43,18 @@ pub struct Outgoing {
     timestamp: u32,
     seq: u16,
     payload_type: u8,
-    marker: bool,
+    /// [`MARKER`], [`BURST`] (one byte, so the entry stays 64 with the stamp).
+    flags: u8,
     kept: Kept,
-    /// Part of a burst (a replay of the keyframe cache): the leg paces it.
-    burst: bool,
+    /// When the fan-out took it, for the forwarding-delay histogram (0: not timed; see
+    /// `media::counters::FORWARDS`).
+    stamp: u32,
 }
+
+/// The RTP marker bit.
+const MARKER: u8 = 1;
+/// Part of a burst (a replay of the keyframe cache): the leg paces it.
+const BURST: u8 = 2;
 
 impl Outgoing {
     pub fn new(pkt: RtpPacket, kept: Kept) -> Outgoing {
@@ -57,21 +64,31 @@ impl Outgoing {
             timestamp: h.timestamp,
             seq: h.sequence_number,
             payload_type: h.payload_type,
-            marker: h.marker,
+            flags: if h.marker { MARKER } else { 0 },
             payload: pkt.payload,
             kept,
-            burst: false,
+            stamp: 0,
         }
     }
 
     /// The same, as part of a burst the leg paces (see `rtc::direct::pacer`).
     pub fn in_burst(mut self) -> Outgoing {
-        self.burst = true;
+        self.flags |= BURST;
         self
     }
 
     pub fn is_burst(&self) -> bool {
-        self.burst
+        self.flags & BURST != 0
+    }
+
+    /// The same, timed from `stamp` (0: not timed).
+    pub fn stamped(mut self, stamp: u32) -> Outgoing {
+        self.stamp = stamp;
+        self
+    }
+
+    pub fn stamp(&self) -> u32 {
+        self.stamp
     }
 
     pub fn ssrc(&self) -> u32 {
@@ -91,7 +108,7 @@ impl Outgoing {
     pub fn into_packet(self) -> (RtpPacket, Kept) {
         let header = ::rtc::rtp::header::Header {
             version: 2,
-            marker: self.marker,
+            marker: self.flags & MARKER != 0,
             payload_type: self.payload_type,
             sequence_number: self.seq,
             timestamp: self.timestamp,

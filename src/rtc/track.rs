@@ -245,7 +245,8 @@ impl OutTrack {
     /// Queues one packet for the connection, without waiting; `kept` says how a NACK for
     /// it will be answered.
     pub fn write_now(&self, pkt: RtpPacket, kept: Kept) -> Sent {
-        self.send_now(Outgoing::new(pkt, kept))
+        let stamp = crate::media::counters::forward_stamp();
+        self.send_now(Outgoing::new(pkt, kept).stamped(stamp))
     }
 
     /// [`OutTrack::write_now`] for a packet of a burst (a replay of the keyframe cache),

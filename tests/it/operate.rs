@@ -146,6 +146,19 @@ async fn metrics_count_sessions_packets_and_requests() {
             break;
         }
     }
+    // 32 more live packets through: one in 16 of a track's is timed for the forwarding delay.
+    let mut live = 0;
+    while live < 32 {
+        assert!(n < 3000, "no more video reached the viewer");
+        ticker.tick().await;
+        publisher.send_video(n, false).await;
+        n += 1;
+        while let Ok((kind, _)) = viewer.packets.try_recv() {
+            if kind == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video {
+                live += 1;
+            }
+        }
+    }
     let after = scrape(on_own).await;
     assert_eq!(
         sample(&after, "wisp_sessions{kind=\"publisher\"}"),
@@ -158,6 +171,10 @@ async fn metrics_count_sessions_packets_and_requests() {
     assert!(
         sample(&after, "wisp_join_seconds_count").unwrap() >= 1.0,
         "the viewer's join time was recorded"
+    );
+    assert!(
+        sample(&after, "wisp_forward_delay_seconds_count").unwrap() >= 1.0,
+        "the forwarding delay of timed packets was recorded"
     );
     // The WHIP 201 and the two earlier scrapes, counted by route and status.
     assert_eq!(

@@ -82,6 +82,13 @@ impl LegCore {
         }
     }
 
+    /// After a flush: the timed packets it sent count their forwarding delay.
+    pub(super) fn forwarded(&mut self) {
+        if let Some(own) = &mut self.own {
+            own.forwarded();
+        }
+    }
+
     pub(super) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
         self.own.as_mut()?.poll_write()
     }

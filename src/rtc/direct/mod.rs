@@ -39,6 +39,7 @@ mod secure;
 mod send;
 pub(crate) mod sender;
 mod tcp;
+mod wire;
 pub(crate) use agreed::ice_credentials;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 pub(crate) use core::LegCore;
@@ -431,6 +432,7 @@ impl Driver {
                 self.out.shrink_to(BATCH); // a burst's room, given back
             }
         }
+        self.core.forwarded();
     }
 
     fn set_state(&mut self, s: PeerState) {

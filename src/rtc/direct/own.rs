@@ -27,15 +27,15 @@ use ::rtc::ice::state::ConnectionState;
 use ::rtc::ice::{Agent, AgentConfig, Event as IceEvent};
 use ::rtc::interceptor::StreamInfo;
 use ::rtc::sansio::Protocol;
-use ::rtc::shared::marshal::{Marshal, MarshalSize};
-use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportMessage, TransportProtocol};
+use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use ::rtc::srtp::context::Context;
 use bytes::BytesMut;
 
 use super::pacer::Pacer;
 use super::sender::{Rtcp, Sender};
+use super::wire::Wire;
+use crate::rtc::PeerState;
 use crate::rtc::repair::Outgoing;
-use crate::rtc::{PeerState, RtpPacket};
 
 /// The DTLS endpoint's one association, keyed by a fixed address: DTLS runs over whatever
 /// pair ICE selects (and survives a restart's new pair), as in the `rtc` core.
@@ -76,6 +76,8 @@ pub(crate) struct OwnLeg {
     srtp_in: Option<Context>,
     sender: Sender,
     pacer: Pacer,
+    /// Forwarding-delay stamps of what was sent since the driver's last flush.
+    stamps: Vec<u32>,
     wire: Wire,
     crypto: Arc<dyn RTCCryptoProvider>,
     ice_state: ConnectionState,
@@ -84,56 +86,6 @@ pub(crate) struct OwnLeg {
     closed: bool,
     /// The client's current ICE username fragment (a restart is told from a trickle by it).
     remote_ufrag: String,
-}
-
-/// What leaves: datagrams for the driver's flush, SRTP-protected for the selected pair.
-struct Wire {
-    srtp: Option<Context>,
-    /// The selected pair, as datagrams to it are tagged.
-    path: Option<TransportContext>,
-    out: VecDeque<TaggedBytesMut>,
-    /// The buffer each RTP packet is marshalled into before SRTP.
-    scratch: Vec<u8>,
-}
-
-impl Wire {
-    fn push(&mut self, now: Instant, path: TransportContext, message: BytesMut) {
-        self.out.push_back(TransportMessage {
-            now,
-            transport: path,
-            message,
-        });
-    }
-
-    /// One RTP packet: written once into the scratch buffer, encrypted into the datagram.
-    fn rtp(&mut self, now: Instant, rtp: &RtpPacket) {
-        let (Some(path), Some(ctx)) = (self.path, self.srtp.as_mut()) else {
-            return;
-        };
-        let n = rtp.marshal_size();
-        if n > self.scratch.len() {
-            self.scratch.resize(n, 0);
-        }
-        let Ok(n) = rtp.marshal_to(&mut self.scratch) else {
-            return;
-        };
-        if let Ok(data) = ctx.encrypt_rtp_with_header(&self.scratch[..n], &rtp.header) {
-            self.push(now, path, data);
-        }
-    }
-
-    /// One compound RTCP packet (the sender's reports).
-    fn rtcp(&mut self, now: Instant, packets: &Rtcp) {
-        let (Some(path), Some(ctx)) = (self.path, self.srtp.as_mut()) else {
-            return;
-        };
-        let Ok(plain) = ::rtc::rtcp::packet::marshal(packets) else {
-            return;
-        };
-        if let Ok(data) = ctx.encrypt_rtcp(&plain) {
-            self.push(now, path, data);
-        }
-    }
 }
 
 fn err(what: &str) -> impl Fn(::rtc::shared::error::Error) -> String + '_ {
@@ -198,6 +150,7 @@ impl OwnLeg {
             srtp_in: None,
             sender,
             pacer: Pacer::default(),
+            stamps: Vec::new(),
             crypto,
             wire: Wire {
                 srtp: None,
@@ -358,6 +311,9 @@ impl OwnLeg {
     }
 
     fn send(&mut self, now: Instant, out: Outgoing) {
+        if out.stamp() != 0 {
+            self.stamps.push(out.stamp());
+        }
         let (pkt, kept) = out.into_packet();
         let wire = &mut self.wire;
         self.sender.send(now, pkt, kept, &mut |p| wire.rtp(now, p));
@@ -429,6 +385,16 @@ impl OwnLeg {
             self.wire.out.shrink_to(super::BATCH);
         }
         t
+    }
+
+    /// Counts the forwarding delay of the timed packets the last flush sent.
+    pub(crate) fn forwarded(&mut self) {
+        if !self.stamps.is_empty() {
+            let now = Instant::now();
+            for s in self.stamps.drain(..) {
+                crate::media::counters::forwarded(s, now);
+            }
+        }
     }
 
     pub(crate) fn poll_state(&mut self) -> Option<PeerState> {

@@ -107,8 +107,8 @@ pub const JOIN_BUCKETS: [f64; 8] = [0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0];
 pub static JOINS: Histogram = Histogram::new(&JOIN_BUCKETS);
 
 /// Upper bounds (seconds) of the forwarding-delay histogram's buckets.
-pub const FORWARD_BUCKETS: [f64; 10] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+pub const FORWARD_BUCKETS: [f64; 11] = [
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
 
 /// Forwarding delay: from a track's fan-out taking a publisher's packet to the viewer leg's

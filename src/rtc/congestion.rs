@@ -85,11 +85,11 @@ pub struct CongestionControl {
     sent: Vec<Sent>,
     /// What `Sent::departure_us` counts from.
     epoch: Instant,
-    /// Transport-wide numbers given so far: the next number, unwrapped (reports' ids).
+    /// Transport-wide numbers given so far: the next number, unwrapped (reports' ids); its
+    /// low 16 bits are the next number on the wire.
     numbered: u64,
     /// The negotiated extension id (from the first stream bound with it).
     ext_id: Option<u8>,
-    next_seq: u16,
     last_target: f64,
     /// When the ring last grew or was last checked for halving.
     grown: Option<Instant>,
@@ -105,7 +105,6 @@ impl CongestionControl {
             epoch: Instant::now(),
             numbered: 0,
             ext_id: None,
-            next_seq: 0,
             last_target: 0.0,
             grown: None,
             checked: None,
@@ -117,9 +116,8 @@ impl CongestionControl {
         let Some(id) = self.ext_id else {
             return;
         };
-        let seq = self.next_seq;
+        let seq = self.next_seq();
         if p.header.set_extension(id, wire_number(seq)).is_ok() {
-            self.next_seq = seq.wrapping_add(1);
             self.numbered += 1;
             let now_us = self.micros(now);
             let mut i = usize::from(seq) % self.sent.len();
@@ -177,7 +175,7 @@ impl CongestionControl {
                     let s = std::mem::take(slot);
                     let age = Duration::from_micros(u64::from(now_us.wrapping_sub(s.departure_us)));
                     // Unwrapped from the next number: how far behind it this one is.
-                    let behind = u64::from(self.next_seq.wrapping_sub(s.twcc_seq));
+                    let behind = u64::from(self.next_seq().wrapping_sub(s.twcc_seq));
                     reports.push(PacketReport {
                         ssrc: s.ssrc,
                         id: self.numbered.saturating_sub(behind),
@@ -249,7 +247,7 @@ impl CongestionControl {
     /// the wrap); where two meet, the later one stays (the one fewer numbers behind the next).
     fn resize(&mut self, len: usize) {
         let mut ring = vec![Sent::default(); len];
-        let next = self.next_seq;
+        let next = self.next_seq();
         for s in self.sent.drain(..).filter(Sent::taken) {
             let slot = &mut ring[usize::from(s.twcc_seq) % len];
             if !slot.taken() || next.wrapping_sub(s.twcc_seq) < next.wrapping_sub(slot.twcc_seq) {
@@ -257,6 +255,11 @@ impl CongestionControl {
             }
         }
         self.sent = ring;
+    }
+
+    /// The next transport-wide number on the wire.
+    fn next_seq(&self) -> u16 {
+        self.numbered as u16
     }
 
     /// `now` as a record's departure (see [`Sent`]).
@@ -354,7 +357,7 @@ mod tests {
             return; // the host has been up for less than that: nothing to wrap
         };
         cc.epoch = epoch;
-        cc.numbered = 70_000; // an unwrapped count past one wrap of the 16-bit numbers
+        cc.numbered = 65_536; // an unwrapped count past one wrap of the 16-bit numbers
         let sends: Vec<Instant> = (0..4u64)
             .map(|i| t0 + Duration::from_micros(300 * i))
             .collect();

@@ -95,13 +95,8 @@ impl Outgoing {
         self.ssrc
     }
 
-    /// The payload's length.
-    pub fn len(&self) -> usize {
+    pub fn payload_len(&self) -> usize {
         self.payload.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.payload.is_empty()
     }
 
     /// The packet to send, and how it is kept.

@@ -23,7 +23,6 @@ const MAX_DRAIN: Duration = Duration::from_millis(500);
 /// What a packet costs beyond its payload (RTP header and extensions, SRTP tag).
 const OVERHEAD: usize = 40;
 
-#[derive(Default)]
 pub(super) struct Pacer {
     queue: VecDeque<Outgoing>,
     /// Bytes queued.
@@ -38,23 +37,32 @@ pub(super) struct Pacer {
 }
 
 fn cost(o: &Outgoing) -> usize {
-    o.len() + OVERHEAD
+    o.payload_len() + OVERHEAD
+}
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer {
+            queue: VecDeque::new(),
+            queued: 0,
+            budget: 0.0,
+            refilled: None,
+            rate: PACE,
+        }
+    }
 }
 
 impl Pacer {
     /// Whether stream `ssrc` has packets waiting (its next packet must queue behind them).
     pub(super) fn holds(&self, ssrc: u32) -> bool {
-        !self.queue.is_empty() && self.queue.iter().any(|o| o.ssrc() == ssrc)
+        self.queue.iter().any(|o| o.ssrc() == ssrc)
     }
 
     pub(super) fn push(&mut self, now: Instant, o: Outgoing) {
         self.refill(now);
         self.queued += cost(&o);
         self.queue.push_back(o);
-        self.rate = self
-            .rate
-            .max(PACE)
-            .max(self.queued as f64 / MAX_DRAIN.as_secs_f64());
+        self.rate = self.rate.max(self.queued as f64 / MAX_DRAIN.as_secs_f64());
     }
 
     /// The next packet that may leave now.
@@ -95,7 +103,7 @@ impl Pacer {
     fn refill(&mut self, now: Instant) {
         self.budget = match self.refilled {
             Some(t) => {
-                let earned = now.saturating_duration_since(t).as_secs_f64() * self.rate.max(PACE);
+                let earned = now.saturating_duration_since(t).as_secs_f64() * self.rate;
                 (self.budget + earned).min(FREE)
             }
             None => FREE,

@@ -262,15 +262,25 @@ async fn layers_event_lists_the_simulcast_layers() {
     let mut resp = http().get(&stream).send().await.unwrap();
     let mut text = String::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
-    let data = within("a layers event", async {
+    // Until every layer's rate is known the layers tie (and keep their arrival order); the
+    // event is sent again when the ranking changes, so read until all three are measured.
+    let data = within("a layers event with every layer measured", async {
+        let mut read = 0;
         loop {
             tokio::select! {
                 chunk = resp.chunk() => {
                     text.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
-                    if let Some(i) = text.find("event: layers\ndata: ") {
-                        let rest = &text[i + 20..];
-                        if let Some(end) = rest.find('\n') {
-                            return rest[..end].to_string();
+                    while let Some(i) = text[read..].find("event: layers\ndata: ") {
+                        let start = read + i + 20;
+                        let Some(end) = text[start..].find('\n') else { break };
+                        read = start + end;
+                        let data = text[start..read].to_string();
+                        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+                        let measured = v["1"].as_array().is_some_and(|l| {
+                            l.len() == 3 && l.iter().all(|l| l["bitrate"].as_u64() > Some(0))
+                        });
+                        if measured {
+                            return data;
                         }
                     }
                 }

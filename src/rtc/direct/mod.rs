@@ -223,7 +223,6 @@ impl Wiring {
             observer,
             tracks: self.tracks,
             readers,
-            out: Vec::with_capacity(BATCH),
             send_errors: 0,
             nomination: Default::default(),
         };
@@ -253,8 +252,6 @@ struct Driver {
     tracks: Vec<TrackFeedback>,
     /// The socket readers, stopped when the driver ends.
     readers: Vec<tokio::task::AbortHandle>,
-    /// Datagrams of one flush, kept for its capacity.
-    out: Vec<send::Datagram>,
     send_errors: u64,
     /// The client's nominating check the agent may have left unanswered (see `nominate`).
     nomination: nominate::Replay,
@@ -402,6 +399,7 @@ impl Driver {
     /// Sends everything the core has queued, runs of equal datagrams as one segmented send
     /// (see `send`). A full socket buffer drops the datagram, as the network would.
     fn flush(&mut self) {
+        let mut out = send::batch();
         while let Some(msg) = self.core.poll_write() {
             if msg.transport.transport_protocol == TransportProtocol::TCP {
                 if let Some(w) = self.tcp_writers.get(&msg.transport.peer_addr) {
@@ -420,18 +418,16 @@ impl Driver {
                     None => continue,
                 },
             };
-            self.out.push(send::Datagram {
+            out.push(send::Datagram {
                 socket,
                 peer: msg.transport.peer_addr,
                 data: msg.message,
             });
         }
-        if !self.out.is_empty() {
-            self.send_errors += send::send_all(&self.sockets, &mut self.out);
-            if self.out.capacity() > 2 * BATCH {
-                self.out.shrink_to(BATCH); // a burst's room, given back
-            }
+        if !out.is_empty() {
+            self.send_errors += send::send_all(&self.sockets, &mut out);
         }
+        send::give_back(out, BATCH);
         self.core.forwarded();
     }
 

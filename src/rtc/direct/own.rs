@@ -41,8 +41,6 @@ use crate::rtc::repair::Outgoing;
 /// pair ICE selects (and survives a restart's new pair), as in the `rtc` core.
 const DTLS_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 65535);
-/// The largest RTP packet written in place (a 1,200-byte payload, its header and extensions).
-const MTU: usize = 1500;
 
 /// What was agreed in signalling, read from the model connection.
 pub(crate) struct Agreed {
@@ -152,12 +150,7 @@ impl OwnLeg {
             pacer: Pacer::default(),
             stamps: Vec::new(),
             crypto,
-            wire: Wire {
-                srtp: None,
-                path: None,
-                out: VecDeque::new(),
-                scratch: vec![0; MTU],
-            },
+            wire: Wire::new(),
             ice_state: ConnectionState::New,
             rtcp: VecDeque::new(),
             states: VecDeque::new(),
@@ -353,12 +346,12 @@ impl OwnLeg {
             }
         }
         while let Some(t) = self.ice.poll_write() {
-            self.wire.out.push_back(t);
+            self.wire.queue(t);
         }
         while let Some(mut t) = self.dtls.poll_transmit() {
             if let Some(path) = self.wire.path {
                 t.transport = path;
-                self.wire.out.push_back(t);
+                self.wire.queue(t);
             }
         }
     }
@@ -377,14 +370,7 @@ impl OwnLeg {
     }
 
     pub(crate) fn poll_write(&mut self) -> Option<TaggedBytesMut> {
-        let t = self.wire.out.pop_front();
-        if t.is_none() && self.wire.out.capacity() > 2 * super::BATCH {
-            // A burst (a NACK naming hundreds of packets, a join's keyframe run) grew it past
-            // what a wake's batch needs; empty after each flush, it gives that room back (the
-            // driver's send batch follows the same rule).
-            self.wire.out.shrink_to(super::BATCH);
-        }
-        t
+        self.wire.pop()
     }
 
     /// Counts the forwarding delay of the timed packets the last flush sent.

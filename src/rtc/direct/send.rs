@@ -20,6 +20,31 @@ const MAX_BYTES: usize = 65_000;
 /// Cleared on the first refusal; shared by every connection.
 static GSO: AtomicBool = AtomicBool::new(cfg!(target_os = "linux"));
 
+thread_local! {
+    /// The send batch's room, the thread's and not each driver's: a flush fills and empties
+    /// it without waiting in between (as the leg's queue, see `wire`).
+    static BATCH: std::cell::Cell<Vec<Datagram>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's empty send batch, for one flush; [`give_back`] returns it.
+pub(super) fn batch() -> Vec<Datagram> {
+    BATCH.take()
+}
+
+/// Returns a flush's batch, emptied, to the thread; a burst's room is shrunk to `keep` first.
+pub(super) fn give_back(mut out: Vec<Datagram>, keep: usize) {
+    out.clear();
+    if out.capacity() > 2 * keep {
+        out.shrink_to(keep);
+    }
+    let kept = BATCH.take();
+    BATCH.set(if kept.capacity() >= out.capacity() {
+        kept
+    } else {
+        out
+    });
+}
+
 /// One datagram the core produced: which socket, to whom, what.
 pub(super) struct Datagram {
     pub socket: usize,
@@ -93,12 +118,16 @@ fn send_segmented(socket: &UdpSocket, run: &[Datagram]) -> bool {
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
 
-    let iov: Vec<IoSlice<'_>> = run.iter().map(|d| IoSlice::new(&d.data)).collect();
+    let mut iov = [IoSlice::new(&[]); MAX_SEGMENTS];
+    for (slot, d) in iov.iter_mut().zip(run) {
+        *slot = IoSlice::new(&d.data);
+    }
+    let iov = &iov[..run.len().min(MAX_SEGMENTS)];
     let size = run[0].data.len() as u16;
     let peer = SockaddrStorage::from(run[0].peer);
     match sendmsg(
         socket.as_raw_fd(),
-        &iov,
+        iov,
         &[ControlMessage::UdpGsoSegments(&size)],
         MsgFlags::empty(),
         Some(&peer),

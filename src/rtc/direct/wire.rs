@@ -1,7 +1,15 @@
 //! The viewer leg's way out (`own`): each RTP packet written once into a scratch buffer and
 //! SRTP-protected into its datagram, RTCP compounds likewise, queued for the driver's flush
 //! on the selected pair.
+//!
+//! The queue and the scratch buffer are needed only while the leg's driver runs: the driver
+//! flushes the queue empty before it waits again. So their room belongs to the worker thread,
+//! not to the leg: a leg borrows the thread's room at its first push and gives it back when a
+//! flush empties the queue. With hundreds of viewers per thread, that is one queue's room
+//! (a wake's batch, up to 128 entries of 120 bytes) per thread instead of per viewer. A leg
+//! whose queue is not flushed (a test driving the core by hand) just keeps its own room.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -13,23 +21,68 @@ use bytes::BytesMut;
 use super::sender::Rtcp;
 use crate::rtc::RtpPacket;
 
+/// The largest RTP packet usually written (a 1,200-byte payload, its header and extensions):
+/// what the scratch buffer starts at.
+const MTU: usize = 1500;
+
+thread_local! {
+    /// The queue room lent to the leg this thread drives (see the module's comment).
+    static ROOM: Cell<VecDeque<TaggedBytesMut>> = const { Cell::new(VecDeque::new()) };
+    /// Where this thread marshals an RTP packet before SRTP.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// What leaves: datagrams for the driver's flush, SRTP-protected for the selected pair.
 pub(super) struct Wire {
     pub srtp: Option<Context>,
     /// The selected pair, as datagrams to it are tagged.
     pub path: Option<TransportContext>,
-    pub out: VecDeque<TaggedBytesMut>,
-    /// The buffer each RTP packet is marshalled into before SRTP.
-    pub scratch: Vec<u8>,
+    out: VecDeque<TaggedBytesMut>,
 }
 
 impl Wire {
+    pub fn new() -> Wire {
+        Wire {
+            srtp: None,
+            path: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Queues a datagram, borrowing the thread's room if the queue has none.
+    pub fn queue(&mut self, t: TaggedBytesMut) {
+        if self.out.capacity() == 0 {
+            self.out = ROOM.take();
+        }
+        self.out.push_back(t);
+    }
+
     pub fn push(&mut self, now: Instant, path: TransportContext, message: BytesMut) {
-        self.out.push_back(TransportMessage {
+        self.queue(TransportMessage {
             now,
             transport: path,
             message,
         });
+    }
+
+    /// The next datagram for the flush. The one that finds the queue empty gives its room
+    /// back to the thread; a burst's room (a NACK naming hundreds of packets, a join's
+    /// keyframe run) is shrunk to a wake's batch first.
+    pub fn pop(&mut self) -> Option<TaggedBytesMut> {
+        let t = self.out.pop_front();
+        if t.is_none() && self.out.capacity() > 0 {
+            let mut room = std::mem::take(&mut self.out);
+            if room.capacity() > 2 * super::BATCH {
+                room.shrink_to(super::BATCH);
+            }
+            let kept = ROOM.take();
+            ROOM.set(if kept.capacity() >= room.capacity() {
+                kept
+            } else {
+                room
+            });
+        }
+        t
     }
 
     /// One RTP packet: written once into the scratch buffer, encrypted into the datagram.
@@ -37,14 +90,17 @@ impl Wire {
         let (Some(path), Some(ctx)) = (self.path, self.srtp.as_mut()) else {
             return;
         };
-        let n = rtp.marshal_size();
-        if n > self.scratch.len() {
-            self.scratch.resize(n, 0);
+        let mut scratch = SCRATCH.take();
+        let n = rtp.marshal_size().max(MTU);
+        if n > scratch.len() {
+            scratch.resize(n, 0);
         }
-        let Ok(n) = rtp.marshal_to(&mut self.scratch) else {
-            return;
+        let data = match rtp.marshal_to(&mut scratch) {
+            Ok(n) => ctx.encrypt_rtp_with_header(&scratch[..n], &rtp.header).ok(),
+            Err(_) => None,
         };
-        if let Ok(data) = ctx.encrypt_rtp_with_header(&self.scratch[..n], &rtp.header) {
+        SCRATCH.set(scratch);
+        if let Some(data) = data {
             self.push(now, path, data);
         }
     }
@@ -60,5 +116,44 @@ impl Wire {
         if let Ok(data) = ctx.encrypt_rtcp(&plain) {
             self.push(now, path, data);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram() -> TaggedBytesMut {
+        TransportMessage {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: BytesMut::from(&[1u8; 100][..]),
+        }
+    }
+
+    /// A queue flushed empty holds no room of its own: the next leg on the thread uses the
+    /// same room, and a burst's room comes back shrunk to a wake's batch.
+    #[test]
+    fn the_queues_room_is_the_threads_between_flushes() {
+        let (mut a, mut b) = (Wire::new(), Wire::new());
+        for _ in 0..10 {
+            a.queue(datagram());
+        }
+        let room = a.out.capacity();
+        assert!(room >= 10);
+        while a.pop().is_some() {}
+        assert_eq!(a.out.capacity(), 0, "given back");
+        b.queue(datagram());
+        assert_eq!(b.out.capacity(), room, "the same room, lent again");
+        for _ in 0..(4 * super::super::BATCH) {
+            b.queue(datagram());
+        }
+        while b.pop().is_some() {}
+        assert_eq!(b.out.capacity(), 0);
+        a.queue(datagram());
+        assert!(
+            a.out.capacity() <= 2 * super::super::BATCH,
+            "a burst's room shrunk"
+        );
     }
 }

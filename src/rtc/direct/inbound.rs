@@ -1,34 +1,67 @@
-//! What reaches a viewer's driver from the network: a socket of its own, read by a task, or
-//! queues the driver reads in place.
+//! What reaches a viewer's driver from the network: sockets of its own and queues (the
+//! single-port mux's, the ICE-TCP listeners'), all read by the driver in place, and the
+//! frames of its ICE-TCP streams, which their reader tasks send it.
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::NetInput;
 
-pub(super) async fn read_socket(i: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<NetInput>) {
-    let mut buf = [0u8; 2048];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                if tx.try_send((i, from, BytesMut::from(&buf[..n]))).is_err() && tx.is_closed() {
-                    return;
+/// The largest datagram read (a viewer sends RTCP and consent checks, never this much).
+const DATAGRAM: usize = 2048;
+/// Errors a socket may return in one poll before it is left for the next (ICMP errors
+/// surface as one failed read each; a socket that keeps failing must not spin the driver).
+const MAX_ERRORS: usize = 64;
+
+/// The connection's own sockets, each with its index, read by the driver itself: no reader
+/// task and channel per viewer (a task, a channel block and a hop per datagram fewer). Each
+/// datagram is copied out at its size from a buffer on the stack.
+pub(super) struct Sockets(pub(super) Vec<(usize, Arc<UdpSocket>)>);
+
+impl Sockets {
+    /// A datagram already queued, if any, without waiting.
+    pub(super) fn try_next(&self) -> Option<NetInput> {
+        let mut buf = [0u8; DATAGRAM];
+        self.0.iter().find_map(|(i, s)| {
+            (0..MAX_ERRORS).find_map(|_| match s.try_recv_from(&mut buf) {
+                Ok((n, from)) => Some(Some((*i, from, BytesMut::from(&buf[..n])))),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(None),
+                Err(_) => None,
+            })?
+        })
+    }
+
+    /// The next datagram of any socket; pending while there is none (or no socket).
+    pub(super) async fn next(&self) -> NetInput {
+        std::future::poll_fn(|cx| {
+            let mut buf = [0u8; DATAGRAM];
+            for (i, s) in &self.0 {
+                for _ in 0..MAX_ERRORS {
+                    let mut rb = ReadBuf::new(&mut buf);
+                    match s.poll_recv_from(cx, &mut rb) {
+                        Poll::Ready(Ok(from)) => {
+                            return Poll::Ready((*i, from, BytesMut::from(rb.filled())));
+                        }
+                        // ICMP errors surface here as ConnectionRefused: keep serving.
+                        Poll::Ready(Err(_)) => continue,
+                        Poll::Pending => break,
+                    }
                 }
             }
-            // ICMP errors surface here as ConnectionRefused: keep serving.
-            Err(_) if !tx.is_closed() => continue,
-            Err(_) => return,
-        }
+            Poll::Pending
+        })
+        .await
     }
 }
 
 /// Queues the driver reads itself, each with its index: the single-port mux's datagrams for
 /// this connection, or its ICE-TCP listeners' new streams. Read in place, they need no
-/// forwarding task and channel of their own per viewer (a task, a channel block and a hop
-/// per datagram fewer). A queue that has closed is skipped; the queues are few (one per
+/// forwarding task and channel of their own per viewer. A queue that has closed is skipped; the queues are few (one per
 /// shared socket or listener), so scanning from the first starves none in practice.
 pub(super) struct Inbound<T>(pub(super) Vec<(usize, mpsc::Receiver<T>)>);
 

@@ -43,7 +43,7 @@ mod wire;
 pub(crate) use agreed::ice_credentials;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
 pub(crate) use core::LegCore;
-use inbound::{Inbound, read_socket};
+use inbound::{Inbound, Sockets};
 pub(crate) use tcp::TcpSide;
 use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 
@@ -192,24 +192,20 @@ impl Wiring {
         observer: Arc<dyn PeerObserver>,
     ) -> DirectConn {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
         let mut tcp_sides = Vec::new();
         let mut listens = Inbound::default();
         for (i, side) in tcp.into_iter().enumerate() {
             tcp_sides.push(side.announced);
             listens.0.push((i, side.incoming));
         }
-        // Shared sockets' queues are read by the driver itself; a socket of the
-        // connection's own gets a reader task.
-        let mut readers = Vec::new();
+        // The driver reads its own sockets and the shared sockets' queues itself.
+        let mut own = Sockets(Vec::new());
         let mut muxed = Inbound::default();
         let mut sockets = Vec::new();
         for (i, mut s) in socks.into_iter().enumerate() {
             match s.queue.take() {
                 Some(q) => muxed.0.push((i, q)),
-                None => readers.push(
-                    tokio::spawn(read_socket(i, s.socket.clone(), net_tx.clone())).abort_handle(),
-                ),
+                None => own.0.push((i, s.socket.clone())),
             }
             sockets.push((s.announced, s.socket));
         }
@@ -218,21 +214,29 @@ impl Wiring {
             sockets,
             tcp_sides,
             tcp_writers: Default::default(),
-            net_tx: net_tx.clone(),
+            net_tx: None,
             state,
             observer,
             tracks: self.tracks,
-            readers,
+            readers: Vec::new(),
             send_errors: 0,
             nomination: Default::default(),
         };
         drop(self.rtp_tx);
-        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, net_rx, muxed, listens));
+        tokio::spawn(driver.run(ctl_rx, self.rtp_rx, own, muxed, listens));
         DirectConn { ctl: ctl_tx }
     }
 }
 
 type NetInput = (usize, SocketAddr, BytesMut);
+
+/// The next frame of the connection's TCP streams; pending while it has none.
+async fn recv(net: &mut Option<mpsc::Receiver<NetInput>>) -> Option<NetInput> {
+    match net {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Reads a viewer connection's socket. A viewer sends little (RTCP, consent checks), so each
 /// datagram is copied out at its size: split off one growing buffer, each kept that buffer's
@@ -245,12 +249,12 @@ struct Driver {
     tcp_sides: Vec<SocketAddr>,
     /// Each TCP stream's writer, by the client's address.
     tcp_writers: std::collections::HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    /// For the TCP streams' readers.
-    net_tx: mpsc::Sender<NetInput>,
+    /// For the TCP streams' readers (made with the first stream).
+    net_tx: Option<mpsc::Sender<NetInput>>,
     state: watch::Sender<PeerState>,
     observer: Arc<dyn PeerObserver>,
     tracks: Vec<TrackFeedback>,
-    /// The socket readers, stopped when the driver ends.
+    /// The TCP streams' tasks, stopped when the driver ends.
     readers: Vec<tokio::task::AbortHandle>,
     send_errors: u64,
     /// The client's nominating check the agent may have left unanswered (see `nominate`).
@@ -270,7 +274,7 @@ impl Driver {
         mut self,
         mut ctl: mpsc::UnboundedReceiver<Ctl>,
         mut rtp: mpsc::Receiver<Outgoing>,
-        mut net: mpsc::Receiver<NetInput>,
+        own: Sockets,
         mut muxed: Inbound<(Vec<u8>, SocketAddr)>,
         mut listens: Inbound<crate::rtc::tcp::TcpPeer>,
     ) {
@@ -278,6 +282,8 @@ impl Driver {
         tokio::pin!(sleep);
         let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
         let mut last_due: Option<Instant> = None;
+        // The TCP streams' frames, once one has come.
+        let mut net: Option<mpsc::Receiver<NetInput>> = None;
         loop {
             self.flush();
             self.events();
@@ -307,7 +313,17 @@ impl Driver {
                     Some(Ctl::Run(job)) => job(&mut self.core, Instant::now()),
                     Some(Ctl::Close) | None => break,
                 },
-                (side, s) = listens.next() => self.tcp_stream(side, s),
+                (side, s) = listens.next() => {
+                    if let Some(rx) = self.tcp_stream(side, s) {
+                        net = Some(rx);
+                    }
+                }
+                first = own.next() => {
+                    self.read(first);
+                    for more in std::iter::from_fn(|| own.try_next()).take(BATCH) {
+                        self.read(more);
+                    }
+                }
                 first = muxed.next() => {
                     // A wake's run: what else the shared sockets queued, up to a batch.
                     let more = std::iter::from_fn(|| muxed.try_next()).take(BATCH);
@@ -315,13 +331,12 @@ impl Driver {
                         self.read((i, from, BytesMut::from(&data[..])));
                     }
                 }
-                d = net.recv() => {
-                    let Some(first) = d else { break };
+                Some(first) = recv(&mut net) => {
                     self.read(first);
                     for _ in 0..BATCH {
-                        match net.try_recv() {
-                            Ok(more) => self.read(more),
-                            Err(_) => break,
+                        match net.as_mut().map(|n| n.try_recv()) {
+                            Some(Ok(more)) => self.read(more),
+                            _ => break,
                         }
                     }
                 }
@@ -345,17 +360,29 @@ impl Driver {
         self.set_state(PeerState::Closed);
     }
 
-    /// Takes a client's ICE-TCP stream (see `tcp`), then reads its first frame.
-    fn tcp_stream(&mut self, side: usize, s: crate::rtc::tcp::TcpPeer) {
+    /// Takes a client's ICE-TCP stream (see `tcp`), then reads its first frame. Returns the
+    /// queue its frames come on when this is the first stream.
+    fn tcp_stream(
+        &mut self,
+        side: usize,
+        s: crate::rtc::tcp::TcpPeer,
+    ) -> Option<mpsc::Receiver<NetInput>> {
         self.tcp_writers.retain(|_, w| !w.is_closed());
         if self.tcp_writers.len() >= MAX_TCP_STREAMS {
-            return; // dropped: closed
+            return None; // dropped: closed
         }
+        let mut made = None;
+        let net = self.net_tx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(NET_QUEUE);
+            made = Some(rx);
+            tx
+        });
         let (peer, first) = (s.peer, BytesMut::from(&s.first[..]));
-        let (writer, tasks) = tcp::run_stream(side, s, self.net_tx.clone());
+        let (writer, tasks) = tcp::run_stream(side, s, net.clone());
         self.tcp_writers.insert(peer, writer);
         self.readers.extend(tasks);
         self.read((TCP_BASE + side, peer, first));
+        made
     }
 
     fn read(&mut self, (i, from, data): NetInput) {

@@ -61,8 +61,9 @@ impl Sockets {
 
 /// Queues the driver reads itself, each with its index: the single-port mux's datagrams for
 /// this connection, or its ICE-TCP listeners' new streams. Read in place, they need no
-/// forwarding task and channel of their own per viewer. A queue that has closed is skipped; the queues are few (one per
-/// shared socket or listener), so scanning from the first starves none in practice.
+/// forwarding task and channel of their own per viewer. A queue that has closed is skipped;
+/// the queues are few (one per shared socket or listener), so scanning from the first
+/// starves none in practice.
 pub(super) struct Inbound<T>(pub(super) Vec<(usize, mpsc::Receiver<T>)>);
 
 impl<T> Default for Inbound<T> {

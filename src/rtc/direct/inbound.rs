@@ -19,8 +19,10 @@ const DATAGRAM: usize = 2048;
 const MAX_ERRORS: usize = 64;
 
 /// The connection's own sockets, each with its index, read by the driver itself: no reader
-/// task and channel per viewer (a task, a channel block and a hop per datagram fewer). Each
-/// datagram is copied out at its size from a buffer on the stack.
+/// task and channel per viewer (a task, a channel block and a hop per datagram fewer). A
+/// viewer sends little (RTCP, consent checks), so each datagram is copied out at its size
+/// from a buffer on the stack (split off one growing buffer, each kept that buffer's whole
+/// allocation alive: ~30 KB per viewer in a heap profile at N = 100).
 pub(super) struct Sockets(pub(super) Vec<(usize, Arc<UdpSocket>)>);
 
 impl Sockets {

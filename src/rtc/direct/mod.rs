@@ -57,7 +57,8 @@ use crate::signal::MediaKind;
 const BATCH: usize = 64;
 /// Packets queued for one connection before the newest are dropped (as a full link would).
 pub(crate) const QUEUE: usize = 1024;
-/// Datagrams from the network queued before the driver drops (a flood hurts only its target).
+/// Frames from the ICE-TCP streams queued before the driver drops (a flood hurts only its
+/// target; its UDP sockets drop at their receive buffers).
 const NET_QUEUE: usize = 256;
 /// Feedback batches queued per track before they are dropped.
 const FEEDBACK_QUEUE: usize = 16;

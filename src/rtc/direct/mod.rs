@@ -453,7 +453,7 @@ impl Driver {
         if !out.is_empty() {
             self.send_errors += send::send_all(&self.sockets, &mut out);
         }
-        send::give_back(out, BATCH);
+        send::give_back(out);
         self.core.forwarded();
     }
 

@@ -31,18 +31,9 @@ pub(super) fn batch() -> Vec<Datagram> {
     BATCH.take()
 }
 
-/// Returns a flush's batch, emptied, to the thread; a burst's room is shrunk to `keep` first.
-pub(super) fn give_back(mut out: Vec<Datagram>, keep: usize) {
-    out.clear();
-    if out.capacity() > 2 * keep {
-        out.shrink_to(keep);
-    }
-    let kept = BATCH.take();
-    BATCH.set(if kept.capacity() >= out.capacity() {
-        kept
-    } else {
-        out
-    });
+/// Returns a flush's batch, emptied, to the thread (see `wire::give_back`).
+pub(super) fn give_back(out: Vec<Datagram>) {
+    super::wire::give_back(&BATCH, out);
 }
 
 /// One datagram the core produced: which socket, to whom, what.

@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::thread::LocalKey;
 use std::time::Instant;
 
 use ::rtc::shared::marshal::{Marshal, MarshalSize};
@@ -30,6 +31,52 @@ thread_local! {
     static ROOM: Cell<VecDeque<TaggedBytesMut>> = const { Cell::new(VecDeque::new()) };
     /// Where this thread marshals an RTP packet before SRTP.
     static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A collection whose room a thread lends (see the module's comment).
+pub(super) trait Room: Default {
+    fn room(&self) -> usize;
+    fn shrink_to(&mut self, keep: usize);
+    fn clear(&mut self);
+}
+
+impl<T> Room for Vec<T> {
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_to(&mut self, keep: usize) {
+        Vec::shrink_to(self, keep);
+    }
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+impl<T> Room for VecDeque<T> {
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_to(&mut self, keep: usize) {
+        VecDeque::shrink_to(self, keep);
+    }
+    fn clear(&mut self) {
+        VecDeque::clear(self);
+    }
+}
+
+/// Returns `room`, emptied, to this thread's `cell`, which keeps the bigger of it and what it
+/// holds; a burst's room (past two wakes' batches) is shrunk to one batch first.
+pub(super) fn give_back<R: Room>(cell: &'static LocalKey<Cell<R>>, mut room: R) {
+    room.clear();
+    if room.room() > 2 * super::BATCH {
+        room.shrink_to(super::BATCH);
+    }
+    let kept = cell.take();
+    cell.set(if kept.room() >= room.room() {
+        kept
+    } else {
+        room
+    });
 }
 
 /// What leaves: datagrams for the driver's flush, SRTP-protected for the selected pair.
@@ -71,16 +118,7 @@ impl Wire {
     pub fn pop(&mut self) -> Option<TaggedBytesMut> {
         let t = self.out.pop_front();
         if t.is_none() && self.out.capacity() > 0 {
-            let mut room = std::mem::take(&mut self.out);
-            if room.capacity() > 2 * super::BATCH {
-                room.shrink_to(super::BATCH);
-            }
-            let kept = ROOM.take();
-            ROOM.set(if kept.capacity() >= room.capacity() {
-                kept
-            } else {
-                room
-            });
+            give_back(&ROOM, std::mem::take(&mut self.out));
         }
         t
     }

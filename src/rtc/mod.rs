@@ -68,6 +68,7 @@ pub mod stats;
 pub mod strangers;
 pub mod tcp;
 mod track;
+pub mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use tokio::net::UdpSocket;
+use crate::rtc::udp::Udp;
 use tokio::sync::mpsc;
 use webrtc::runtime::{
     AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, RecvMeta, Runtime, TokioRuntime, Transmit,
@@ -43,7 +43,7 @@ struct Routes {
 
 /// One shared UDP socket and its routing table.
 pub struct UdpMux {
-    sock: Arc<UdpSocket>,
+    sock: Arc<Udp>,
     routes: Mutex<Routes>,
 }
 
@@ -56,10 +56,8 @@ impl std::fmt::Debug for UdpMux {
 impl UdpMux {
     /// Binds `addr` and starts the reader. Needs a tokio runtime.
     pub fn bind(addr: SocketAddr) -> io::Result<Arc<UdpMux>> {
-        let std = std::net::UdpSocket::bind(addr)?;
-        std.set_nonblocking(true)?;
         let mux = Arc::new(UdpMux {
-            sock: Arc::new(UdpSocket::from_std(std)?),
+            sock: Arc::new(Udp::bind(addr)?),
             routes: Mutex::new(Routes::default()),
         });
         tokio::spawn(read_loop(Arc::downgrade(&mux), mux.sock.clone()));
@@ -93,7 +91,7 @@ impl UdpMux {
     }
 }
 
-async fn read_loop(mux: std::sync::Weak<UdpMux>, sock: Arc<UdpSocket>) {
+async fn read_loop(mux: std::sync::Weak<UdpMux>, sock: Arc<Udp>) {
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else {
@@ -172,7 +170,7 @@ impl MuxConn {
 
     /// Takes this connection's queue on the shared socket bound to `ip`, with that socket
     /// (for sending). Once per address.
-    pub(crate) fn claim(&self, ip: IpAddr) -> Option<(Arc<UdpSocket>, mpsc::Receiver<Datagram>)> {
+    pub(crate) fn claim(&self, ip: IpAddr) -> Option<(Arc<Udp>, mpsc::Receiver<Datagram>)> {
         let mut pending = self.pending.locked();
         let at = pending.iter().position(|(i, _)| *i == ip)?;
         let shared = self
@@ -209,7 +207,7 @@ impl Drop for MuxConn {
 struct MuxSocket {
     /// The address the connection bound (its candidates' base); announced as the shared port.
     local: SocketAddr,
-    shared: Arc<UdpSocket>,
+    shared: Arc<Udp>,
     rx: Mutex<mpsc::Receiver<Datagram>>,
     _conn: Arc<MuxConn>,
 }

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use crate::lock::Locked;
+use crate::rtc::udp::Udp;
 use ::rtc::stun::message::*;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// How the engine answers a client: its UDP source address, or its TCP/TLS connection.
 #[derive(Clone, Debug)]
 pub enum Link {
-    Udp(Arc<UdpSocket>, SocketAddr),
+    Udp(Arc<Udp>, SocketAddr),
     Stream(mpsc::Sender<Vec<u8>>),
 }
 
@@ -53,7 +53,7 @@ pub struct Allocation {
     pub username: String,
     pub room: String,
     pub key: Vec<u8>,
-    pub relay: Arc<UdpSocket>,
+    pub relay: Arc<Udp>,
     pub relayed: SocketAddr,
     pub link: Link,
     /// The RESERVATION-TOKEN its Allocate was answered with (a retransmission gets it again).
@@ -99,7 +99,7 @@ impl Allocation {
 
 /// Peer → client: ChannelData when a channel is bound, else a Data indication.
 pub async fn relay_reader(
-    relay: Arc<UdpSocket>,
+    relay: Arc<Udp>,
     alloc: Weak<Allocation>,
     guard: Arc<dyn super::PeerGuard>,
 ) {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
+
+use crate::rtc::udp::Udp;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use credentials::{Credential, Minter};
@@ -77,11 +79,8 @@ impl Turn {
             guard,
             PortPool::new(cfg.relay_ports.0, cfg.relay_ports.1),
         )?;
-        let udp = Arc::new(
-            UdpSocket::bind(cfg.listen)
-                .await
-                .map_err(|e| format!("TURN UDP {}: {e}", cfg.listen))?,
-        );
+        let udp =
+            Arc::new(Udp::bind(cfg.listen).map_err(|e| format!("TURN UDP {}: {e}", cfg.listen))?);
         let tcp = TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| format!("TURN TCP {}: {e}", cfg.listen))?;
@@ -216,7 +215,7 @@ impl PeerGuard for IceSessions {
     }
 }
 
-async fn serve_udp(engine: Arc<Engine>, sock: Arc<UdpSocket>) {
+async fn serve_udp(engine: Arc<Engine>, sock: Arc<Udp>) {
     let mut buf = vec![0u8; 65536];
     loop {
         match sock.recv_from(&mut buf).await {

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::rtc::udp::Udp;
 use ::rtc::stun::attributes::*;
 use ::rtc::stun::error_code::*;
 use ::rtc::stun::fingerprint::FINGERPRINT;
@@ -18,7 +19,6 @@ use ::rtc::stun::xoraddr::XorMappedAddress;
 use ::rtc::turn::proto::channum::ChannelNumber;
 use ::rtc::turn::proto::lifetime::Lifetime;
 use ::rtc::turn::proto::relayaddr::RelayedAddress;
-use tokio::net::UdpSocket;
 
 use super::allocation::{Allocation, State, relay_reader};
 pub use super::allocation::{FiveTuple, Link};
@@ -287,13 +287,11 @@ impl Engine {
         now: Instant,
     ) -> Option<(
         crate::rtc::PortLease,
-        Arc<UdpSocket>,
+        Arc<Udp>,
         Option<crate::rtc::PortLease>,
     )> {
         let bind = |port: u16| {
-            std::net::UdpSocket::bind(SocketAddr::new(self.settings.relay_bind, port))
-                .and_then(|s| s.set_nonblocking(true).map(|_| s))
-                .and_then(UdpSocket::from_std)
+            Udp::bind(SocketAddr::new(self.settings.relay_bind, port))
                 .ok()
                 .map(Arc::new)
         };

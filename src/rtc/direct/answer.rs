@@ -8,7 +8,6 @@ use std::time::Instant;
 use ::rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use ::rtc::rtp_transceiver::RTCRtpSenderId;
 use ::rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
@@ -23,6 +22,7 @@ use crate::rtc::mux::MuxConn;
 use crate::rtc::peer::{Binding, Conn};
 use crate::rtc::setup::{LegRole, default_codec, leg_parts, random_token};
 use crate::rtc::tcp::{TcpConn, TcpPeer};
+use crate::rtc::udp;
 use crate::rtc::{OutTrack, PeerObserver, PeerState, PortLease, RtcEngine, RtcPeer};
 use crate::signal::candidate::LocalTransport::{TcpPassive, Udp};
 use crate::signal::{CodecSpec, MediaKind, OfferSummary};
@@ -101,11 +101,9 @@ async fn direct_sockets(
             let socks = match ips
                 .iter()
                 .map(|ip| {
-                    let std = std::net::UdpSocket::bind(SocketAddr::new(*ip, lease.port))?;
-                    std.set_nonblocking(true)?;
                     Ok(Sock {
                         announced: announced(*ip, lease.port),
-                        socket: Arc::new(UdpSocket::from_std(std)?),
+                        socket: Arc::new(udp::Udp::bind(SocketAddr::new(*ip, lease.port))?),
                         queue: None,
                     })
                 })

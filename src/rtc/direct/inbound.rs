@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::task::Poll;
 
+use crate::rtc::udp::Udp;
 use bytes::BytesMut;
-use tokio::io::ReadBuf;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::NetInput;
@@ -23,7 +22,7 @@ const MAX_ERRORS: usize = 64;
 /// viewer sends little (RTCP, consent checks), so each datagram is copied out at its size
 /// from a buffer on the stack (split off one growing buffer, each kept that buffer's whole
 /// allocation alive: ~30 KB per viewer in a heap profile at N = 100).
-pub(super) struct Sockets(pub(super) Vec<(usize, Arc<UdpSocket>)>);
+pub(super) struct Sockets(pub(super) Vec<(usize, Arc<Udp>)>);
 
 impl Sockets {
     /// A datagram already queued, if any, without waiting.
@@ -44,10 +43,9 @@ impl Sockets {
             let mut buf = [0u8; DATAGRAM];
             for (i, s) in &self.0 {
                 for _ in 0..MAX_ERRORS {
-                    let mut rb = ReadBuf::new(&mut buf);
-                    match s.poll_recv_from(cx, &mut rb) {
-                        Poll::Ready(Ok(from)) => {
-                            return Poll::Ready((*i, from, BytesMut::from(rb.filled())));
+                    match s.poll_recv_from(cx, &mut buf) {
+                        Poll::Ready(Ok((n, from))) => {
+                            return Poll::Ready((*i, from, BytesMut::from(&buf[..n])));
                         }
                         // ICMP errors surface here as ConnectionRefused: keep serving.
                         Poll::Ready(Err(_)) => continue,

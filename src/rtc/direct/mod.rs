@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::rtc::udp::Udp;
 use ::rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
@@ -76,7 +76,7 @@ enum Ctl {
 /// One socket a connection sends from, and the address its host candidate announces.
 pub(crate) struct Sock {
     pub announced: SocketAddr,
-    pub socket: Arc<UdpSocket>,
+    pub socket: Arc<Udp>,
     /// Datagrams for this connection, when the socket is shared (single-port mode); `None`
     /// when the connection reads the socket itself.
     pub queue: Option<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
@@ -243,7 +243,7 @@ async fn recv(net: &mut Option<mpsc::Receiver<NetInput>>) -> Option<NetInput> {
 struct Driver {
     core: LegCore,
     /// Announced address and socket, by index.
-    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    sockets: Vec<(SocketAddr, Arc<Udp>)>,
     /// The ICE-TCP listeners' announced addresses, by side.
     tcp_sides: Vec<SocketAddr>,
     /// Each TCP stream's writer, by the client's address.

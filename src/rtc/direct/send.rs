@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::rtc::udp::Udp;
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
 
 /// Segments per `sendmsg`: the kernel's `UDP_MAX_SEGMENTS`.
 const MAX_SEGMENTS: usize = 64;
@@ -71,7 +71,7 @@ fn run_len(out: &[Datagram]) -> usize {
 /// Sends and empties `out`; `sockets` by index. Returns the datagrams that could not be sent
 /// (a full socket buffer drops them, as the network would).
 pub(super) fn send_all(
-    sockets: &[(SocketAddr, std::sync::Arc<UdpSocket>)],
+    sockets: &[(SocketAddr, std::sync::Arc<Udp>)],
     out: &mut Vec<Datagram>,
 ) -> u64 {
     let mut failed = 0;
@@ -103,7 +103,7 @@ pub(super) fn send_all(
 /// One `sendmsg` for the run. False when it was not sent (the caller sends it datagram by
 /// datagram): GSO refused, which also turns it off, or any other error.
 #[cfg(target_os = "linux")]
-fn send_segmented(socket: &UdpSocket, run: &[Datagram]) -> bool {
+fn send_segmented(socket: &Udp, run: &[Datagram]) -> bool {
     use nix::errno::Errno;
     use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
     use std::io::IoSlice;
@@ -137,7 +137,7 @@ fn send_segmented(socket: &UdpSocket, run: &[Datagram]) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_segmented(_: &UdpSocket, _: &[Datagram]) -> bool {
+fn send_segmented(_: &Udp, _: &[Datagram]) -> bool {
     false
 }
 
@@ -176,8 +176,8 @@ mod tests {
     /// What leaves as one segmented send arrives as the same datagrams, in order.
     #[tokio::test]
     async fn a_segmented_run_arrives_as_its_datagrams() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let tx = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = std::sync::Arc::new(Udp::bind("127.0.0.1:0".parse().unwrap()).unwrap());
         let peer = rx.local_addr().unwrap();
         let sizes = [1200, 1200, 1200, 300];
         let mut out: Vec<Datagram> = sizes

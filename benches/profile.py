@@ -75,7 +75,7 @@ def owner_of(stack):
 # The phases, tried in order against the whole stack (any frame matching).
 PHASES = [
     ("viewer driver: kernel send, GSO runs (sendmsg)", ["Driver::flush", "sys::socket::sendmsg"]),
-    ("viewer driver: kernel send, single datagrams (sendto)", ["Driver::flush", "try_send_to"]),
+    ("viewer driver: kernel send, single datagrams (sendto)", ["Driver::flush", "sendto"]),
     ("viewer driver: rest of flush", ["Driver::flush"]),
     ("viewer driver: rewrite, TWCC number, SRTP seal", ["OwnLeg::send"]),
     ("viewer driver: RTCP and STUN read", ["Driver::read"]),

@@ -28,13 +28,18 @@ impl Sockets {
     /// A datagram already queued, if any, without waiting.
     pub(super) fn try_next(&self) -> Option<NetInput> {
         let mut buf = [0u8; DATAGRAM];
-        self.0.iter().find_map(|(i, s)| {
-            (0..MAX_ERRORS).find_map(|_| match s.try_recv_from(&mut buf) {
-                Ok((n, from)) => Some(Some((*i, from, BytesMut::from(&buf[..n])))),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(None),
-                Err(_) => None,
-            })?
-        })
+        for (i, s) in &self.0 {
+            for _ in 0..MAX_ERRORS {
+                match s.try_recv_from(&mut buf) {
+                    Ok((n, from)) => return Some((*i, from, BytesMut::from(&buf[..n]))),
+                    // Nothing queued on this one: try the next socket.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // ICMP errors surface here as ConnectionRefused: read on.
+                    Err(_) => continue,
+                }
+            }
+        }
+        None
     }
 
     /// The next datagram of any socket; pending while there is none (or no socket).

@@ -84,6 +84,11 @@ pub(crate) struct OwnLeg {
     closed: bool,
     /// The client's current ICE username fragment (a restart is told from a trickle by it).
     remote_ufrag: String,
+    /// The ICE agent's and DTLS endpoint's next deadline, as last asked (`None`: ask again).
+    /// Their timers move only when they are fed (a read, a timeout, a candidate, a restart,
+    /// a close — each ends in `pump` or clears this), never when media is sent, so the
+    /// driver's wakes for media (most of them) skip both lookups.
+    transport_due: Option<Option<Instant>>,
 }
 
 fn err(what: &str) -> impl Fn(::rtc::shared::error::Error) -> String + '_ {
@@ -156,6 +161,7 @@ impl OwnLeg {
             states: VecDeque::new(),
             closed: false,
             remote_ufrag: agreed.remote_ufrag.clone(),
+            transport_due: None,
         };
         leg.ice
             .start_connectivity_checks(now, false, agreed.remote_ufrag, agreed.remote_pwd)
@@ -177,6 +183,7 @@ impl OwnLeg {
         match ::rtc::ice::candidate::unmarshal_candidate(raw) {
             Ok(c) if c.tcp_type() != ::rtc::ice::tcp_type::TcpType::Active => {
                 let _ = self.ice.add_remote_candidate(c);
+                self.transport_due = None;
             }
             // An active TCP candidate connects to us: nothing to check towards it.
             Ok(_) => {}
@@ -322,6 +329,7 @@ impl OwnLeg {
     /// Moves what the agent and the endpoint produced into the outgoing queue and reacts to
     /// the agent's events.
     fn pump(&mut self, now: Instant) {
+        self.transport_due = None;
         while let Some(e) = self.ice.poll_event() {
             match e.event {
                 IceEvent::ConnectionStateChange(s) => {
@@ -392,9 +400,19 @@ impl OwnLeg {
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        let transport = match self.transport_due {
+            Some(due) => due,
+            None => {
+                let due = [self.ice.poll_timeout(), self.dtls.poll_timeout(&DTLS_PEER)]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                self.transport_due = Some(due);
+                due
+            }
+        };
         [
-            self.ice.poll_timeout(),
-            self.dtls.poll_timeout(&DTLS_PEER),
+            transport,
             self.sender.poll_timeout(),
             self.pacer.poll_timeout(),
         ]
@@ -423,6 +441,7 @@ impl OwnLeg {
         }
         self.pump(now);
         let _ = self.ice.close();
+        self.transport_due = None;
     }
 
     /// The leg as an operator reads it: the pair in use and what each stream sent (the

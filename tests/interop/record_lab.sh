@@ -38,8 +38,17 @@ W=http://127.0.0.1:18085
 start_wisp() { lab_wisp "$LOG/wisp$1.log" 18085 43400-43500 --record-dir "$REC"; }
 start_wisp 1
 pids=()
+# A publisher runs under `timeout`, so its pid is timeout's: a SIGKILL to timeout cannot be
+# passed on, and orphaned the gst-launch under it (found still running, and spending CPU
+# through the later labs, 40 minutes after a full run's record lab). Kill the children first.
+kill_all() {
+  for p in "$@"; do
+    pkill -9 -P "$p" 2>/dev/null || true
+    kill -9 "$p" 2>/dev/null || true
+  done
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  kill_all "${pids[@]}"
   kill -INT "$WISP_PID" 2>/dev/null || true; wait "$WISP_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -107,7 +116,7 @@ pids+=($!)
 for _ in $(seq 1 200); do grep -q "recording to.*crash" "$LOG/wisp1.log" && break; sleep 0.1; done
 sleep 5
 kill -9 "$WISP_PID"; wait "$WISP_PID" 2>/dev/null || true
-kill -9 "${pids[@]}" 2>/dev/null || true; pids=()
+kill_all "${pids[@]}"; pids=()
 F=$(newest crash mp4)
 errs=$(ffmpeg -v error -i "$F" -f null - 2>&1 | head -5)
 dur=$(probe "$F" format=duration)

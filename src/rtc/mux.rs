@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use crate::rtc::udp::Udp;
 use tokio::sync::mpsc;
 use webrtc::runtime::{
     AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, RecvMeta, Runtime, TokioRuntime, Transmit,
 };
 
 use crate::lock::Locked;
+use crate::rtc::udp::Udp;
 
 /// Datagrams queued per connection before the mux drops (a stalled connection never
 /// holds up the others).

@@ -7,8 +7,8 @@
 //! viewers a server made ~5× more of those wake-ups than it had datagrams to read (`strace` of
 //! `epoll_wait` under the e2e bench: 12.7k write-only events against 2.7k readable in 2 s).
 //! wisp never waits to write UDP (a full socket buffer drops the datagram, as the network would),
-//! so its media sockets — the viewer legs' own and the single-port mux's — register for
-//! reading alone and send with plain non-blocking calls.
+//! so its media sockets — the viewer legs' own, the single-port mux's and the TURN server's —
+//! register for reading alone and send with plain non-blocking calls.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,18 +22,15 @@ use tokio::io::unix::AsyncFd;
 pub struct Udp(AsyncFd<std::net::UdpSocket>);
 
 impl Udp {
-    /// Takes a bound socket; needs a tokio runtime.
-    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Udp> {
+    /// Binds `addr`; needs a tokio runtime.
+    pub fn bind(addr: SocketAddr) -> io::Result<Udp> {
+        let socket = std::net::UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
         // SAFETY: the `AsyncFd` owns the socket, which owns its descriptor: it stays open and
         // the same until the `AsyncFd` drops it, and nothing here hands out `&mut` to it.
         // (tokio's safe `with_interest` is deprecated for taking any `AsRawFd`.)
         let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) };
         Ok(Udp(fd?))
-    }
-
-    pub fn bind(addr: SocketAddr) -> io::Result<Udp> {
-        Udp::from_std(std::net::UdpSocket::bind(addr)?)
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::rtc::udp::Udp;
-use tokio::sync::{Semaphore, mpsc};
 
 pub use credentials::{Credential, Minter};
 pub use server::PeerGuard;

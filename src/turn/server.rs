@@ -9,7 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::rtc::udp::Udp;
 use ::rtc::stun::attributes::*;
 use ::rtc::stun::error_code::*;
 use ::rtc::stun::fingerprint::FINGERPRINT;
@@ -24,6 +23,7 @@ use super::allocation::{Allocation, State, relay_reader};
 pub use super::allocation::{FiveTuple, Link};
 use super::reserve::{PortRequest, Reservations};
 use super::wire::{Reply, SOFTWARE, error, peer_addresses, requested_lifetime, success};
+use crate::rtc::udp::Udp;
 
 use super::auth;
 use super::credentials::Minter;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::task::Poll;
 
-use crate::rtc::udp::Udp;
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::NetInput;
+use crate::rtc::udp::Udp;
 
 /// The largest datagram read (a viewer sends RTCP and consent checks, never this much).
 const DATAGRAM: usize = 2048;

@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::rtc::udp::Udp;
 use ::rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use bytes::BytesMut;
@@ -50,6 +49,7 @@ use tcp::{MAX_TCP_STREAMS, TCP_BASE};
 use crate::error::{Error, Result};
 use crate::rtc::feedback::{Feedback, estimate};
 use crate::rtc::repair::Outgoing;
+use crate::rtc::udp::Udp;
 use crate::rtc::{PeerObserver, PeerState};
 use crate::signal::MediaKind;
 

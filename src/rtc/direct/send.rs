@@ -9,8 +9,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::rtc::udp::Udp;
 use bytes::BytesMut;
+
+use crate::rtc::udp::Udp;
 
 /// Segments per `sendmsg`: the kernel's `UDP_MAX_SEGMENTS`.
 const MAX_SEGMENTS: usize = 64;

@@ -52,9 +52,11 @@ pub async fn stream(
         sfu: sfu.clone(),
         room,
     };
-    // The roster, then the recent chat, in one frame.
+    // The roster, the recent chat and the audience now, in one frame: a page that opens the
+    // stream after its viewers joined (a publisher that reconnects) shows their number at once.
     let first: String = std::iter::once(&s.roster)
         .chain(&s.chat)
+        .chain(std::iter::once(&s.audience))
         .map(sse_frame)
         .collect();
     let frames = stream::unfold((Some(first), sub), move |(first, mut sub)| async move {
@@ -88,9 +90,12 @@ pub async fn whep_stream(
     keepalive: Duration,
 ) -> Result<Response<Body>, Error> {
     use crate::sfu::ViewerState;
-    let crate::sfu::room::Subscribed { roster, rx, .. } =
-        room.subscribe().await.ok_or(Error::NotFound)?;
-    let viewercount = room.viewer_count().await;
+    let crate::sfu::room::Subscribed {
+        roster,
+        rx,
+        audience,
+        ..
+    } = room.subscribe().await.ok_or(Error::NotFound)?;
     let mut state = viewer.state.subscribe();
     let mut layers = viewer.layers.subscribe();
     layers.mark_changed(); // the current layers, if any, come first
@@ -110,7 +115,7 @@ pub async fn whep_stream(
         first.push("event: active\ndata: {}\n\n".into());
     }
     if wants("viewercount") {
-        first.push(sse_frame(&RoomEvent::Viewercount { viewercount }));
+        first.push(sse_frame(&audience));
     }
     let init = (first, rx, state, (layers, reconnect, endpoint), wants);
     let frames = stream::unfold(

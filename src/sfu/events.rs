@@ -1,7 +1,7 @@
-//! Room events: a roster snapshot first, then changes. Delivered through a bounded broadcast
-//! channel; a consumer that falls behind is dropped, never buffered without bound. The field
-//! names are the wire names (serde); `http::events` names and frames them as server-sent
-//! events.
+//! Room events: a snapshot first (the roster, the recent chat, the audience), then changes.
+//! Delivered through a bounded broadcast channel; a consumer that falls behind is dropped,
+//! never buffered without bound. The field names are the wire names (serde); `http::events`
+//! names and frames them as server-sent events.
 
 use serde::Serialize;
 

@@ -81,6 +81,8 @@ pub struct Subscribed {
     pub roster: RoomEvent,
     /// The recent chat, oldest first, to send right after the roster.
     pub chat: Vec<RoomEvent>,
+    /// The audience now (`viewercount`): a subscriber learns it without waiting for a change.
+    pub audience: RoomEvent,
     pub rx: broadcast::Receiver<RoomEvent>,
 }
 
@@ -146,12 +148,15 @@ impl Room {
         rx.await.ok()
     }
 
-    /// The roster now, the recent chat, and every event after them, with nothing lost or
-    /// doubled in between.
+    /// The roster now, the recent chat, the audience, and every event after them, with
+    /// nothing lost or doubled in between.
     pub async fn subscribe(&self) -> Option<Subscribed> {
         self.call(|core, _| Subscribed {
             roster: core.plan.roster(),
             chat: core.plan.chat_history(),
+            audience: RoomEvent::Viewercount {
+                viewercount: core.plan.viewer_count(),
+            },
             rx: core.events.subscribe(),
         })
         .await

@@ -127,6 +127,25 @@ async fn a_viewers_slot_map_is_announced() {
     server.shutdown().await.unwrap();
 }
 
+/// A page that opens the stream after its viewers joined (a publisher that reconnects) learns
+/// the audience from the snapshot, not from the next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_learns_the_audience_at_once() {
+    let server = start().await;
+    let _publisher = Publisher::join(&server, "aud").await;
+    let _v1 = Viewer::join(&server, &paths::whep("aud")).await;
+    let _v2 = Viewer::join(&server, &paths::whep("aud")).await;
+    let mut sse = Sse::open(&http(), &url(&server, &paths::room_events("aud"))).await;
+    assert_eq!(sse.next().await.0, "roster");
+    let (name, v) = sse.next().await;
+    assert_eq!(
+        (name.as_str(), v["viewercount"].as_u64()),
+        ("viewercount", Some(2)),
+        "the snapshot ends with the audience"
+    );
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_server_sent_events_extension() {
     let server = start().await;

@@ -82,19 +82,19 @@ impl Sfu {
         ))
     }
 
-    /// Applies the origin's answer and joins the mirror to its room as a publisher.
+    /// Joins the mirror to its room as a publisher, then applies the origin's answer. In that
+    /// order: the answer lets media flow at once (the origin sends as soon as DTLS is up), and
+    /// a track that reached the room before its publisher had joined would be dropped, so a
+    /// player on this node would never get it.
     pub async fn mirror_start(&self, m: PendingMirror, answer: &str) -> Result<SessionId> {
-        let started = async {
-            let _slot = Reservation::take(self, &m.room.id)?;
-            m.peer.accept_answer(answer).await?;
-            Ok(_slot)
-        }
-        .await;
-        if let Err(e) = started {
-            m.peer.close().await;
-            self.drop_room_if_empty(&m.room);
-            return Err(e);
-        }
+        let slot = match Reservation::take(self, &m.room.id) {
+            Ok(slot) => slot,
+            Err(e) => {
+                m.peer.close().await;
+                self.drop_room_if_empty(&m.room);
+                return Err(e);
+            }
+        };
         if let Some(ext) =
             signal::offer::extmap_id(answer, MediaKind::Audio, crate::rtc::AUDIO_LEVEL_URI)
         {
@@ -114,7 +114,8 @@ impl Sfu {
             version: Mutex::new(new_version()),
             awaiting_answer: false.into(),
         });
-        self.sessions().insert(m.id, session);
+        self.sessions().insert(m.id, session.clone());
+        drop(slot);
         if first {
             m.room
                 .send(Command::PublisherJoined {
@@ -122,6 +123,12 @@ impl Sfu {
                     expected: signal::offer::first_codecs(answer),
                 })
                 .await;
+        }
+        if let Err(e) = session.peer.accept_answer(answer).await {
+            // Leaves as any publisher session does (its participant too, if this was its
+            // only leg), and closes the leg.
+            let _ = self.remove(m.id).await;
+            return Err(e);
         }
         tracing::info!(room = %m.room.id, session = %m.id, participant = %m.participant.id, "mirror joined");
         Ok(m.id)

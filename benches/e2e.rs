@@ -4,8 +4,9 @@
 //! 50 packets/s (send time in the payload), and N webrtc-rs viewers that count and
 //! timestamp what they receive. For each N: forwarded packets/s, server CPU-seconds (from
 //! /proc/<pid>/stat) and so packets per server CPU-second, RSS per viewer, loss, end-to-end
-//! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floor: a
-//! minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured the same way.
+//! latency percentiles, join time; then a fit CPU = a + b·N. In the same run, the floors
+//! (`e2e/floor.rs`): a minimal relay (UDP in, SRTP AES-128-GCM per viewer, sendto) measured
+//! the same way, saturated once and at each point's own load.
 //!
 //! `cargo bench --bench e2e -- [--viewers 10,25,50,100] [--seconds 5] [--wisp-args "…"] [--obs]
 //! [--paced]`
@@ -16,7 +17,6 @@
 //! alternated. Writes target/cluster-bench.md: the edge's CPU per viewer against one node's,
 //! and the origin's CPU with an edge against one node's with one viewer.
 
-use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,10 +25,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtc::shared::marshal::Marshal;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use wisp::rtc::client::{ClientPeer, local_track};
+
+#[path = "e2e/floor.rs"]
+mod floor;
 
 const VIDEO_BPS: f64 = 2_500_000.0;
 const PACKET: usize = 1200;
@@ -81,6 +83,9 @@ struct Point {
     origin_cpu: f64,
     packets_per_cpu_second: f64,
     floor_ratio: f64,
+    /// Against the floor at this point's own load (`floor::at_load`); not measured (null) in
+    /// the cluster sweep.
+    load_floor_ratio: f64,
     rss_per_viewer_kib: f64,
     loss: f64,
     latency_ms_p50: f64,
@@ -502,6 +507,7 @@ async fn run_point(
         origin_cpu: (o1 - o0) / el,
         packets_per_cpu_second: ppcs,
         floor_ratio: ppcs / floor_pps,
+        load_floor_ratio: f64::NAN,
         rss_per_viewer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
         loss: if expected > 0.0 {
             (1.0 - live / expected).max(0.0)
@@ -515,99 +521,6 @@ async fn run_point(
         forward_ms_p99: bucket_quantile(&fwd0, &fwd1, 0.99),
         join_ms_median: js.get(js.len() / 2).copied().unwrap_or(f64::NAN),
     }
-}
-
-/// The floor: UDP in, SRTP-protect per viewer with AES-128-GCM (what wisp negotiates first),
-/// sendto per viewer. Returns protected-and-sent packets per CPU-second of the relay thread.
-fn floor(viewers: usize, packets: usize) -> f64 {
-    let crypto = rtc::crypto::default_provider().expect("crypto");
-    let input = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let in_addr = input.local_addr().unwrap();
-    let out = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sinks: Vec<UdpSocket> = (0..viewers)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addrs: Vec<_> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
-    // The viewers read what they get, as wisp's do: a receive buffer left to fill up makes
-    // the kernel drop at delivery, a cheaper path than delivering (the floor came out up to
-    // 2x higher and swung with it).
-    let stop = Arc::new(AtomicBool::new(false));
-    let drain = {
-        let socks: Vec<UdpSocket> = sinks.iter().map(|s| s.try_clone().unwrap()).collect();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut b = [0u8; 2048];
-            for s in &socks {
-                s.set_nonblocking(true).unwrap();
-            }
-            while !stop.load(Ordering::Relaxed) {
-                let mut got = false;
-                for s in &socks {
-                    while s.recv(&mut b).is_ok() {
-                        got = true;
-                    }
-                }
-                if !got {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-        })
-    };
-    let mut ctxs: Vec<_> = (0..viewers)
-        .map(|i| {
-            rtc::srtp::context::Context::new(
-                &[i as u8; 16],
-                &[7u8; 12],
-                rtc::srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
-                None,
-                None,
-                crypto.crypto(),
-            )
-            .expect("srtp context")
-        })
-        .collect();
-    let feeder = std::thread::spawn(move || {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        for seq in 0..packets {
-            let pkt = rtc::rtp::packet::Packet {
-                header: rtc::rtp::header::Header {
-                    version: 2,
-                    payload_type: 96,
-                    sequence_number: seq as u16,
-                    ssrc: 1,
-                    ..Default::default()
-                },
-                payload: Bytes::from(vec![0x5a; PACKET]),
-            };
-            let _ = s.send_to(&pkt.marshal().unwrap(), in_addr);
-            if seq % 64 == 63 {
-                std::thread::sleep(Duration::from_micros(200)); // keep the input buffer from overflowing
-            }
-        }
-    });
-    input
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let c0 = cpu_seconds("/proc/thread-self/stat");
-    let mut relayed = 0u64;
-    while let Ok(len) = input.recv(&mut buf) {
-        for (ctx, addr) in ctxs.iter_mut().zip(&addrs) {
-            if let Ok(enc) = ctx.encrypt_rtp(&buf[..len]) {
-                let _ = out.send_to(&enc, addr);
-                relayed += 1;
-            }
-        }
-        if relayed >= (packets * viewers) as u64 {
-            break;
-        }
-    }
-    let c1 = cpu_seconds("/proc/thread-self/stat");
-    let _ = feeder.join();
-    stop.store(true, Ordering::Relaxed);
-    let _ = drain.join();
-    drop(sinks);
-    relayed as f64 / (c1 - c0).max(0.01)
 }
 
 fn fit(points: &[Point]) -> (f64, f64) {
@@ -702,11 +615,11 @@ fn main() {
     let max_n = viewers.iter().copied().max().unwrap_or(10);
 
     // The median of three: one run of the floor moves with the machine as much as wisp does.
-    // At least 200k sends per run: the CPU clock ticks in 10 ms, so a shorter run is noise.
+    // At least 200k sends per run, so one run spans more than a moment of the machine.
     let floor_viewers = max_n.min(100);
     let floor_packets = (200_000 / floor_viewers).max(2000);
     let mut floors: Vec<f64> = (0..3)
-        .map(|_| floor(floor_viewers, floor_packets))
+        .map(|_| floor::saturated(floor_viewers, floor_packets))
         .collect();
     floors.sort_by(|a, b| a.total_cmp(b));
     let floor_pps = floors[1];
@@ -731,7 +644,7 @@ fn main() {
     let mut points = Vec::new();
     for &n in &viewers {
         eprintln!("running N = {n}");
-        let p = rt.block_on(run_point(
+        let mut p = rt.block_on(run_point(
             &server,
             &server,
             &format!("bench{n}"),
@@ -739,6 +652,16 @@ fn main() {
             seconds,
             floor_pps,
         ));
+        // The median of three, as the saturated floor's.
+        let mut loads: Vec<f64> = (0..3)
+            .map(|_| floor::at_load(n, seconds, PACED.load(Ordering::Relaxed)))
+            .collect();
+        loads.sort_by(|a, b| a.total_cmp(b));
+        eprintln!(
+            "floor at N = {n}'s load: {:.0} packets per CPU-second (median of {:.0} / {:.0} / {:.0})",
+            loads[1], loads[0], loads[1], loads[2]
+        );
+        p.load_floor_ratio = p.packets_per_cpu_second / loads[1];
         points.push(p);
     }
     let _ = Command::new("kill")
@@ -748,16 +671,17 @@ fn main() {
 
     let (a, b) = fit(&points);
     let mut md = String::from(
-        "| viewers | forwarded pkt/s | server CPU (cores) | pkt per CPU-s | × floor | RSS/viewer KiB | loss | latency p50/p99/p99.9 ms | wisp's share p50/p99 ≤ ms | join ms (median) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| viewers | forwarded pkt/s | server CPU (cores) | pkt per CPU-s | × floor | × floor at load | RSS/viewer KiB | loss | latency p50/p99/p99.9 ms | wisp's share p50/p99 ≤ ms | join ms (median) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in &points {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2}% | {:.2} / {:.2} / {:.2} | {} / {} | {:.0} |\n",
+            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2}% | {:.2} / {:.2} / {:.2} | {} / {} | {:.0} |\n",
             p.viewers,
             p.forwarded_pps,
             p.server_cpu,
             p.packets_per_cpu_second,
             p.floor_ratio,
+            p.load_floor_ratio,
             p.rss_per_viewer_kib,
             p.loss * 100.0,
             p.latency_ms_p50,
@@ -769,7 +693,7 @@ fn main() {
         ));
     }
     md.push_str(&format!(
-        "\nFloor (same run): {floor_pps:.0} packets per CPU-second. Fit: server CPU = {a:.4} + {b:.5}·N cores (b = CPU per viewer).\n"
+        "\nFloor (same run, saturated): {floor_pps:.0} packets per CPU-second; the floor at load is measured at each point's own load (benches/e2e/floor.rs). Fit: server CPU = {a:.4} + {b:.5}·N cores (b = CPU per viewer).\n"
     ));
     println!("{md}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");

@@ -48,6 +48,10 @@ const args = (wav) => [
 ];
 const launch = (wav) => chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: args(wav) });
 const step = (msg) => console.log(`ok   ${msg}`);
+// A failure's diagnostics, bounded: a page whose renderer hangs never answers an evaluate
+// (playwright sets no limit), and the failure would then wait for the lab's 600 s timeout
+// (seen once at step 9) instead of being reported with what is known.
+const answered = (p) => Promise.race([p, new Promise((resolve) => { setTimeout(() => resolve('(the page did not answer in 10 s)'), 10_000).unref(); })]);
 // The network fault of step 11: every UDP packet into the lab namespace dropped.
 const TABLE = 'wisp_pages';
 const cut = () => execSync('nft -f -', {
@@ -171,7 +175,7 @@ async function seesEveryone(page, me, names) {
     const labels = [...document.querySelectorAll('.tile:not([hidden]) .label')].map((l) => l.textContent);
     return labels.includes(`${me} (you)`) && names.every((n) => labels.includes(n)) && labels.length === names.length + 1;
   }, [me, names], { timeout: T }).catch(async (e) => {
-    throw new Error(`${me}'s page should show ${names.join(', ')}: ${e.message}; shows ${JSON.stringify(await tilesOf(page))}`);
+    throw new Error(`${me}'s page should show ${names.join(', ')}: ${e.message}; shows ${JSON.stringify(await answered(tilesOf(page)))}`);
   });
   const before = await decoded(page);
   await until(page, async ([before, n]) => {
@@ -280,7 +284,7 @@ try {
     await page.fill('#chat-input', text);
     await page.press('#chat-input', 'Enter');
     await page.waitForFunction(() => document.getElementById('chat-input').value === '', null, { timeout: T }).catch(async (e) => {
-      throw new Error(`chat not sent: ${await page.evaluate(() => document.getElementById('chat-status').textContent)} (${e.message})`);
+      throw new Error(`chat not sent: ${await answered(page.evaluate(() => document.getElementById('chat-status').textContent))} (${e.message})`);
     });
   };
   const texts = (page) => page.evaluate(() => [...document.querySelectorAll('#chat-log .msg .text')].map((p) => p.textContent));
@@ -292,7 +296,7 @@ try {
     await page.waitForFunction(([a, b]) => {
       const t = [...document.querySelectorAll('#chat-log .msg .text')].map((p) => p.textContent);
       return t.includes(a) && t.includes(b);
-    }, [HELLO, EVIL], { timeout: T }).catch(async (e) => { throw new Error(`${name}'s chat: ${JSON.stringify(await texts(page))} (${e.message})`); });
+    }, [HELLO, EVIL], { timeout: T }).catch(async (e) => { throw new Error(`${name}'s chat: ${JSON.stringify(await answered(texts(page)))} (${e.message})`); });
     const harm = await page.evaluate(() => ({
       elements: document.querySelectorAll('#chat-log img, #chat-log script, #chat-log b, #chat-log a').length,
       pwned: window.__pwned ?? null,
@@ -305,7 +309,7 @@ try {
   await dave.waitForFunction(([a, b]) => {
     const t = [...document.querySelectorAll('#chat-log .msg .text')].map((p) => p.textContent);
     return t.length === 2 && t[0] === a && t[1] === b && !document.querySelector('#chat-log img, #chat-log script, #chat-log b');
-  }, [HELLO, EVIL], { timeout: T }).catch(async (e) => { throw new Error(`dave's chat history: ${JSON.stringify(await texts(dave))} (${e.message})`); });
+  }, [HELLO, EVIL], { timeout: T }).catch(async (e) => { throw new Error(`dave's chat history: ${JSON.stringify(await answered(texts(dave)))} (${e.message})`); });
   step('chat: dave, joining late, gets the history in order, the markup still as text');
   await Promise.all([seesEveryone(dave, 'dave', ['alice', 'bob', 'carol']), seesEveryone(alice, 'alice', ['bob', 'carol', 'dave'])]);
   step('dave sees alice, bob and carol; alice sees dave');
@@ -331,7 +335,7 @@ try {
     const start = await act();
     const took = await Promise.all(Object.entries(others).map(async ([name, page]) => {
       await page.waitForFunction(() => window.__shownAt, null, { timeout: 5_000 }).catch(async () => {
-        throw new Error(`${name}'s page does not show ${what} after 5 s: ${JSON.stringify(await tilesOf(page))}`);
+        throw new Error(`${name}'s page does not show ${what} after 5 s: ${JSON.stringify(await answered(tilesOf(page)))}`);
       });
       return [name, (await page.evaluate(() => window.__shownAt)) - start];
     }));
@@ -414,7 +418,7 @@ try {
     window.__pinned = { mid, h, layer: w.layers.get(mid) };
     return h > h0;
   }, [bobId, before], { timeout: T, what: 'dave: bob\'s slot in a larger layer after the pin' }).catch(async (e) => {
-    throw new Error(`${e.message}: ${JSON.stringify(await dave.evaluate(() => window.__pinned))}`);
+    throw new Error(`${e.message}: ${JSON.stringify(await answered(dave.evaluate(() => window.__pinned)))}`);
   });
   const pinned = await dave.evaluate(() => window.__pinned);
   step(`pin: dave pins bob; bob's tile is featured and his slot goes from ${before} to ${pinned.h} lines (layer request ${pinned.layer})`);
@@ -433,7 +437,7 @@ try {
       if (!t || !t.classList.contains('screen') || !t.classList.contains('featured') || !(t.querySelector('video').videoWidth > 0)) return false;
       const area = (e) => { const r = e.getBoundingClientRect(); return r.width * r.height; };
       return [...document.querySelectorAll('.tile:not([hidden])')].every((o) => o === t || area(o) * 2 < area(t));
-    }, aliceId, { timeout: T }).catch(async (e) => { throw new Error(`${name} does not show alice's screen large: ${e.message}; ${JSON.stringify(await tilesOf(page))}`); });
+    }, aliceId, { timeout: T }).catch(async (e) => { throw new Error(`${name} does not show alice's screen large: ${e.message}; ${JSON.stringify(await answered(tilesOf(page)))}`); });
   };
   await Promise.all([screenOnOthers(bob, 'bob'), screenOnOthers(carol, 'carol'), screenOnOthers(dave, 'dave')]);
   const label = await bob.evaluate(() => document.querySelector('.tile.screen:not([hidden]) .label').textContent);
@@ -499,8 +503,8 @@ try {
     && document.getElementById('player').getVideoPlaybackQuality().totalVideoFrames > 10
     && !document.getElementById('unmute').hidden && document.getElementById('offline-msg').hidden, null, { timeout: T })
     .catch(async (e) => {
-      throw new Error(`/watch: ${e.message}: ${await watcher.evaluate(() => JSON.stringify({ live: window.wisp.live, viewers: window.wisp.viewers,
-        text: document.getElementById('live').textContent, quality: document.getElementById('quality').textContent, unmute: !document.getElementById('unmute').hidden }))}`);
+      throw new Error(`/watch: ${e.message}: ${await answered(watcher.evaluate(() => JSON.stringify({ live: window.wisp.live, viewers: window.wisp.viewers,
+        text: document.getElementById('live').textContent, quality: document.getElementById('quality').textContent, unmute: !document.getElementById('unmute').hidden })))}`);
     });
   const fills = await watcher.evaluate(() => { const r = document.getElementById('player').getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height)]; });
   if (fills[0] !== 1280 || fills[1] !== 720) throw new Error(`/watch at 1280×720: the player is ${fills.join('×')}`);

@@ -166,12 +166,6 @@ impl Room {
         self.events.receiver_count()
     }
 
-    pub async fn viewer_count(&self) -> usize {
-        self.call(|core, _| core.plan.viewer_count())
-            .await
-            .unwrap_or(0)
-    }
-
     /// The room's players on this node (cluster mode: not other nodes' upstream sessions,
     /// nor the players other nodes count).
     pub async fn local_viewers(&self) -> usize {

@@ -163,10 +163,16 @@ for n in "$E1" "$E2"; do kill -INT "${PID[play-$n]}" 2>/dev/null || true; done
 for n in "$E1" "$E2"; do wait "${PID[play-$n]}" 2>/dev/null || true; done
 
 if [ "$fail" != 0 ]; then
+  # The most telling lines last: a CI excerpt keeps a section's head and tail. The owner's kill
+  # floods the edges' logs with "lost its origin" retries, which say nothing new.
   for n in a b c; do echo "--- wisp $n"; tail -25 "$LOG/wisp-$n.log"; done
+  for n in a b c; do
+    echo "--- wisp $n: sessions, mirrors and cascades"
+    sed 's/\x1b\[[0-9;]*m//g' "$LOG/wisp-$n.log" | grep -E "wisp::(sfu|cluster)" \
+      | grep -v "lost its origin" | cut -c1-200 | tail -12 || true
+  done
   for n in "$E1" "$E2"; do echo "--- player on $n"; tail -5 "$LOG/play-$n.log"; done
   echo "--- /watch on $E2"; tail -5 "$LOG/page-play.log"
-  for n in a b c; do echo "--- wisp $n, room page"; sed 's/\x1b\[[0-9;]*m//g' "$LOG/wisp-$n.log" | grep -E "room=page|mirror|cascade" | tail -15; done
   exit 1
 fi
 echo "cluster lab: all checks passed"

@@ -38,6 +38,18 @@ const AUDIO_PPS: f64 = 50.0;
 const FPS: f64 = 30.0;
 const STEP: Duration = Duration::from_secs(20); // bound on any one wait
 
+/// The publisher's video as (frames per second, packets per frame). Framed (default): 30
+/// frames/s, each frame's packets back to back under one timestamp, as OBS and GStreamer send
+/// them. Paced: one packet per "frame", evenly spread (a perfect pacer, no bursts at all).
+fn video_schedule(paced: bool) -> (f64, f64) {
+    let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
+    if paced {
+        (vpps, 1.0)
+    } else {
+        (FPS, vpps / FPS)
+    }
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -293,15 +305,7 @@ async fn run_point(
         let (sent, stop, video, audio) = (sent.clone(), stop.clone(), video.clone(), audio.clone());
         let (want_key, sent_video) = (want_key.clone(), sent_video.clone());
         tokio::spawn(async move {
-            let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
-            // Framed (default): 30 frames/s, each frame's packets back to back under one
-            // timestamp, as OBS and GStreamer send them. Paced: one packet per "frame", evenly
-            // spread (a perfect pacer, no bursts at all).
-            let (fps, per_frame) = if PACED.load(Ordering::Relaxed) {
-                (vpps, 1.0)
-            } else {
-                (FPS, vpps / FPS)
-            };
+            let (fps, per_frame) = video_schedule(PACED.load(Ordering::Relaxed));
             let start = Instant::now();
             let (mut nv, mut nf, mut na) = (0u64, 0u64, 0u64);
             let mut tick = tokio::time::interval(Duration::from_millis(2));

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtc::shared::marshal::Marshal;
 
-use super::{AUDIO_PPS, FPS, PACKET, VIDEO_BPS, cpu_seconds};
+use super::{AUDIO_PPS, PACKET, cpu_seconds, video_schedule};
 
 /// This thread's CPU time in seconds: the run time the scheduler keeps (ns), or the clock
 /// ticks of /proc/thread-self/stat where the kernel has no schedstat.
@@ -214,12 +214,7 @@ pub fn at_load(viewers: usize, seconds: f64, paced: bool) -> f64 {
         let fed = fed.clone();
         std::thread::spawn(move || {
             let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let vpps = VIDEO_BPS / 8.0 / PACKET as f64;
-            let (fps, per_frame) = if paced {
-                (vpps, 1.0)
-            } else {
-                (FPS, vpps / FPS)
-            };
+            let (fps, per_frame) = video_schedule(paced);
             let (video, audio) = (vec![0x5a; PACKET], vec![0xfc; 80]);
             let (mut nv, mut nf, mut na) = (0u64, 0u64, 0u64);
             let start = Instant::now();

@@ -90,8 +90,7 @@ impl Sfu {
         let slot = match Reservation::take(self, &m.room.id) {
             Ok(slot) => slot,
             Err(e) => {
-                m.peer.close().await;
-                self.drop_room_if_empty(&m.room);
+                self.mirror_abandon(m).await;
                 return Err(e);
             }
         };

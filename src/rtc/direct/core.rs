@@ -103,8 +103,12 @@ impl LegCore {
         self.own.as_mut()?.poll_rtcp()
     }
 
-    pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.own.as_mut()?.poll_timeout()
+    /// The transport's `(urgent, lazy)` deadlines (see `OwnLeg::poll_timeouts`).
+    pub(super) fn poll_timeouts(&mut self) -> (Option<Instant>, Option<Instant>) {
+        match &mut self.own {
+            Some(own) => own.poll_timeouts(),
+            None => (None, None),
+        }
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {

@@ -64,6 +64,10 @@ const NET_QUEUE: usize = 256;
 const FEEDBACK_QUEUE: usize = 16;
 /// The soonest the loop re-handles a deadline that is already due (no busy loop).
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
+/// How late a connected leg may meet its lazy deadlines (keepalives, consent, DTLS, sender
+/// reports) when nothing else wakes it: longer than the gap between its media wakes (20 ms
+/// audio, 33 ms video), so a leg with media flowing never wakes for them alone.
+const LAZY_SLACK: Duration = Duration::from_millis(50);
 
 /// A piece of signalling run on the driver task with the core.
 type Job = Box<dyn FnOnce(&mut LegCore, Instant) + Send>;
@@ -288,11 +292,20 @@ impl Driver {
             self.events();
             self.reads();
             let now = Instant::now();
-            let mut deadline = self
-                .core
-                .poll_timeout()
+            let (urgent, lazy) = self.core.poll_timeouts();
+            // A connected leg's lazy deadlines are met on whatever wakes it first after them
+            // (its media, every 20-33 ms while it flows); it wakes for them alone only
+            // LAZY_SLACK late. Each timer of each viewer was a worker's wake-up of its own.
+            let slack = match *self.state.borrow() {
+                PeerState::Connected => LAZY_SLACK,
+                _ => Duration::ZERO,
+            };
+            let mut deadline = [urgent, lazy.map(|t| t + slack)]
+                .into_iter()
+                .flatten()
+                .min()
                 .unwrap_or(now + Duration::from_secs(1));
-            if deadline <= now {
+            if [urgent, lazy].into_iter().flatten().any(|t| t <= now) {
                 // Due now: handle it, unless it was handled within the last millisecond.
                 match last_due {
                     Some(t) if now.saturating_duration_since(t) < MIN_TIMER_STEP => {

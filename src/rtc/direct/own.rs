@@ -399,7 +399,11 @@ impl OwnLeg {
         self.rtcp.pop_front()
     }
 
-    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+    /// The leg's next deadlines: `(urgent, lazy)`. Urgent is the pacer's (a paced burst or
+    /// probe leaves on time); lazy is the agent's, the endpoint's and the sender reports',
+    /// which tolerate being late by a few tens of milliseconds (keepalives every second,
+    /// consent over seconds, reports at a randomised interval anyway, RFC 3550 §6.2).
+    pub(crate) fn poll_timeouts(&mut self) -> (Option<Instant>, Option<Instant>) {
         let transport = match self.transport_due {
             Some(due) => due,
             None => {
@@ -411,14 +415,11 @@ impl OwnLeg {
                 due
             }
         };
-        [
-            transport,
-            self.sender.poll_timeout(),
-            self.pacer.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let lazy = [transport, self.sender.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        (self.pacer.poll_timeout(), lazy)
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {

@@ -38,6 +38,7 @@ mod secure;
 mod send;
 pub(crate) mod sender;
 mod tcp;
+mod timers;
 mod wire;
 pub(crate) use agreed::ice_credentials;
 pub(crate) use answer::{PendingTrack, negotiated, restart, viewer_leg};
@@ -45,6 +46,7 @@ pub(crate) use core::LegCore;
 use inbound::{Inbound, Sockets};
 pub(crate) use tcp::TcpSide;
 use tcp::{MAX_TCP_STREAMS, TCP_BASE};
+use timers::timer_plan;
 
 use crate::error::{Error, Result};
 use crate::rtc::feedback::{Feedback, estimate};
@@ -64,10 +66,6 @@ const NET_QUEUE: usize = 256;
 const FEEDBACK_QUEUE: usize = 16;
 /// The soonest the loop re-handles a deadline that is already due (no busy loop).
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
-/// How late a connected leg may meet its lazy deadlines (keepalives, consent, DTLS, sender
-/// reports) when nothing else wakes it: longer than the gap between its media wakes (20 ms
-/// audio, 33 ms video), so a leg with media flowing never wakes for them alone.
-const LAZY_SLACK: Duration = Duration::from_millis(50);
 
 /// A piece of signalling run on the driver task with the core.
 type Job = Box<dyn FnOnce(&mut LegCore, Instant) + Send>;
@@ -293,19 +291,9 @@ impl Driver {
             self.reads();
             let now = Instant::now();
             let (urgent, lazy) = self.core.poll_timeouts();
-            // A connected leg's lazy deadlines are met on whatever wakes it first after them
-            // (its media, every 20-33 ms while it flows); it wakes for them alone only
-            // LAZY_SLACK late. Each timer of each viewer was a worker's wake-up of its own.
-            let slack = match *self.state.borrow() {
-                PeerState::Connected => LAZY_SLACK,
-                _ => Duration::ZERO,
-            };
-            let mut deadline = [urgent, lazy.map(|t| t + slack)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + Duration::from_secs(1));
-            if [urgent, lazy].into_iter().flatten().any(|t| t <= now) {
+            let connected = *self.state.borrow() == PeerState::Connected;
+            let (due, mut deadline) = timer_plan(urgent, lazy, connected, now);
+            if due {
                 // Due now: handle it, unless it was handled within the last millisecond.
                 match last_due {
                     Some(t) if now.saturating_duration_since(t) < MIN_TIMER_STEP => {

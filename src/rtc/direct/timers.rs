@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 /// How late a connected leg may meet its lazy deadlines (keepalives, consent, DTLS, sender
 /// reports) when nothing else wakes it: longer than the gap between its media wakes (20 ms
 /// audio, 33 ms video), so a leg with media flowing never wakes for them alone.
-pub(super) const LAZY_SLACK: Duration = Duration::from_millis(50);
+const LAZY_SLACK: Duration = Duration::from_millis(50);
 
 /// Whether a deadline is due at `now`, and when the driver must wake for its timers
 /// otherwise. A connected leg's lazy deadlines are met on whatever wakes it first after them

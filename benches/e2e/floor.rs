@@ -122,28 +122,7 @@ pub fn saturated(viewers: usize, packets: usize) -> f64 {
     // The viewers read what they get, as wisp's do: a receive buffer left to fill up makes
     // the kernel drop at delivery, a cheaper path than delivering (the floor came out up to
     // 2x higher and swung with it).
-    let stop = Arc::new(AtomicBool::new(false));
-    let drain = {
-        let socks: Vec<UdpSocket> = sinks.iter().map(|s| s.try_clone().unwrap()).collect();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut b = [0u8; 2048];
-            for s in &socks {
-                s.set_nonblocking(true).unwrap();
-            }
-            while !stop.load(Ordering::Relaxed) {
-                let mut got = false;
-                for s in &socks {
-                    while s.recv(&mut b).is_ok() {
-                        got = true;
-                    }
-                }
-                if !got {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-        })
-    };
+    let readers = Viewers::start(sinks, Viewers::mode(Mode::Polling));
     let mut ctxs = srtp_contexts(viewers);
     let feeder = std::thread::spawn(move || {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -169,9 +148,7 @@ pub fn saturated(viewers: usize, packets: usize) -> f64 {
     }
     let c1 = thread_cpu_seconds();
     let _ = feeder.join();
-    stop.store(true, Ordering::Relaxed);
-    let _ = drain.join();
-    drop(sinks);
+    readers.stop();
     relayed as f64 / (c1 - c0).max(0.01)
 }
 
@@ -182,31 +159,7 @@ pub fn at_load(viewers: usize, seconds: f64, paced: bool) -> f64 {
     let net = Sockets::bind(viewers);
     let (input, in_addr, out, sinks, addrs) =
         (net.input, net.in_addr, net.out, net.sinks, net.addrs);
-    // The viewers: a task per socket on a current-thread runtime, parked in epoll when idle.
-    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let readers = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let tasks: Vec<_> = sinks
-                .into_iter()
-                .map(|s| {
-                    s.set_nonblocking(true).unwrap();
-                    let s = tokio::net::UdpSocket::from_std(s).unwrap();
-                    tokio::spawn(async move {
-                        let mut b = [0u8; 2048];
-                        while s.recv(&mut b).await.is_ok() {}
-                    })
-                })
-                .collect();
-            let _ = done_rx.await;
-            for t in tasks {
-                t.abort();
-            }
-        });
-    });
+    let readers = Viewers::start(sinks, Viewers::mode(Mode::Parked));
     let mut ctxs = srtp_contexts(viewers);
     // The publisher, on the bench's schedule (a 2 ms tick, as its sender task).
     let fed = Arc::new(AtomicBool::new(false));
@@ -256,7 +209,101 @@ pub fn at_load(viewers: usize, seconds: f64, paced: bool) -> f64 {
     }
     let c1 = thread_cpu_seconds();
     let _ = feeder.join();
-    let _ = done.send(());
-    let _ = readers.join();
+    readers.stop();
     relayed as f64 / (c1 - c0).max(0.01)
+}
+
+/// How a floor's viewers read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A thread that polls every socket and naps 50 µs when all are empty: no reader is ever
+    /// parked, so the relay's `sendto` never wakes one.
+    Polling,
+    /// A task per socket on a current-thread runtime, parked in epoll when idle (as the
+    /// bench's webrtc-rs viewers are): a datagram to an idle viewer wakes it, inside `sendto`.
+    Parked,
+}
+
+/// A floor's viewers, reading until stopped.
+struct Viewers {
+    stop: Arc<AtomicBool>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Viewers {
+    /// `default`, or what `FLOOR_READERS` (`polling` or `parked`) asks for: the same floor
+    /// with the other readers, to tell the relay's own cost from its viewers' wake-ups.
+    fn mode(default: Mode) -> Mode {
+        match std::env::var("FLOOR_READERS").as_deref() {
+            Ok("polling") => Mode::Polling,
+            Ok("parked") => Mode::Parked,
+            _ => default,
+        }
+    }
+
+    fn start(sinks: Vec<UdpSocket>, mode: Mode) -> Viewers {
+        let stop = Arc::new(AtomicBool::new(false));
+        for s in &sinks {
+            s.set_nonblocking(true).unwrap();
+        }
+        if mode == Mode::Polling {
+            let flag = stop.clone();
+            let thread = std::thread::spawn(move || {
+                let mut b = [0u8; 2048];
+                while !flag.load(Ordering::Relaxed) {
+                    let mut got = false;
+                    for s in &sinks {
+                        while s.recv(&mut b).is_ok() {
+                            got = true;
+                        }
+                    }
+                    if !got {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            });
+            return Viewers {
+                stop,
+                done: None,
+                thread,
+            };
+        }
+        let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let tasks: Vec<_> = sinks
+                    .into_iter()
+                    .map(|s| {
+                        let s = tokio::net::UdpSocket::from_std(s).unwrap();
+                        tokio::spawn(async move {
+                            let mut b = [0u8; 2048];
+                            while s.recv(&mut b).await.is_ok() {}
+                        })
+                    })
+                    .collect();
+                let _ = done_rx.await;
+                for t in tasks {
+                    t.abort();
+                }
+            });
+        });
+        Viewers {
+            stop,
+            done: Some(done),
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(d) = self.done {
+            let _ = d.send(());
+        }
+        let _ = self.thread.join();
+    }
 }

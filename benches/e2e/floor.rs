@@ -224,11 +224,14 @@ enum Mode {
     Parked,
 }
 
-/// A floor's viewers, reading until stopped.
-struct Viewers {
-    stop: Arc<AtomicBool>,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: std::thread::JoinHandle<()>,
+/// A floor's viewers, reading until stopped: the polling thread's stop flag, or the parked
+/// runtime's stop signal.
+enum Viewers {
+    Polling(Arc<AtomicBool>, std::thread::JoinHandle<()>),
+    Parked(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ),
 }
 
 impl Viewers {
@@ -243,11 +246,11 @@ impl Viewers {
     }
 
     fn start(sinks: Vec<UdpSocket>, mode: Mode) -> Viewers {
-        let stop = Arc::new(AtomicBool::new(false));
         for s in &sinks {
             s.set_nonblocking(true).unwrap();
         }
         if mode == Mode::Polling {
+            let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             let thread = std::thread::spawn(move || {
                 let mut b = [0u8; 2048];
@@ -263,11 +266,7 @@ impl Viewers {
                     }
                 }
             });
-            return Viewers {
-                stop,
-                done: None,
-                thread,
-            };
+            return Viewers::Polling(stop, thread);
         }
         let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -292,18 +291,20 @@ impl Viewers {
                 }
             });
         });
-        Viewers {
-            stop,
-            done: Some(done),
-            thread,
-        }
+        Viewers::Parked(done, thread)
     }
 
     fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(d) = self.done {
-            let _ = d.send(());
-        }
-        let _ = self.thread.join();
+        let thread = match self {
+            Viewers::Polling(stop, thread) => {
+                stop.store(true, Ordering::Relaxed);
+                thread
+            }
+            Viewers::Parked(done, thread) => {
+                let _ = done.send(());
+                thread
+            }
+        };
+        let _ = thread.join();
     }
 }
